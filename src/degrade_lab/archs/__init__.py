@@ -1,0 +1,1 @@
+"""Networks only (plain nn.Modules): no losses, optimizers or logging."""

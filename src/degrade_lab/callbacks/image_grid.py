@@ -1,0 +1,47 @@
+"""Saves (and logs) a degraded | restored | clean grid of the first validation images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid
+
+from degrade_lab.utils.io import write_png
+
+
+class ImageGrid(pl.Callback):
+    """After each validation, writes ``samples/step_XXXXXXX.png`` (one row per image: degraded,
+    restored, clean) in the run folder and sends it to TensorBoard / wandb when those loggers are on."""
+
+    def __init__(self, max_images: int = 4, size: int = 128, folder: str = "samples"):
+        self.max_images, self.size, self.folder = max_images, size, folder
+        self.rows: list[torch.Tensor] = []
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self.rows = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if len(self.rows) >= self.max_images or not isinstance(outputs, dict) or "restored" not in outputs:
+            return
+        clean = batch["clean"][:1].float()
+        height, width = clean.shape[-2:]
+        degraded = F.interpolate(batch["degraded"][:1].float(), size=(height, width), mode="nearest")
+        row = torch.cat([degraded, outputs["restored"][:1].float(), clean]).clamp(0, 1)
+        top, left = max((height - self.size) // 2, 0), max((width - self.size) // 2, 0)
+        self.rows.append(row[..., top : top + self.size, left : left + self.size].cpu())
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if not self.rows or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        grid = make_grid(torch.cat(self.rows), nrow=3, padding=2, pad_value=1.0)
+        step = trainer.global_step
+        write_png(Path(trainer.default_root_dir) / self.folder / f"step_{step:07d}.png", grid)
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_image"):  # TensorBoard
+                experiment.add_image("val/samples", grid, step)
+            elif type(logger).__name__ == "WandbLogger":
+                logger.log_image("val/samples", [grid], step=step, caption=["degraded | restored | clean"])

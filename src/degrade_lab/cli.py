@@ -1,0 +1,72 @@
+"""``degrade-lab <task> [hydra overrides]``: one console script, one Hydra app per task.
+
+Every task composes ``conf/<task>.yaml`` (found next to the package, never via the working
+directory), accepts ``--multirun``, ``--help`` and ``experiment=...``, and prints its run folder
+as the last line of output. Bad input exits with status 2 and a one-paragraph message.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TASKS = {
+    "train": "Fit a model (restorer or degradation model) on paired / unpaired / semi-supervised data.",
+    "synthesize": "Degrade a folder of clean images into a paired folder (clean/ + degraded/).",
+    "evaluate": "Score a checkpoint (or ckpt=identity) on paired test images: PSNR/SSIM tables.",
+}
+# Lightning's DDP launcher re-executes this script with the same arguments minus the task name,
+# so the chosen task travels in the environment as well.
+_TASK_ENV = "DEGRADE_LAB_TASK"
+
+
+def _usage() -> str:
+    lines = ["usage: degrade-lab <task> [key=value ...] [--multirun] [--help]", "", "tasks:"]
+    lines += [f"  {name:<11} {text}" for name, text in TASKS.items()]
+    lines += ["", "Run 'degrade-lab <task> --help' for its config groups and options."]
+    return "\n".join(lines)
+
+
+def _run(task: str) -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    from degrade_lab import resolvers  # noqa: F401  (registers the ${dl.*} resolvers)
+    from degrade_lab.errors import UserInputError
+    from degrade_lab.paths import config_dir
+
+    def main(cfg: DictConfig):
+        from importlib import import_module
+
+        function = getattr(import_module(f"degrade_lab.tasks.{task}"), task)
+        try:
+            result = function(cfg)
+        except UserInputError as err:
+            print(f"degrade-lab {task}: error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        print(cfg.paths.output_dir, flush=True)
+        optimized = cfg.get("optimized_metric")
+        return result.get(optimized) if optimized and isinstance(result, dict) else None
+
+    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=task)(main)()
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args and args[0] in TASKS:
+        task = args.pop(0)
+        os.environ[_TASK_ENV] = task
+    elif os.environ.get(_TASK_ENV) in TASKS and args and "=" in args[0]:
+        task = os.environ[_TASK_ENV]  # a DDP child process
+    else:
+        print(_usage(), file=sys.stderr if args and args[0] not in ("-h", "--help") else sys.stdout)
+        if args and args[0] not in ("-h", "--help"):
+            print(f"\ndegrade-lab: unknown task '{args[0]}'", file=sys.stderr)
+            sys.exit(2)
+        return
+    sys.argv = [sys.argv[0], *args]
+    _run(task)
+
+
+if __name__ == "__main__":
+    main()

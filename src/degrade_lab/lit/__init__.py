@@ -1,0 +1,1 @@
+"""LightningModules: losses, optimizers, logging around the networks of ``archs``."""

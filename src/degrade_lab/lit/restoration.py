@@ -1,0 +1,96 @@
+"""One LightningModule for every feed-forward restorer (DnCNN now; DRUNet, RRDBNet later)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric
+
+from degrade_lab.metrics import PSNR, SSIM
+
+_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+
+
+class RestorationModule(pl.LightningModule):
+    """Trains ``net`` to map ``batch["degraded"]`` to ``batch["clean"]`` with a pixel loss.
+
+    Args:
+        net: the restoration network (``degraded -> restored``, up-sampling by ``scale``).
+        loss: ``l1`` or ``l2``.
+        optimizer: a partial optimizer (``_partial_: true`` in the config), called with the parameters.
+        scheduler: an optional partial LR scheduler, stepped every training step.
+        scale: up-sampling factor of ``net`` (1 for denoising).
+        crop_border / y_channel: validation PSNR/SSIM conventions (crop ``scale`` pixels for SR).
+        channels_last: run the network in channels-last memory format (faster convolutions on CPU
+            and tensor cores).
+    """
+
+    data_kind = "paired"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: str = "l1",
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        scale: int = 1,
+        crop_border: int = 0,
+        y_channel: bool = False,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
+        self.net, self.loss_name, self.loss_fn = net, loss, _LOSSES[loss]
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scale, self.channels_last = int(scale), channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.val_psnr = PSNR(crop_border, y_channel)
+        self.val_ssim = SSIM(crop_border, y_channel)
+        self.val_psnr_best = MaxMetric()
+        self.skipped_steps = 0
+
+    def forward(self, degraded: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            degraded = degraded.contiguous(memory_format=torch.channels_last)
+        return self.net(degraded)
+
+    def training_step(self, batch, batch_idx):
+        restored = self(batch["degraded"])
+        loss = self.loss_fn(restored.float(), batch["clean"])
+        if not torch.isfinite(loss):
+            # returning None makes Lightning skip the optimizer step: the weights stay intact
+            self.skipped_steps += 1
+            self.log("train/skipped_steps", float(self.skipped_steps))
+            return None
+        self.log(f"train/{self.loss_name}", loss, prog_bar=True, batch_size=batch["degraded"].shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        restored = self(batch["degraded"]).float().clamp(0, 1)
+        self.val_psnr.update(restored, batch["clean"])
+        self.val_ssim.update(restored, batch["clean"])
+        return {"restored": restored}
+
+    def on_validation_epoch_end(self):
+        psnr = self.val_psnr.compute()
+        self.val_psnr_best.update(psnr)
+        self.log("val/psnr", psnr, prog_bar=True, sync_dist=False)
+        self.log("val/ssim", self.val_ssim.compute())
+        self.log("val/psnr_best", self.val_psnr_best.compute())
+        self.val_psnr.reset()
+        self.val_ssim.reset()
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

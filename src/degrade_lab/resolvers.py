@@ -1,0 +1,40 @@
+"""OmegaConf resolvers used by conf/: paths that never depend on the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from degrade_lab import paths
+
+
+def _run_dir(resume, default):
+    """``resume`` (a run folder or a checkpoint inside one) wins over the fresh run folder."""
+    if resume in (None, "", "null"):
+        return default
+    resume = Path(str(resume)).expanduser().resolve()
+    if resume.is_file():  # RUN/checkpoints/last.ckpt -> RUN
+        return str(resume.parent.parent)
+    return str(resume)
+
+
+def _builtin(name, data_dir):
+    from degrade_lab.data.builtin import ensure_builtin
+
+    return str(ensure_builtin(str(name), data_dir))
+
+
+def register() -> None:
+    for name, fn in {
+        "dl.root": lambda: str(paths.project_root()),
+        "dl.home": lambda: str(paths.home_dir()),
+        "dl.run_dir": _run_dir,
+        "dl.builtin": _builtin,
+        "dl.abspath": lambda p: None if p in (None, "") else str(Path(str(p)).expanduser().resolve()),
+    }.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=name == "dl.builtin")
+
+
+register()

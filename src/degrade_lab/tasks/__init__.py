@@ -1,0 +1,1 @@
+"""The CLI's tasks as plain functions of a config (testable without a shell)."""

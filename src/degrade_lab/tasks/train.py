@@ -1,0 +1,68 @@
+"""``degrade-lab train``: fit any model on any data module; checkpoints, config, summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from degrade_lab.callbacks.run_record import RunRecord
+from degrade_lab.errors import UserInputError
+from degrade_lab.tasks.common import output_dir, save_config
+from degrade_lab.utils.checkpoint import AtomicCheckpointIO
+from degrade_lab.utils.loggers import instantiate_loggers
+from degrade_lab.utils.runs import count_parameters, write_summary
+
+log = logging.getLogger(__name__)
+
+
+def _resume_checkpoint(cfg: DictConfig, out: Path) -> str | None:
+    if not cfg.get("resume"):
+        return None
+    ckpt = Path(str(cfg.resume)).expanduser()
+    ckpt = ckpt if ckpt.is_file() else ckpt / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise UserInputError(f"cannot resume: checkpoint '{ckpt}' does not exist.")
+    return str(ckpt)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train ``cfg.model`` on ``cfg.data``; returns the final logged metrics."""
+    start = time.time()
+    out = output_dir(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    ckpt_path = _resume_checkpoint(cfg, out)
+    config = save_config(cfg, out, overwrite=ckpt_path is None)
+
+    model = hydra.utils.instantiate(cfg.model)
+    datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    callbacks.append(RunRecord(config, cfg.seed))
+    loggers = instantiate_loggers(cfg.get("logger"), out)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(out),
+    )
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        write_summary(
+            out,
+            task="train",
+            params=count_parameters(model),
+            global_step=trainer.global_step,
+            wall_seconds=round(time.time() - start, 2),
+            seed=cfg.seed,
+            metrics=metrics,
+            resumed_from=ckpt_path,
+        )
+    return metrics

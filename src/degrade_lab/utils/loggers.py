@@ -1,0 +1,38 @@
+"""Building the configured Lightning loggers; wandb runs keep their id in the run folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, open_dict
+
+from degrade_lab.utils.io import atomic_write_text
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The wandb run id of this run folder (``wandb_id.txt``), created once: a resumed run
+    therefore continues the same wandb run."""
+    path = run_dir / "wandb_id.txt"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:12]
+    atomic_write_text(path, run_id + "\n")
+    return run_id
+
+
+def instantiate_loggers(cfg: DictConfig | None, run_dir: Path) -> list:
+    loggers = []
+    for conf in (cfg or {}).values():
+        if not conf or "_target_" not in conf:
+            continue
+        if conf._target_.endswith("WandbLogger"):
+            with open_dict(conf):
+                conf.id = wandb_run_id(run_dir)
+                conf.resume = "allow"
+                # offline unless the user chose a mode (WANDB_MODE=online to sync live)
+                conf.offline = os.environ.get("WANDB_MODE") is None
+        loggers.append(hydra.utils.instantiate(conf))
+    return loggers

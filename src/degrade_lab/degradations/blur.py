@@ -57,7 +57,9 @@ class GaussianBlur(Degrader):
 
     def degrade(self, clean, generator=None):
         kernels = self.sample_kernels(clean.shape[0], generator, clean.device).to(clean.dtype)
-        return kornia.filters.filter2d(clean, kernels, border_type="reflect")
+        # reflect padding needs the image larger than the kernel radius; tiny images replicate
+        border = "reflect" if min(clean.shape[-2:]) > self.kernel_size // 2 else "replicate"
+        return kornia.filters.filter2d(clean, kernels, border_type=border)
 
     def extra_repr(self):
         return f"sigma={self.sigma}, anisotropic={self.anisotropic}, kernel_size={self.kernel_size}"

@@ -1,0 +1,49 @@
+# degrade_lab — `make help` lists the targets. Every target sets up .venv itself (idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+# constraints.txt pins torch/torchvision for EVERY install step (see DEVELOPERS.md)
+PIP_INSTALL := $(PY) -m pip install --quiet --constraint constraints.txt
+export HYDRA_FULL_ERROR := 1
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-full lint train-dncnn benchmark clean clean-logs
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -e '.[dev]'
+	@$(PY) -c "import torch, torchvision; assert torch.__version__.split('+')[0] == '2.14.1', torch.__version__; assert torchvision.__version__.split('+')[0] == '0.29.1', torchvision.__version__"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install degrade_lab with its pinned dependencies
+
+demo: setup ## builtin data -> AWGN / camera pairs -> 3 DnCNNs -> table (about 8 min on 2 CPU cores)
+	$(PY) experiments/dncnn_demo.py
+
+test: setup ## the fast test suite (what CI runs)
+	$(PY) -m pytest -m "not slow" -q
+
+test-full: setup ## every test, including DDP on CPU and multirun sweeps
+	$(PY) -m pytest -q
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check src tests benchmarks experiments
+
+train-dncnn: setup ## a CPU-sized DnCNN on the builtin true pairs
+	$(VENV)/bin/degrade-lab train experiment=dncnn_oracle
+
+benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)
+	$(PY) benchmarks/bench_foundation.py
+
+clean-logs: ## delete run folders (logs/)
+	rm -rf logs
+
+clean: clean-logs ## delete .venv, caches and run folders
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

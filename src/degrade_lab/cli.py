@@ -41,8 +41,13 @@ def _run(task: str) -> None:
         function = getattr(import_module(f"degrade_lab.tasks.{task}"), task)
         try:
             result = function(cfg)
-        except UserInputError as err:
-            print(f"degrade-lab {task}: error: {err}", file=sys.stderr, flush=True)
+        except Exception as err:  # hydra wraps errors raised inside instantiate(): unwrap the chain
+            cause: BaseException | None = err
+            while cause is not None and not isinstance(cause, UserInputError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            print(f"degrade-lab {task}: error: {cause}", file=sys.stderr, flush=True)
             sys.exit(2)
         print(cfg.paths.output_dir, flush=True)
         optimized = cfg.get("optimized_metric")

@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     callbacks.append(RunRecord(config, cfg.seed))
-    loggers = instantiate_loggers(cfg.get("logger"), out)
+    loggers = instantiate_loggers(cfg.get("logger"), out, resuming=ckpt_path is not None)
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
         default_root_dir=str(out),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -23,11 +24,16 @@ def wandb_run_id(run_dir: Path) -> str:
     return run_id
 
 
-def instantiate_loggers(cfg: DictConfig | None, run_dir: Path) -> list:
+def instantiate_loggers(cfg: DictConfig | None, run_dir: Path, resuming: bool = False) -> list:
+    """Instantiate every logger config; on resume, file loggers get a new version folder so the
+    earlier logs are kept (Lightning's CSVLogger would otherwise overwrite them)."""
     loggers = []
     for conf in (cfg or {}).values():
         if not conf or "_target_" not in conf:
             continue
+        if resuming and not conf._target_.endswith("WandbLogger") and "version" in conf:
+            with open_dict(conf):
+                conf.version = f"resumed_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
         if conf._target_.endswith("WandbLogger"):
             with open_dict(conf):
                 conf.id = wandb_run_id(run_dir)

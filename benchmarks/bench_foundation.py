@@ -43,36 +43,40 @@ def bench_degraders(repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
+def bench_dncnn_variant(channels_last: bool, bf16: bool, repeats: int) -> tuple[float, float]:
+    """(seconds per training step, seconds per 256x256 inference) for one precision/layout."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = DnCNN().to(memory_format=fmt)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    clean = torch.rand(16, 3, 64, 64).contiguous(memory_format=fmt)
+    noisy = (clean + 0.1 * torch.randn_like(clean)).contiguous(memory_format=fmt)
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            loss = F.l1_loss(net(noisy).float(), clean)
+        loss.backward()
+        optimizer.step()
+
+    step_seconds = timed(step, repeats)
+    net.eval()
+    image = torch.rand(1, 3, 256, 256).contiguous(memory_format=fmt)
+
+    def infer():
+        with torch.inference_mode(), autocast():
+            net(image)
+
+    return step_seconds, timed(infer, repeats)
+
+
 def bench_dncnn(repeats: int) -> list[tuple[str, float, float]]:
-    rows = []
-    for label, channels_last, bf16 in [("fp32", False, False), ("fp32 channels_last", True, False),
-                                       ("bf16 autocast", False, True), ("bf16 autocast + channels_last", True, True)]:
-        torch.manual_seed(0)
-        net = DnCNN()
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        net = net.to(memory_format=fmt)
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-        clean = torch.rand(16, 3, 64, 64).contiguous(memory_format=fmt)
-        noisy = (clean + 0.1 * torch.randn_like(clean)).contiguous(memory_format=fmt)
-        autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            with autocast():
-                loss = F.l1_loss(net(noisy).float(), clean)
-            loss.backward()
-            optimizer.step()
-
-        step_seconds = timed(step, repeats)
-        net.eval()
-        image = torch.rand(1, 3, 256, 256).contiguous(memory_format=fmt)
-
-        def infer():
-            with torch.inference_mode(), autocast():
-                net(image)
-
-        rows.append((label, step_seconds, timed(infer, repeats)))
-    return rows
+    variants = [("fp32", False, False), ("fp32 channels_last", True, False),
+                ("bf16 autocast", False, True), ("bf16 autocast + channels_last", True, True)]
+    return [(label, *bench_dncnn_variant(cl, bf16, repeats)) for label, cl, bf16 in variants]
 
 
 def main() -> None:

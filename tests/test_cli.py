@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import save_rgb, smooth_image
 
 TINY = ["experiment=dncnn_cpu", "model.net.channels=8", "model.net.depth=3", "data=folders", "data.crop_size=16",

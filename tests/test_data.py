@@ -7,9 +7,9 @@ import pytest
 import tifffile
 import torch
 import torch.nn.functional as F
-from conftest import save_rgb, smooth_image
 from PIL import Image
 
+from conftest import save_rgb, smooth_image
 from degrade_lab.data import domains as D
 from degrade_lab.data.datamodules import folders
 from degrade_lab.data.datasets import ImageFolderDataset, PairedCropDataset, PairedImageDataset, find_pairs

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from matlab_imresize_reference import imresize as matlab_imresize
 from PIL import Image
 
 from degrade_lab.degradations.base import Degrader, Identity
@@ -19,6 +18,7 @@ from degrade_lab.degradations.lowlight import LowLight
 from degrade_lab.degradations.noise import AWGN, PoissonGaussian
 from degrade_lab.degradations.resize import Bicubic, imresize
 from degrade_lab.degradations.second_order import SecondOrder
+from matlab_imresize_reference import imresize as matlab_imresize
 
 
 def gen(seed=0):

@@ -140,3 +140,19 @@ def test_evaluate_rejects_a_checkpoint_of_another_scale(compose, tiny_folders):
                                 f"data.test={tiny_folders / 'test'}", "data.scale=2", "progress=false"])
     with pytest.raises(UserInputError, match="scale 1 but data.scale is 2"):
         evaluate(ecfg)
+
+
+def test_wandb_offline_run_resumes_the_same_run(compose, tiny_folders, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "wb"
+    tiny_train(compose, tiny_folders, "logger=wandb", run_dir=run)
+    run_id = (run / "wandb_id.txt").read_text().strip()
+    first = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(first) == 1 and first[0].name.endswith(run_id)
+    assert any(first[0].rglob("*.wandb"))  # the run's data, ready for `wandb sync`
+    cfg = compose("train", [*TINY, f"data.paired={tiny_folders / 'paired'}", f"data.test={tiny_folders / 'test'}",
+                            "trainer.max_steps=8", "logger=wandb", f"resume={run}"], run_dir=run)
+    train(cfg)
+    assert (run / "wandb_id.txt").read_text().strip() == run_id
+    assert all(p.name.endswith(run_id) for p in (run / "wandb").glob("offline-run-*"))

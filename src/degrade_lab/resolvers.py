@@ -25,12 +25,24 @@ def _builtin(name, data_dir):
     return str(ensure_builtin(str(name), data_dir))
 
 
+def _cpu_bf16_precision():
+    """``bf16-mixed`` where oneDNN has fast bfloat16 kernels on this CPU, else ``32-true``."""
+    import torch
+
+    try:
+        fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        fast = False
+    return "bf16-mixed" if fast else "32-true"
+
+
 def register() -> None:
     for name, fn in {
         "dl.root": lambda: str(paths.project_root()),
         "dl.home": lambda: str(paths.home_dir()),
         "dl.run_dir": _run_dir,
         "dl.builtin": _builtin,
+        "dl.cpu_bf16_precision": _cpu_bf16_precision,
         "dl.abspath": lambda p: None if p in (None, "") else str(Path(str(p)).expanduser().resolve()),
     }.items():
         if not OmegaConf.has_resolver(name):

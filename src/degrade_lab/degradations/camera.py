@@ -20,7 +20,6 @@ from degrade_lab.degradations.base import Degrader, Range, as_range, per_image, 
 from degrade_lab.degradations.jpeg import JPEG
 from degrade_lab.degradations.noise import poisson_gaussian
 
-
 #: camera RGB -> linear sRGB colour correction (rows sum to 1, so grey stays grey); a typical
 #: consumer-sensor matrix of the magnitude Brooks et al. sample from
 CAM_TO_RGB = torch.tensor([[1.80, -0.60, -0.20], [-0.25, 1.60, -0.35], [0.05, -0.55, 1.50]])

@@ -86,7 +86,7 @@ def evaluate(cfg: DictConfig) -> dict:
         [["degraded input", metrics["input/psnr"], metrics["input/ssim"]],
          ["restored" if model is not None else "identity", metrics["test/psnr"], metrics["test/ssim"]]],
     )
-    conventions = f"RGB" if not y_channel else "Y (BT.601)"
+    conventions = "RGB" if not y_channel else "Y (BT.601)"
     atomic_write_text(
         out / "metrics.md",
         f"# Evaluation of {label}\n\nTest pairs: `{cfg.data.test}` ({len(rows)} images), {conventions}, "

@@ -30,6 +30,14 @@ def _resume_checkpoint(cfg: DictConfig, out: Path) -> str | None:
     return str(ckpt)
 
 
+def _finish_wandb(loggers: list) -> None:
+    """Close wandb runs (offline files are flushed), so sweeps start each job with a fresh run."""
+    if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
+        import wandb
+
+        wandb.finish()
+
+
 def train(cfg: DictConfig) -> dict:
     """Train ``cfg.model`` on ``cfg.data``; returns the final logged metrics."""
     start = time.time()
@@ -49,10 +57,13 @@ def train(cfg: DictConfig) -> dict:
     )
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    if trainer.interrupted:
-        raise KeyboardInterrupt
-    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+    finally:
+        _finish_wandb(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         write_summary(

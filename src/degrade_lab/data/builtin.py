@@ -1,0 +1,153 @@
+"""The embedded default dataset: real photographs shipped inside installed packages.
+
+Ten colour photos from scikit-image, scikit-learn and matplotlib are cut into 256x256 tiles
+(photos of 800 px or more are first halved with MATLAB bicubic, which also cleans their own
+sensor noise and JPEG artefacts). Whole photos go to one split, so the splits share no scene:
+
+* ``source/``             clean tiles (the clean domain)
+* ``target/``             camera-degraded tiles of OTHER photos (the degraded domain, never paired)
+* ``paired/{clean,degraded}``  the source tiles with their true degradation (the oracle's pairs)
+* ``test/{clean,degraded}``    held-out photos, same degradation (the benchmark)
+
+The degradation is :class:`~degrade_lab.degradations.camera.CameraPipeline` with fixed
+parameters (``CAMERA`` below: Poisson-Gaussian noise in linear camera RGB on a Bayer mosaic,
+bilinear demosaic, colour correction, sRGB gamma, JPEG q90) and fixed seeds. ``builtin_sr`` first shrinks the clean tile x4
+with MATLAB bicubic (the papers' real-world SR setting), so its degraded side is 64x64.
+Materialised once into ``<cache>/<name>/`` with ``manifest.json`` (SHA-256 of every file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from degrade_lab.degradations.camera import CameraPipeline
+from degrade_lab.degradations.resize import imresize
+from degrade_lab.utils.io import atomic_write_json, sha256_file, write_png
+
+TILE = 256
+VERSION = 2
+#: the builtin degradation, fixed (shot gain, read variance, JPEG quality)
+CAMERA = {"shot": 0.01, "read": 2e-4, "quality": 90}
+SPLITS = {
+    "test": ["chelsea", "coffee", "grace_hopper"],
+    "source": ["astronaut", "rocket", "china", "immunohistochemistry"],
+    "target": ["flower", "hubble_deep_field", "retina"],
+}
+SEEDS = {"target": 1, "paired": 2, "test": 3}
+VARIANTS = {"builtin": 1, "builtin_sr": 4}
+
+
+def _load_photo(name: str) -> np.ndarray:
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+            from PIL import Image
+
+            return np.asarray(Image.open(handle).convert("RGB"))
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    if name == "retina":  # keep the lit disc, not the black surround
+        image = image[450:962, 450:962]
+    return image
+
+
+def photo_tiles(name: str) -> list[torch.Tensor]:
+    """Non-overlapping ``3 x 256 x 256`` tiles of one photo, float in [0, 1]."""
+    image = torch.from_numpy(np.array(_load_photo(name)[..., :3])).permute(2, 0, 1).float() / 255
+    if min(image.shape[-2:]) >= 800:
+        image = imresize(image, 0.5).clamp(0, 1)
+    image = (image * 255).round() / 255  # what an 8-bit PNG holds
+    rows, cols = image.shape[1] // TILE, image.shape[2] // TILE
+    top, left = (image.shape[1] - rows * TILE) // 2, (image.shape[2] - cols * TILE) // 2
+    return [
+        image[:, top + r * TILE : top + (r + 1) * TILE, left + c * TILE : left + (c + 1) * TILE]
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+def _degrade(clean: torch.Tensor, seed: int, scale: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    lr = imresize(clean, 1 / scale).clamp(0, 1) if scale > 1 else clean
+    lr = (lr * 255).round() / 255
+    return CameraPipeline(**CAMERA)(lr, generator)
+
+
+def _build(folder: Path, scale: int) -> None:
+    tiles = {split: [(f"{n}_{i:02d}", t) for n in names for i, t in enumerate(photo_tiles(n))] for split, names in SPLITS.items()}
+    for name, tile in tiles["source"]:
+        write_png(folder / "source" / f"{name}.png", tile)
+    batch = torch.stack([t for _, t in tiles["target"]])
+    for (name, _), image in zip(tiles["target"], _degrade(batch, SEEDS["target"], scale), strict=True):
+        write_png(folder / "target" / f"{name}.png", image)
+    for split, out in (("source", "paired"), ("test", "test")):
+        batch = torch.stack([t for _, t in tiles[split]])
+        for (name, tile), image in zip(tiles[split], _degrade(batch, SEEDS[out], scale), strict=True):
+            write_png(folder / out / "clean" / f"{name}.png", tile)
+            write_png(folder / out / "degraded" / f"{name}.png", image)
+
+
+def _manifest_ok(folder: Path) -> bool:
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text())
+    except json.JSONDecodeError:
+        return False
+    if data.get("version") != VERSION:
+        return False
+    return all((folder / rel).is_file() for rel in data["files"])
+
+
+def ensure_builtin(name: str = "builtin", root: str | Path | None = None, verify: bool = False) -> Path:
+    """Materialise the builtin dataset ``name`` (``builtin`` or ``builtin_sr``) once and return its folder.
+
+    Built in a temporary folder and renamed into place, so an interrupted build leaves nothing
+    half-written. ``verify=True`` re-checks every SHA-256 in the manifest.
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown builtin dataset '{name}'; choose {sorted(VARIANTS)}")
+    from degrade_lab.paths import home_dir
+
+    root = Path(root) if root else home_dir() / "data"
+    folder = root / name
+    if _manifest_ok(folder):
+        if verify:
+            files = json.loads((folder / "manifest.json").read_text())["files"]
+            bad = [rel for rel, digest in files.items() if sha256_file(folder / rel) != digest]
+            if bad:
+                raise RuntimeError(f"builtin dataset '{folder}' is corrupted ({bad[:3]}); delete the folder to rebuild.")
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
+    try:
+        _build(tmp, VARIANTS[name])
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*.png"))}
+        atomic_write_json(
+            tmp / "manifest.json",
+            {"name": name, "version": VERSION, "scale": VARIANTS[name], "camera": CAMERA, "seeds": SEEDS,
+             "splits": SPLITS, "tile": TILE, "files": files},
+        )
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not _manifest_ok(folder):  # another process may have won the race; its copy is complete
+        raise RuntimeError(f"builtin dataset '{folder}' could not be built")
+    return folder

@@ -1,0 +1,135 @@
+"""Datasets over image folders: one domain of random crops, aligned paired crops, full test pairs.
+
+Every constructor checks its files up front (headers only), so a bad image stops the run before
+training with an error naming the file, not minutes later in a worker.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from degrade_lab.data.transforms import random_augment, random_crop, random_crop_pair
+from degrade_lab.errors import UserInputError
+from degrade_lab.utils.io import image_size, list_images, read_image, relative_stems
+
+
+def _check_min_size(files: list[Path], size: int, what: str) -> None:
+    for file in files:
+        height, width = image_size(file)
+        if height < size or width < size:
+            raise UserInputError(
+                f"{what} image '{file}' is {height}x{width}, smaller than the {size}x{size} crop; "
+                "lower the crop size (data.crop_size) or remove the image."
+            )
+
+
+def find_pairs(root: str | Path, scale: int = 1, check_sizes: bool = True) -> list[tuple[str, Path, Path]]:
+    """Match ``root/clean/NAME.*`` with ``root/degraded/NAME.*`` by stem (sub-folders included).
+
+    Returns ``(name, clean_path, degraded_path)`` sorted by name. Unmatched stems and pairs whose
+    sizes disagree (clean = degraded x scale) raise :class:`UserInputError`.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserInputError(f"paired folder '{root}' does not exist.")
+    clean = relative_stems(list_images(root / "clean", "clean folder of a paired set"), root / "clean")
+    degraded = relative_stems(list_images(root / "degraded", "degraded folder of a paired set"), root / "degraded")
+    only_clean, only_degraded = sorted(clean.keys() - degraded.keys()), sorted(degraded.keys() - clean.keys())
+    if only_clean or only_degraded:
+        lines = [f"paired folder '{root}': file stems in clean/ and degraded/ do not match."]
+        if only_clean:
+            lines.append(f"  only in clean/ ({len(only_clean)}): {', '.join(only_clean[:5])}")
+        if only_degraded:
+            lines.append(f"  only in degraded/ ({len(only_degraded)}): {', '.join(only_degraded[:5])}")
+        raise UserInputError("\n".join(lines))
+    pairs = [(name, clean[name], degraded[name]) for name in sorted(clean)]
+    if check_sizes:
+        for name, clean_path, degraded_path in pairs:
+            ch, cw = image_size(clean_path)
+            dh, dw = image_size(degraded_path)
+            # SR pairs may have a clean side cropped to a multiple of the scale
+            if not (dh * scale <= ch < (dh + 1) * scale and dw * scale <= cw < (dw + 1) * scale):
+                raise UserInputError(
+                    f"pair '{name}': clean '{clean_path}' is {ch}x{cw} but degraded '{degraded_path}' is "
+                    f"{dh}x{dw}; with scale {scale} the clean side must be {dh * scale}x{dw * scale}."
+                )
+    return pairs
+
+
+class ImageFolderDataset(Dataset):
+    """Random (augmented) crops from one folder of unpaired images: ``{key: crop}``."""
+
+    def __init__(self, root: str | Path, crop_size: int, key: str = "clean", augment: bool = True, what: str = "image"):
+        self.files = list_images(root, f"{what} folder")
+        _check_min_size(self.files, crop_size, what)
+        self.crop_size, self.key, self.augment = crop_size, key, augment
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        file = self.files[index]
+        crop = random_crop(read_image(file), self.crop_size, f"image '{file}'")
+        if self.augment:
+            (crop,) = random_augment([crop])
+        return {self.key: crop}
+
+
+class PairedCropDataset(Dataset):
+    """Aligned random crops from a paired folder: ``{"clean": HR crop, "degraded": LR crop}``."""
+
+    def __init__(self, root: str | Path, crop_size: int, scale: int = 1, augment: bool = True):
+        if crop_size % scale:
+            raise UserInputError(f"crop size {crop_size} is not divisible by the scale {scale}.")
+        self.pairs = find_pairs(root, scale)
+        _check_min_size([d for _, _, d in self.pairs], crop_size // scale, "degraded")
+        self.crop_size, self.scale, self.augment = crop_size, scale, augment
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        name, clean_path, degraded_path = self.pairs[index]
+        clean, degraded = random_crop_pair(
+            read_image(clean_path), read_image(degraded_path), self.crop_size, self.scale, f"pair '{name}'"
+        )
+        if self.augment:
+            clean, degraded = random_augment([clean, degraded])
+        return {"clean": clean, "degraded": degraded}
+
+
+class PairedImageDataset(Dataset):
+    """Whole test/validation pairs ``{"clean", "degraded", "name"}``, optionally centre-cropped.
+
+    A clean image whose size is not a multiple of ``scale`` is cropped to one, with a warning.
+    """
+
+    def __init__(self, root: str | Path, scale: int = 1, crop: int | None = None):
+        self.pairs = find_pairs(root, scale)
+        self.scale, self.crop = scale, crop
+        for name, clean_path, _ in self.pairs:
+            height, width = image_size(clean_path)
+            if height % scale or width % scale:
+                warnings.warn(
+                    f"test image '{clean_path}' ({height}x{width}) is cropped to a multiple of scale {scale}",
+                    stacklevel=2,
+                )
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        name, clean_path, degraded_path = self.pairs[index]
+        degraded = read_image(degraded_path)
+        height, width = degraded.shape[-2:]
+        clean = read_image(clean_path)[:, : height * self.scale, : width * self.scale]
+        if self.crop:  # the same scene region on both sides
+            size = self.crop // self.scale
+            top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
+            degraded = degraded[:, top : top + size, left : left + size]
+            s = self.scale
+            clean = clean[:, top * s : (top + size) * s, left * s : (left + size) * s]
+        return {"clean": clean, "degraded": degraded, "name": name}

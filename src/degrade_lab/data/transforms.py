@@ -1,0 +1,64 @@
+"""Random crops and the eight flip/rotation modes, applied identically to aligned images."""
+
+from __future__ import annotations
+
+import torch
+
+from degrade_lab.errors import UserInputError
+
+
+def augment(images: list[torch.Tensor], mode: int) -> list[torch.Tensor]:
+    """Apply one of the 8 dihedral transforms (mode 0 = identity) to every ``C x H x W`` image."""
+    out = []
+    for image in images:
+        if mode & 1:
+            image = image.flip(-1)
+        if mode & 2:
+            image = image.flip(-2)
+        if mode & 4:
+            image = image.transpose(-1, -2)
+        out.append(image.contiguous())
+    return out
+
+
+def random_augment(images: list[torch.Tensor]) -> list[torch.Tensor]:
+    return augment(images, int(torch.randint(8, (1,))))
+
+
+def random_crop(image: torch.Tensor, size: int, name: str = "image") -> torch.Tensor:
+    height, width = image.shape[-2:]
+    if height < size or width < size:
+        raise UserInputError(f"{name} is {height}x{width}, smaller than the {size}x{size} crop; lower the crop size.")
+    top = int(torch.randint(height - size + 1, (1,)))
+    left = int(torch.randint(width - size + 1, (1,)))
+    return image[..., top : top + size, left : left + size]
+
+
+def random_crop_pair(
+    clean: torch.Tensor, degraded: torch.Tensor, size: int, scale: int = 1, name: str = "pair"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Aligned crops: ``size`` on the clean side, ``size / scale`` on the degraded side.
+
+    The degraded crop starts at ``(top, left)`` and the clean one at ``(top * scale, left * scale)``,
+    so both show the same scene region for SR pairs.
+    """
+    if size % scale:
+        raise UserInputError(f"crop size {size} is not divisible by the scale {scale}.")
+    lr_size = size // scale
+    height, width = degraded.shape[-2:]
+    if height < lr_size or width < lr_size:
+        raise UserInputError(
+            f"{name}: degraded image is {height}x{width}, smaller than the {lr_size}x{lr_size} crop; "
+            "lower the crop size."
+        )
+    top = int(torch.randint(height - lr_size + 1, (1,)))
+    left = int(torch.randint(width - lr_size + 1, (1,)))
+    lr = degraded[..., top : top + lr_size, left : left + lr_size]
+    hr = clean[..., top * scale : top * scale + size, left * scale : left * scale + size]
+    return hr, lr
+
+
+def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
+    return image[..., top : top + size, left : left + size]

@@ -11,7 +11,12 @@ from PIL import Image
 
 from conftest import save_rgb, smooth_image
 from degrade_lab.data import domains as D
-from degrade_lab.data.datamodules import folders
+from degrade_lab.data.datamodules import (
+    PairedDataModule,
+    SemiSupervisedDataModule,
+    UnpairedDataModule,
+    folders,
+)
 from degrade_lab.data.datasets import ImageFolderDataset, PairedCropDataset, PairedImageDataset, find_pairs
 from degrade_lab.data.samplers import DomainBatchSampler
 from degrade_lab.data.splits import semi_supervised_split
@@ -126,6 +131,7 @@ def test_domain_batches_are_single_domain_and_balanced():
 def test_unpaired_datamodule_tags_domains(tiny_folders):
     dm = folders(kind="unpaired", source=tiny_folders / "source", target=tiny_folders / "target",
                  crop_size=16, batch_size=2, batches_per_epoch=40, num_workers=0)
+    assert isinstance(dm, UnpairedDataModule)
     seen = set()
     for batch in dm.train_dataloader():
         domain = int(batch["domain"][0])
@@ -138,6 +144,7 @@ def test_unpaired_datamodule_tags_domains(tiny_folders):
 def test_semi_datamodule_draws_three_domains(tiny_folders):
     dm = folders(kind="semi", paired=tiny_folders / "paired", source=tiny_folders / "source",
                  target=tiny_folders / "target", crop_size=16, batch_size=2, batches_per_epoch=60)
+    assert isinstance(dm, SemiSupervisedDataModule)
     seen = {int(b["domain"][0]) for b in dm.train_dataloader()}
     assert seen == {D.PAIRED, D.SOURCE, D.TARGET}
     with pytest.raises(UserInputError, match="data.paired"):
@@ -147,6 +154,7 @@ def test_semi_datamodule_draws_three_domains(tiny_folders):
 def test_on_the_fly_pairs_from_a_degrader(tiny_folders):
     dm = folders(kind="paired", source=tiny_folders / "source", degrader="awgn", crop_size=16, batch_size=3,
                  batches_per_epoch=2)
+    assert isinstance(dm, PairedDataModule)
     batch = next(iter(dm.train_dataloader()))
     assert "degraded" not in batch
     batch = dm.on_after_batch_transfer(batch, 0)

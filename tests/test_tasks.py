@@ -50,6 +50,7 @@ def test_a_checkpoint_alone_rebuilds_its_model(compose, tiny_folders):
     cfg, _ = tiny_train(compose, tiny_folders, "model.net.channels=6")
     checkpoint = torch.load(f"{cfg.paths.output_dir}/checkpoints/last.ckpt", weights_only=False)
     assert checkpoint["degrade_lab"]["seed"] == 0 and "torch" in checkpoint["degrade_lab"]["versions"]
+    assert checkpoint["degrade_lab"]["global_step"] == 6
     model, record = load_model(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")
     assert record["config"]["model"]["net"]["channels"] == 6
     state = checkpoint["state_dict"]

@@ -1,6 +1,7 @@
 """LightningDataModules for the three data settings: paired, unpaired, semi-supervised.
 
-All three share one mechanism (:class:`DomainDataModule`): training batches are drawn one domain
+:class:`PairedDataModule`, :class:`UnpairedDataModule` and :class:`SemiSupervisedDataModule` share
+one mechanism (:class:`DomainDataModule`): training batches are drawn one domain
 at a time (see :class:`~degrade_lab.data.samplers.DomainBatchSampler`) and tagged with
 ``batch["domain"]`` (:mod:`degrade_lab.data.domains`); validation and test use whole image pairs.
 A degrader set on the module turns clean-only batches into pairs on the batch's device after
@@ -117,8 +118,82 @@ class DomainDataModule(pl.LightningDataModule):
         self._generator_state = state.get("generator")
 
 
-def _test_set(test, scale, crop):
-    return PairedImageDataset(test, scale=scale, crop=crop) if test else None
+def _pairs(folder, scale, crop):
+    return PairedImageDataset(folder, scale=scale, crop=crop) if folder else None
+
+
+def _need(value, name: str, why: str) -> Path:
+    if not value:
+        raise UserInputError(f"{why} needs data.{name}=DIR.")
+    return Path(value).expanduser()
+
+
+def _weights(weights: dict[str, float] | None) -> dict[int, float]:
+    ids = {name: code for code, name in D.NAMES.items()}
+    return {ids[k]: float(v) for k, v in (weights or {}).items() if k in ids}
+
+
+class PairedDataModule(DomainDataModule):
+    """Restorer training: real pairs (``paired``), or clean images (``source``) that ``degrader``
+    turns into pairs on the fly (a degrader config name such as ``camera``, or a config dict)."""
+
+    def __init__(self, paired=None, source=None, degrader=None, test=None, val=None, scale: int = 1,
+                 crop_size: int = 64, val_crop: int | None = None, augment: bool = True, **loader):
+        scale = int(scale)
+        if paired:
+            domains = {D.PAIRED: PairedCropDataset(paired, crop_size, scale, augment)}
+            degrader = None
+        elif source and degrader is not None:
+            domains = {D.SOURCE: ImageFolderDataset(source, crop_size, "clean", augment, "source")}
+            degrader = build_degrader(degrader)
+            if getattr(degrader, "scale", 1) != scale:
+                raise UserInputError(
+                    f"data.degrader has scale {getattr(degrader, 'scale', 1)} but data.scale is {scale}; "
+                    "make them agree."
+                )
+        else:
+            raise UserInputError(
+                "training a restorer needs pairs: data.paired=DIR (with clean/ and degraded/), or clean "
+                "images data.source=DIR plus data.degrader=NAME to degrade them on the fly."
+            )
+        super().__init__(domains, val=_pairs(val or test, scale, val_crop), test=_pairs(test, scale, None),
+                         degrader=degrader, **loader)
+
+
+class UnpairedDataModule(DomainDataModule):
+    """Unpaired degradation models (LUD-VAE, DeFlow): clean ``source`` and degraded ``target``
+    folders that share no scene; each batch comes from one of them."""
+
+    def __init__(self, source=None, target=None, test=None, val=None, scale: int = 1, crop_size: int = 64,
+                 val_crop: int | None = None, augment: bool = True, weights=None, **loader):
+        scale, why = int(scale), "an unpaired degradation model"
+        domains = {
+            D.SOURCE: ImageFolderDataset(_need(source, "source", why), crop_size, "clean", augment, "source"),
+            D.TARGET: ImageFolderDataset(_need(target, "target", why), crop_size // scale, "degraded", augment,
+                                         "target"),
+        }
+        super().__init__(domains, weights=_weights(weights), val=_pairs(val or test, scale, val_crop),
+                         test=_pairs(test, scale, None), **loader)
+
+
+class SemiSupervisedDataModule(DomainDataModule):
+    """Semi-supervised degradation models (SeNM-VAE): a few ``paired`` images plus unpaired
+    ``source`` and ``target`` folders, drawn batch by batch with ``weights`` (equal by default)."""
+
+    def __init__(self, paired=None, source=None, target=None, test=None, val=None, scale: int = 1,
+                 crop_size: int = 64, val_crop: int | None = None, augment: bool = True, weights=None, **loader):
+        scale, why = int(scale), "a semi-supervised degradation model"
+        domains = {
+            D.PAIRED: PairedCropDataset(_need(paired, "paired", why), crop_size, scale, augment),
+            D.SOURCE: ImageFolderDataset(_need(source, "source", why), crop_size, "clean", augment, "source"),
+            D.TARGET: ImageFolderDataset(_need(target, "target", why), crop_size // scale, "degraded", augment,
+                                         "target"),
+        }
+        super().__init__(domains, weights=_weights(weights), val=_pairs(val or test, scale, val_crop),
+                         test=_pairs(test, scale, None), **loader)
+
+
+KINDS = {"paired": PairedDataModule, "unpaired": UnpairedDataModule, "semi": SemiSupervisedDataModule}
 
 
 def folders(
@@ -139,66 +214,15 @@ def folders(
     augment: bool = True,
     seed: int = 0,
 ) -> DomainDataModule:
-    """Build the data module a model needs (``kind``) from the user's folders.
-
-    * ``paired`` (restorers): ``paired`` pairs, or ``source`` clean images degraded on the fly by
-      ``degrader`` (a degrader config name such as ``camera``, or a config dict).
-    * ``unpaired`` (LUD-VAE, DeFlow): ``source`` (clean) and ``target`` (degraded) folders.
-    * ``semi`` (SeNM-VAE): ``paired`` + ``source`` + ``target``.
-
-    ``val`` defaults to ``test``; ``weights`` maps domain names (paired/source/target) to how
-    often their batches are drawn (equal by default).
-    """
-    scale = int(scale)
-
-    def need(value, name, why):
-        if not value:
-            raise UserInputError(f"{why} needs data.{name}=DIR.")
-        return Path(value).expanduser()
-
-    domains: dict[int, Dataset] = {}
-    if kind == "paired":
-        if paired:
-            domains[D.PAIRED] = PairedCropDataset(paired, crop_size, scale, augment)
-        elif source and degrader is not None:
-            domains[D.SOURCE] = ImageFolderDataset(source, crop_size, "clean", augment, "source")
-        else:
-            raise UserInputError(
-                "training a restorer needs pairs: data.paired=DIR (with clean/ and degraded/), or clean "
-                "images data.source=DIR plus data.degrader=NAME to degrade them on the fly."
-            )
-        if degrader is not None and not paired:
-            built = build_degrader(degrader)
-            if getattr(built, "scale", 1) != scale:
-                raise UserInputError(
-                    f"data.degrader has scale {getattr(built, 'scale', 1)} but data.scale is {scale}; make them agree."
-                )
-            degrader = built
-        else:
-            degrader = None
-    elif kind == "unpaired":
-        why = "an unpaired degradation model"
-        domains[D.SOURCE] = ImageFolderDataset(need(source, "source", why), crop_size, "clean", augment, "source")
-        domains[D.TARGET] = ImageFolderDataset(need(target, "target", why), crop_size // scale, "degraded", augment, "target")
-        degrader = None
-    elif kind == "semi":
-        why = "a semi-supervised degradation model"
-        domains[D.PAIRED] = PairedCropDataset(need(paired, "paired", why), crop_size, scale, augment)
-        domains[D.SOURCE] = ImageFolderDataset(need(source, "source", why), crop_size, "clean", augment, "source")
-        domains[D.TARGET] = ImageFolderDataset(need(target, "target", why), crop_size // scale, "degraded", augment, "target")
-        degrader = None
-    else:
+    """The data module a model needs (``kind``, from its LightningModule's ``data_kind``), built from
+    the user's folders (``conf/data/folders.yaml``). Folders a kind does not use are ignored."""
+    if kind not in KINDS:
         raise UserInputError(f"unknown data kind '{kind}' (paired, unpaired or semi).")
-    name_to_id = {name: code for code, name in D.NAMES.items()}
-    weight_ids = {name_to_id[k]: float(v) for k, v in (weights or {}).items() if k in name_to_id}
-    return DomainDataModule(
-        domains,
-        weights=weight_ids,
-        val=_test_set(val or test, scale, val_crop),
-        test=_test_set(test, scale, None),
-        degrader=degrader,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        batches_per_epoch=batches_per_epoch,
-        seed=seed,
-    )
+    common = {"test": test, "val": val, "scale": scale, "crop_size": crop_size, "val_crop": val_crop,
+              "augment": augment, "batch_size": batch_size, "num_workers": num_workers,
+              "batches_per_epoch": batches_per_epoch, "seed": seed}
+    if kind == "paired":
+        return PairedDataModule(paired=paired, source=source, degrader=degrader, **common)
+    if kind == "unpaired":
+        return UnpairedDataModule(source=source, target=target, weights=weights, **common)
+    return SemiSupervisedDataModule(paired=paired, source=source, target=target, weights=weights, **common)

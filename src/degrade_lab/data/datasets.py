@@ -110,7 +110,7 @@ class PairedImageDataset(Dataset):
     def __init__(self, root: str | Path, scale: int = 1, crop: int | None = None):
         self.pairs = find_pairs(root, scale)
         self.scale, self.crop = scale, crop
-        for name, clean_path, _ in self.pairs:
+        for _, clean_path, _ in self.pairs:
             height, width = image_size(clean_path)
             if height % scale or width % scale:
                 warnings.warn(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -28,6 +29,14 @@ def _resume_checkpoint(cfg: DictConfig, out: Path) -> str | None:
     if not ckpt.is_file():
         raise UserInputError(f"cannot resume: checkpoint '{ckpt}' does not exist.")
     return str(ckpt)
+
+
+def _previous_wall_seconds(out: Path) -> float:
+    """Time spent by the earlier sessions of a resumed run (0 if it was killed before any summary)."""
+    try:
+        return float(json.loads((out / "summary.json").read_text()).get("wall_seconds", 0.0))
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _finish_wandb(loggers: list) -> None:
@@ -66,12 +75,15 @@ def train(cfg: DictConfig) -> dict:
         _finish_wandb(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
+        session = time.time() - start
+        earlier = _previous_wall_seconds(out) if ckpt_path else 0.0
         write_summary(
             out,
             task="train",
             params=count_parameters(model),
             global_step=trainer.global_step,
-            wall_seconds=round(time.time() - start, 2),
+            wall_seconds=round(earlier + session, 2),
+            wall_seconds_this_session=round(session, 2),
             seed=cfg.seed,
             metrics=metrics,
             resumed_from=ckpt_path,

@@ -13,7 +13,7 @@ from degrade_lab.utils.io import write_png
 
 
 class ImageGrid(pl.Callback):
-    """After each validation, writes ``samples/step_XXXXXXX.png`` (one row per image: degraded,
+    """After each validation, writes ``samples/step_<global step>.png`` (one row per image: degraded,
     restored, clean) in the run folder and sends it to TensorBoard / wandb when those loggers are on."""
 
     def __init__(self, max_images: int = 4, size: int = 128, folder: str = "samples"):

@@ -1,6 +1,7 @@
 """train / synthesize / evaluate as functions of the composed config (fast, in-process)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,12 +28,12 @@ def tiny_train(compose, folders, *extra, run_dir=None):
 def test_train_writes_the_run_folder(compose, tiny_folders):
     cfg, metrics = tiny_train(compose, tiny_folders)
     run = cfg.paths.output_dir
-    summary = json.loads(open(f"{run}/summary.json").read())
+    summary = json.loads(Path(f"{run}/summary.json").read_text())
     assert summary["global_step"] == 6 and summary["seed"] == 0
     assert summary["params"]["total"] == summary["params"]["trainable"] > 0
     assert {"torch", "pytorch-lightning", "hydra-core"} <= set(summary["versions"])
     assert summary["wall_seconds"] > 0
-    config = yaml.safe_load(open(f"{run}/config.yaml"))
+    config = yaml.safe_load(Path(f"{run}/config.yaml").read_text())
     assert config["data"]["paired"] == str(tiny_folders / "paired")  # resolved, no interpolations
     assert (cfg.paths.output_dir and "val/psnr" in metrics)
     import os
@@ -43,7 +44,7 @@ def test_train_writes_the_run_folder(compose, tiny_folders):
 
 def test_fast_dev_run(compose, tiny_folders):
     cfg, _ = tiny_train(compose, tiny_folders, "debug=fdr")
-    assert json.loads(open(f"{cfg.paths.output_dir}/summary.json").read())["global_step"] == 1
+    assert json.loads(Path(f"{cfg.paths.output_dir}/summary.json").read_text())["global_step"] == 1
 
 
 def test_a_checkpoint_alone_rebuilds_its_model(compose, tiny_folders):
@@ -82,7 +83,7 @@ def test_on_the_fly_training_from_clean_images(compose, tiny_folders):
     cfg = compose("train", [*TINY, f"data.source={tiny_folders / 'source'}", "data.degrader=camera",
                             "trainer.max_steps=3", "trainer.val_check_interval=3"])
     train(cfg)
-    summary = json.loads(open(f"{cfg.paths.output_dir}/summary.json").read())
+    summary = json.loads(Path(f"{cfg.paths.output_dir}/summary.json").read_text())
     assert summary["global_step"] == 3 and "val/psnr" not in summary["metrics"]  # no test folder, no validation
 
 
@@ -102,11 +103,11 @@ def test_synthesize_then_train_then_evaluate(compose, tiny_folders, tmp_path):
                                 "progress=false"])
     metrics = evaluate(ecfg)
     run = ecfg.paths.output_dir
-    saved = json.loads(open(f"{run}/metrics.json").read())
+    saved = json.loads(Path(f"{run}/metrics.json").read_text())
     assert set(saved) >= {"test/psnr", "test/ssim", "input/psnr", "input/ssim"} and saved == metrics
-    rows = open(f"{run}/metrics.csv").read().strip().splitlines()
+    rows = Path(f"{run}/metrics.csv").read_text().strip().splitlines()
     assert rows[0] == "name,test/psnr,test/ssim,input/psnr,input/ssim" and len(rows) == 3
-    assert "| restored |" in open(f"{run}/metrics.md").read()
+    assert "| restored |" in Path(f"{run}/metrics.md").read_text()
 
 
 def test_evaluate_identity_scores_the_input(compose, tiny_folders):

@@ -1,22 +1,30 @@
-"""JPEG compression with the real codec (libjpeg through torchvision.io)."""
+"""JPEG compression with the real codec (libjpeg, through Pillow).
+
+Pillow rather than ``torchvision.io``: torchvision 0.29 deprecates its image codecs for removal.
+"""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import torch
-from torchvision.io import decode_jpeg, encode_jpeg
+from PIL import Image
 
 from degrade_lab.degradations.base import Degrader, Range, as_range, sample_uniform
 
 
 def jpeg_roundtrip(images: torch.Tensor, qualities: list[int]) -> torch.Tensor:
     """Encode each image of a ``B x 3 x H x W`` [0, 1] batch at its quality and decode it back."""
-    as_uint8 = images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
-    out = torch.empty_like(as_uint8)
-    for quality in sorted(set(qualities)):  # the codec takes one quality per call
-        index = [i for i, q in enumerate(qualities) if q == quality]
-        encoded = encode_jpeg([as_uint8[i] for i in index], quality=quality)
-        for i, decoded in zip(index, decode_jpeg(encoded), strict=True):
-            out[i] = decoded
+    as_uint8 = images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    decoded = []
+    for array, quality in zip(as_uint8, qualities, strict=True):  # a codec: one call per image
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
+        buffer.seek(0)
+        with Image.open(buffer) as image:
+            decoded.append(np.asarray(image.convert("RGB")))
+    out = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2)
     return out.to(images.device, images.dtype) / 255.0
 
 

@@ -106,8 +106,11 @@ class DomainDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
         if self.degrader is not None and "clean" in batch and "degraded" not in batch:
-            with torch.no_grad():
-                batch["degraded"] = self.degrader(batch["clean"], self.generator(batch["clean"].device))
+            device = batch["clean"].device
+            self.degrader.to(device)  # learned degraders carry weights; a no-op for hand-made ones
+            with torch.inference_mode():
+                degraded = self.degrader(batch["clean"], self.generator(device))
+            batch["degraded"] = degraded.clone()  # an ordinary tensor again, usable by autograd
             batch["domain"] = torch.full_like(batch["domain"], D.PAIRED)
         return batch
 

@@ -1,0 +1,169 @@
+"""The LUD-VAE network (Zheng et al., TPAMI 2023, sec. 3.3 and Fig. 3; authors' ``network_ludvae.py``).
+
+A hierarchical VAE over a degraded-or-clean image ``x`` conditioned on ``hx``, the same image after the
+pre-processing noise h(.) of eq. (20). Everything stays at full resolution (no down-sampling), as in
+the authors' code:
+
+* a **content encoder** on ``hx`` gives deterministic features ``c_1..c_N`` (the shared content);
+* a **noise encoder** on ``x`` gives ``n_1..n_N``, from which the posteriors q(z_i | x, hx) are read;
+* a **top-down decoder**: the top latent z_N has prior N(0, I); each lower z_i has a learned prior
+  p(z_i | z_>i, hx) (eq. 8-9). ``label`` gates every latent: degraded images (label 1) use them,
+  clean images (label 0) are decoded from content alone and contribute no KL (eq. 10-11, 18-19).
+
+Default widths (128 features, 128 latent channels, 3 levels) give the paper's 5,709,827 parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from degrade_lab.losses.kl import gaussian_kl
+
+
+class ConvBlock(nn.Sequential):
+    """Four 3x3 convolutions with ReLU between them (none after the last), no normalisation."""
+
+    def __init__(self, channels: int):
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers.append(nn.Conv2d(channels, channels, 3, padding=1))
+            if i < 3:
+                layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class GaussianHead(nn.Module):
+    """Two 1x1 convolutions: the mean and the log standard deviation of a diagonal Gaussian."""
+
+    def __init__(self, channels: int, latent_channels: int):
+        super().__init__()
+        self.mean = nn.Conv2d(channels, latent_channels, 1)
+        self.logstd = nn.Conv2d(channels, latent_channels, 1)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean(features), self.logstd(features)
+
+
+class Merge(nn.Module):
+    """Concatenate two feature maps and mix them with a 1x1 convolution (the authors' ProjBlock)."""
+
+    def __init__(self, channels_a: int, channels_b: int, out_channels: int):
+        super().__init__()
+        self.mix = nn.Conv2d(channels_a + channels_b, out_channels, 1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.mix(torch.cat([a, b], dim=1))
+
+
+class LUDVAE(nn.Module):
+    """LUD-VAE network; see the module docstring.
+
+    Args:
+        in_channels: image channels.
+        channels: feature width of every block (paper: 128).
+        latent_channels: channels of every latent z_i (paper: 128).
+        levels: number of latent levels N (paper: 3; Table 7 studies 1-5).
+    """
+
+    def __init__(self, in_channels: int = 3, channels: int = 128, latent_channels: int = 128, levels: int = 3):
+        super().__init__()
+        if levels < 1:
+            raise ValueError(f"levels must be >= 1, got {levels}")
+        self.levels = levels
+        self.content_in = nn.Conv2d(in_channels, channels, 1)
+        self.noise_in = nn.Conv2d(in_channels, channels, 1)
+        self.content_blocks = nn.ModuleList(ConvBlock(channels) for _ in range(levels))
+        self.noise_blocks = nn.ModuleList(ConvBlock(channels) for _ in range(levels))
+        # index i holds level i + 1 (level 1 is the lowest, full detail; level N the top)
+        self.posteriors = nn.ModuleList(GaussianHead(channels, latent_channels) for _ in range(levels))
+        self.priors = nn.ModuleList(GaussianHead(channels, latent_channels) for _ in range(levels - 1))
+        self.merge_latent = nn.ModuleList(Merge(channels, latent_channels, channels) for _ in range(levels))
+        self.merge_content = nn.ModuleList(Merge(channels, channels, channels) for _ in range(levels - 1))
+        self.merge_noise = nn.ModuleList(Merge(channels, channels, channels) for _ in range(levels - 1))
+        self.decoder_blocks = nn.ModuleList(ConvBlock(channels) for _ in range(levels))
+        self.out = nn.Conv2d(channels, in_channels, 1)
+
+    def _encode(self, image: torch.Tensor, stem: nn.Module, blocks: nn.ModuleList) -> list[torch.Tensor]:
+        features, out = stem(image), []
+        for block in blocks:
+            features = block(features)
+            out.append(features)
+        return out  # out[i] = features of level i + 1
+
+    def encode_content(self, conditioning: torch.Tensor) -> list[torch.Tensor]:
+        """Deterministic content features of the pre-noised image ``hx``, one map per level."""
+        return self._encode(conditioning, self.content_in, self.content_blocks)
+
+    def _decode(
+        self,
+        content: list[torch.Tensor],
+        noise: list[torch.Tensor] | None,
+        gate: torch.Tensor,
+        generator: torch.Generator | None,
+        temperature: torch.Tensor | float = 1.0,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Top-down pass. With ``noise`` features: posterior samples and their KL; without: prior samples.
+
+        ``gate`` (B x 1 x 1 x 1) multiplies every latent sample (the authors' ``label``); when sampling,
+        ``temperature`` scales the whole sample (mean included), as in the authors' code.
+        """
+        kls: list[torch.Tensor] = []
+        top = self.levels - 1
+        state: torch.Tensor | None = None
+        for i in range(top, -1, -1):
+            if i == top:
+                prior_mean = prior_logstd = None  # p(z_N) = N(0, I)
+                context = content[i]
+            else:
+                state = self.merge_content[i](self.decoder_blocks[i + 1](state), content[i])
+                prior_mean, prior_logstd = self.priors[i](state)
+                context = state
+            if noise is not None:
+                posterior_input = noise[i] if i == top else self.merge_noise[i](state, noise[i])
+                mean, logstd = self.posteriors[i](posterior_input)
+                kls.append(gaussian_kl(mean, logstd, prior_mean, prior_logstd) * gate)
+            elif prior_mean is None:
+                mean = torch.zeros(
+                    (context.shape[0], self.posteriors[i].mean.out_channels, *context.shape[-2:]),
+                    device=context.device, dtype=context.dtype,
+                )
+                logstd = torch.zeros_like(mean)
+            else:
+                mean, logstd = prior_mean, prior_logstd
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            z = (mean + torch.exp(logstd) * eps) * gate
+            if noise is None:
+                z = z * temperature
+            state = self.merge_latent[i](context, z)
+        return self.out(self.decoder_blocks[0](state)), kls[::-1]
+
+    def forward(
+        self, image: torch.Tensor, conditioning: torch.Tensor, label: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Reconstruct ``image`` (x) given ``conditioning`` (hx = h(x)) and ``label`` (B,; 1 degraded,
+        0 clean). Returns the reconstruction and the per-level elementwise KL maps (level 1 first),
+        zero for clean images."""
+        gate = label.to(image.dtype).view(-1, 1, 1, 1)
+        content = self.encode_content(conditioning)
+        noise = self._encode(image, self.noise_in, self.noise_blocks)
+        return self._decode(content, noise, gate, generator)
+
+    @torch.no_grad()
+    def sample(
+        self, conditioning: torch.Tensor, generator: torch.Generator | None = None,
+        temperature: torch.Tensor | float = 1.0, degrade: bool = True,
+    ) -> torch.Tensor:
+        """Translate by sampling the prior (the C2N sampling of sec. 3.4): ``degrade=True`` decodes the
+        content of ``hx`` with sampled degradation latents (clean -> noisy); ``degrade=False`` decodes it
+        with the latents switched off (noisy -> clean, "denoising by translation"). The noise encoder is
+        not run. ``temperature`` (a number or a B-vector) multiplies the whole latent sample."""
+        batch = conditioning.shape[0]
+        gate = torch.full((batch, 1, 1, 1), 1.0 if degrade else 0.0, device=conditioning.device,
+                          dtype=conditioning.dtype)
+        if isinstance(temperature, torch.Tensor):
+            temperature = temperature.to(conditioning.device, conditioning.dtype).view(-1, 1, 1, 1)
+        content = self.encode_content(conditioning)
+        out, _ = self._decode(content, None, gate, generator, temperature)
+        return out

@@ -1,0 +1,1 @@
+"""Loss terms shared by models (KL divergences, ...)."""

@@ -44,6 +44,9 @@ def test_read_image_formats(tmp_path):
     assert grey.shape == (3, 12, 10) and torch.equal(grey[0], grey[2])
     g16 = read_image(tmp_path / "grey16.png")
     assert g16.dtype == torch.float32 and abs(float(g16[0, -1, -1]) - 119 * 500 / 65535) < 1e-5
+    # a dark 16-bit image (every value < 256) is still 16-bit: no guessing from the values
+    Image.fromarray(np.full((4, 4), 200, np.uint16)).save(tmp_path / "dark16.png")
+    assert float(read_image(tmp_path / "dark16.png").max()) == pytest.approx(200 / 65535)
 
 
 def test_unreadable_and_empty_files_are_named(tmp_path):
@@ -210,3 +213,20 @@ def test_semi_supervised_split_is_disjoint_and_seeded(tmp_path):
     other = semi_supervised_split(tmp_path / "all", tmp_path / "split3", num_pairs=2, seed=2)
     assert other["source"] != split["source"]
     assert json.loads((tmp_path / "split" / "split.json").read_text())["seed"] == 1
+
+
+def test_builtin_manifest_detects_corruption(tmp_path):
+    import shutil
+
+    from degrade_lab.data.builtin import ensure_builtin
+
+    built = ensure_builtin("builtin")  # the session's cached copy
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert len(manifest["files"]) == 12 + 7 + 2 * 12 + 2 * 7
+    copy = tmp_path / "builtin"
+    shutil.copytree(built, copy)
+    assert ensure_builtin("builtin", tmp_path, verify=True) == copy
+    victim = copy / "test" / "degraded" / "coffee_00.png"
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(RuntimeError, match="corrupted"):
+        ensure_builtin("builtin", tmp_path, verify=True)

@@ -43,7 +43,6 @@ def register() -> None:
         "dl.run_dir": _run_dir,
         "dl.builtin": _builtin,
         "dl.cpu_bf16_precision": _cpu_bf16_precision,
-        "dl.abspath": lambda p: None if p in (None, "") else str(Path(str(p)).expanduser().resolve()),
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=name == "dl.builtin")

@@ -142,12 +142,15 @@ def ensure_builtin(name: str = "builtin", root: str | Path | None = None, verify
             {"name": name, "version": VERSION, "scale": VARIANTS[name], "camera": CAMERA, "seeds": SEEDS,
              "splits": SPLITS, "tile": TILE, "files": files},
         )
-        if folder.exists():
+        if folder.exists() and not _manifest_ok(folder):  # an outdated or broken copy
             shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not _manifest_ok(folder):
+                raise
+            shutil.rmtree(tmp)  # another process finished the same build first; keep its copy
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if not _manifest_ok(folder):  # another process may have won the race; its copy is complete
-        raise RuntimeError(f"builtin dataset '{folder}' could not be built")
     return folder

@@ -26,7 +26,7 @@ def _check_min_size(files: list[Path], size: int, what: str) -> None:
             )
 
 
-def find_pairs(root: str | Path, scale: int = 1, check_sizes: bool = True) -> list[tuple[str, Path, Path]]:
+def find_pairs(root: str | Path, scale: int = 1) -> list[tuple[str, Path, Path]]:
     """Match ``root/clean/NAME.*`` with ``root/degraded/NAME.*`` by stem (sub-folders included).
 
     Returns ``(name, clean_path, degraded_path)`` sorted by name. Unmatched stems and pairs whose
@@ -46,16 +46,15 @@ def find_pairs(root: str | Path, scale: int = 1, check_sizes: bool = True) -> li
             lines.append(f"  only in degraded/ ({len(only_degraded)}): {', '.join(only_degraded[:5])}")
         raise UserInputError("\n".join(lines))
     pairs = [(name, clean[name], degraded[name]) for name in sorted(clean)]
-    if check_sizes:
-        for name, clean_path, degraded_path in pairs:
-            ch, cw = image_size(clean_path)
-            dh, dw = image_size(degraded_path)
-            # SR pairs may have a clean side cropped to a multiple of the scale
-            if not (dh * scale <= ch < (dh + 1) * scale and dw * scale <= cw < (dw + 1) * scale):
-                raise UserInputError(
-                    f"pair '{name}': clean '{clean_path}' is {ch}x{cw} but degraded '{degraded_path}' is "
-                    f"{dh}x{dw}; with scale {scale} the clean side must be {dh * scale}x{dw * scale}."
-                )
+    for name, clean_path, degraded_path in pairs:
+        ch, cw = image_size(clean_path)
+        dh, dw = image_size(degraded_path)
+        # SR pairs may have a clean side cropped to a multiple of the scale
+        if not (dh * scale <= ch < (dh + 1) * scale and dw * scale <= cw < (dw + 1) * scale):
+            raise UserInputError(
+                f"pair '{name}': clean '{clean_path}' is {ch}x{cw} but degraded '{degraded_path}' is "
+                f"{dh}x{dw}; with scale {scale} the clean side must be {dh * scale}x{dw * scale}."
+            )
     return pairs
 
 

@@ -56,9 +56,3 @@ def random_crop_pair(
     lr = degraded[..., top : top + lr_size, left : left + lr_size]
     hr = clean[..., top * scale : top * scale + size, left * scale : left * scale + size]
     return hr, lr
-
-
-def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    height, width = image.shape[-2:]
-    top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
-    return image[..., top : top + size, left : left + size]

@@ -15,7 +15,7 @@ class Degrader(nn.Module, ABC):
     """Maps a clean batch and a random generator to a degraded batch.
 
     ``forward(clean, generator)``: ``clean`` is ``B x 3 x H x W`` in [0, 1]; the output is
-    ``B x 3 x H/scale x W/scale``. All randomness is drawn from ``generator`` (on the batch's
+    ``B x 3 x H/scale x W/scale`` in the input's dtype. All randomness is drawn from ``generator`` (on the batch's
     device), so a fixed seed gives the same result on every run. Per-image parameters (a noise
     level drawn from a range, say) are drawn for the whole batch at once.
     """
@@ -24,7 +24,8 @@ class Degrader(nn.Module, ABC):
     scale: int = 1
 
     def forward(self, clean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.degrade(clean, generator)
+        # the output keeps the input's dtype (float32 parameters would otherwise promote bf16/fp16)
+        return self.degrade(clean, generator).to(clean.dtype)
 
     @abstractmethod
     def degrade(self, clean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -20,7 +20,15 @@ from tqdm import tqdm
 
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import output_dir, save_config
-from degrade_lab.utils.io import atomic_write_json, list_images, read_image, sha256_bytes, write_png
+from degrade_lab.utils.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    list_images,
+    png_bytes,
+    read_image,
+    sha256_bytes,
+    write_png,
+)
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 
 
@@ -76,8 +84,10 @@ def synthesize(cfg: DictConfig) -> dict:
             clean = clean[:, : height - height % scale, : width - width % scale]
             generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), name))
             degraded = degrader(clean[None].expand(samples, -1, -1, -1).to(device), generator)
+            clean_png = png_bytes(clean)  # one encoding, written once per sample name
+            clean_sha = sha256_bytes(clean_png)
             for n, image in zip(names, degraded, strict=True):
-                clean_sha = sha256_bytes(write_png(target / "clean" / f"{n}.png", clean))
+                atomic_write_bytes(target / "clean" / f"{n}.png", clean_png)
                 degraded_sha = sha256_bytes(write_png(target / "degraded" / f"{n}.png", image))
                 done[n] = {"source": str(file), "clean": clean_sha, "degraded": degraded_sha}
             written += 1

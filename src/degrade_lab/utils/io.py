@@ -39,8 +39,6 @@ def _to_float(array: np.ndarray, path: Path) -> np.ndarray:
         return array.astype(np.float32) / 255.0
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
-    if array.dtype in (np.int32, np.uint32):  # PIL's "I" mode for 16-bit PNGs
-        return array.astype(np.float32) / (65535.0 if array.max(initial=0) > 255 else 255.0)
     if np.issubdtype(array.dtype, np.floating):
         return np.clip(array.astype(np.float32), 0.0, 1.0)
     raise UserInputError(f"image '{path}' has unsupported pixel type {array.dtype}.")
@@ -85,9 +83,10 @@ def read_image(path: str | Path) -> torch.Tensor:
                 im.load()
                 if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
                     im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-                elif im.mode in ("I;16", "I;16B", "I;16L"):
-                    im = im.convert("I")
-                array = np.asarray(im)
+                if im.mode.startswith("I"):  # 16-bit files ("I;16*", or "I" in some Pillow versions)
+                    array = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
+                else:
+                    array = np.asarray(im)
     except UserInputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
@@ -128,11 +127,16 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def write_png(path: str | Path, image: torch.Tensor) -> bytes:
-    """Write a ``3 x H x W`` [0, 1] tensor as an 8-bit PNG atomically; returns the bytes written."""
+def png_bytes(image: torch.Tensor) -> bytes:
+    """A ``3 x H x W`` [0, 1] tensor encoded as an 8-bit PNG."""
     buffer = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buffer, format="PNG", compress_level=1)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def write_png(path: str | Path, image: torch.Tensor) -> bytes:
+    """Write a ``3 x H x W`` [0, 1] tensor as an 8-bit PNG atomically; returns the bytes written."""
+    data = png_bytes(image)
     atomic_write_bytes(path, data)
     return data
 

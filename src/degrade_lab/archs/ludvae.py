@@ -95,6 +95,16 @@ class LUDVAE(nn.Module):
         """Deterministic content features of the pre-noised image ``hx``, one map per level."""
         return self._encode(conditioning, self.content_in, self.content_blocks)
 
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels each output depends on in every direction: the longest path has 8 x levels 3x3 convs
+        (content encoder to the top level, then every decoder block). Tiles need this much context."""
+        return 8 * self.levels
+
+    def latent_shapes(self, batch: int, height: int, width: int) -> list[tuple[int, ...]]:
+        """Shapes of the latent noise ``eps`` of each level (level 1 first)."""
+        return [(batch, head.mean.out_channels, height, width) for head in self.posteriors]
+
     def _decode(
         self,
         content: list[torch.Tensor],
@@ -102,12 +112,18 @@ class LUDVAE(nn.Module):
         gate: torch.Tensor,
         generator: torch.Generator | None,
         temperature: torch.Tensor | float = 1.0,
+        eps: list[torch.Tensor] | None = None,
+        temperature_mode: str = "sample",
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Top-down pass. With ``noise`` features: posterior samples and their KL; without: prior samples.
 
-        ``gate`` (B x 1 x 1 x 1) multiplies every latent sample (the authors' ``label``); when sampling,
-        ``temperature`` scales the whole sample (mean included), as in the authors' code.
+        ``gate`` (B x 1 x 1 x 1) multiplies every latent sample (the authors' ``label``). When sampling,
+        ``temperature`` scales the whole sample ``mean + std * eps`` (``temperature_mode="sample"``, the
+        authors' code) or only its spread, ``mean + temperature * std * eps`` (``"std"``). ``eps``
+        (level 1 first) supplies the standard-normal noise instead of drawing it from ``generator``.
         """
+        if temperature_mode not in ("sample", "std"):
+            raise ValueError(f"temperature_mode must be 'sample' or 'std', got {temperature_mode!r}")
         kls: list[torch.Tensor] = []
         top = self.levels - 1
         state: torch.Tensor | None = None
@@ -122,7 +138,8 @@ class LUDVAE(nn.Module):
             if noise is not None:
                 posterior_input = noise[i] if i == top else self.merge_noise[i](state, noise[i])
                 mean, logstd = self.posteriors[i](posterior_input)
-                kls.append(gaussian_kl(mean, logstd, prior_mean, prior_logstd) * gate)
+                kl = gaussian_kl(mean.float(), logstd.float(), _float(prior_mean), _float(prior_logstd))
+                kls.append(kl * gate)
             elif prior_mean is None:
                 mean = torch.zeros(
                     (context.shape[0], self.posteriors[i].mean.out_channels, *context.shape[-2:]),
@@ -131,11 +148,17 @@ class LUDVAE(nn.Module):
                 logstd = torch.zeros_like(mean)
             else:
                 mean, logstd = prior_mean, prior_logstd
-            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            z = (mean + torch.exp(logstd) * eps) * gate
-            if noise is None:
-                z = z * temperature
-            state = self.merge_latent[i](context, z)
+            if eps is not None:
+                noise_i = eps[i].to(mean.device, mean.dtype)
+            else:
+                noise_i = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            if noise is None and temperature_mode == "std":
+                z = (mean + temperature * torch.exp(logstd) * noise_i) * gate
+            else:
+                z = (mean + torch.exp(logstd) * noise_i) * gate
+                if noise is None:
+                    z = z * temperature
+            state = self.merge_latent[i](context, z.to(context.dtype))
         return self.out(self.decoder_blocks[0](state)), kls[::-1]
 
     def forward(
@@ -154,16 +177,25 @@ class LUDVAE(nn.Module):
     def sample(
         self, conditioning: torch.Tensor, generator: torch.Generator | None = None,
         temperature: torch.Tensor | float = 1.0, degrade: bool = True,
+        eps: list[torch.Tensor] | None = None, temperature_mode: str = "sample",
     ) -> torch.Tensor:
         """Translate by sampling the prior (the C2N sampling of sec. 3.4): ``degrade=True`` decodes the
         content of ``hx`` with sampled degradation latents (clean -> noisy); ``degrade=False`` decodes it
         with the latents switched off (noisy -> clean, "denoising by translation"). The noise encoder is
-        not run. ``temperature`` (a number or a B-vector) multiplies the whole latent sample."""
+        not run (the authors' ``translate`` computes it and throws it away).
+
+        ``temperature`` (a number or a B-vector) multiplies the whole latent sample, mean included, as in
+        the authors' code; ``temperature_mode="std"`` scales only the standard deviation instead.
+        ``eps`` gives the latents' standard-normal noise explicitly (see :meth:`latent_shapes`)."""
         batch = conditioning.shape[0]
         gate = torch.full((batch, 1, 1, 1), 1.0 if degrade else 0.0, device=conditioning.device,
                           dtype=conditioning.dtype)
         if isinstance(temperature, torch.Tensor):
             temperature = temperature.to(conditioning.device, conditioning.dtype).view(-1, 1, 1, 1)
         content = self.encode_content(conditioning)
-        out, _ = self._decode(content, None, gate, generator, temperature)
+        out, _ = self._decode(content, None, gate, generator, temperature, eps, temperature_mode)
         return out
+
+
+def _float(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.float()

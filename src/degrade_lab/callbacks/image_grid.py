@@ -1,4 +1,6 @@
-"""Saves (and logs) a degraded | restored | clean grid of the first validation images."""
+"""Saves (and logs) a grid of the first validation images: degraded | restored | clean for restorers,
+or whatever panels a model returns as ``{"grid": [tensors], "caption": str}`` (degradation models:
+T(clean) | real degraded | synthetic)."""
 
 from __future__ import annotations
 
@@ -19,24 +21,33 @@ class ImageGrid(pl.Callback):
     def __init__(self, max_images: int = 4, size: int = 128, folder: str = "samples"):
         self.max_images, self.size, self.folder = max_images, size, folder
         self.rows: list[torch.Tensor] = []
+        self.ncols, self.caption = 3, ""
 
     def on_validation_epoch_start(self, trainer, pl_module):
         self.rows = []
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if len(self.rows) >= self.max_images or not isinstance(outputs, dict) or "restored" not in outputs:
+        if len(self.rows) >= self.max_images or not isinstance(outputs, dict):
             return
-        clean = batch["clean"][:1].float()
-        height, width = clean.shape[-2:]
-        degraded = F.interpolate(batch["degraded"][:1].float(), size=(height, width), mode="nearest")
-        row = torch.cat([degraded, outputs["restored"][:1].float(), clean]).clamp(0, 1)
+        if "grid" in outputs:
+            panels = [panel[:1].float() for panel in outputs["grid"]]
+            self.caption = outputs.get("caption", "")
+        elif "restored" in outputs:
+            panels = [batch["degraded"][:1].float(), outputs["restored"][:1].float(), batch["clean"][:1].float()]
+            self.caption = "degraded | restored | clean"
+        else:
+            return
+        height, width = max(p.shape[-2] for p in panels), max(p.shape[-1] for p in panels)
+        panels = [F.interpolate(p, size=(height, width), mode="nearest") for p in panels]
+        self.ncols = len(panels)
+        row = torch.cat(panels).clamp(0, 1)
         top, left = max((height - self.size) // 2, 0), max((width - self.size) // 2, 0)
         self.rows.append(row[..., top : top + self.size, left : left + self.size].cpu())
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if not self.rows or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        grid = make_grid(torch.cat(self.rows), nrow=3, padding=2, pad_value=1.0)
+        grid = make_grid(torch.cat(self.rows), nrow=self.ncols, padding=2, pad_value=1.0)
         step = trainer.global_step
         write_png(Path(trainer.default_root_dir) / self.folder / f"step_{step:07d}.png", grid)
         for logger in trainer.loggers:
@@ -44,4 +55,4 @@ class ImageGrid(pl.Callback):
             if hasattr(experiment, "add_image"):  # TensorBoard
                 experiment.add_image("val/samples", grid, step)
             elif type(logger).__name__ == "WandbLogger":
-                logger.log_image("val/samples", [grid], step=step, caption=["degraded | restored | clean"])
+                logger.log_image("val/samples", [grid], step=step, caption=[self.caption])

@@ -138,17 +138,19 @@ def _weights(weights: dict[str, float] | None) -> dict[int, float]:
 
 class PairedDataModule(DomainDataModule):
     """Restorer training: real pairs (``paired``), or clean images (``source``) that ``degrader``
-    turns into pairs on the fly (a degrader config name such as ``camera``, or a config dict)."""
+    turns into pairs on the fly (a degrader config name such as ``camera``, a config dict, or a
+    trained degradation model's ``.ckpt``; ``degrader_ckpt`` completes a learned degrader's config)."""
 
     def __init__(self, paired=None, source=None, degrader=None, test=None, val=None, scale: int = 1,
-                 crop_size: int = 64, val_crop: int | None = None, augment: bool = True, **loader):
+                 crop_size: int = 64, val_crop: int | None = None, augment: bool = True,
+                 degrader_ckpt: str | None = None, **loader):
         scale = int(scale)
         if paired:
             domains = {D.PAIRED: PairedCropDataset(paired, crop_size, scale, augment)}
             degrader = None
         elif source and degrader is not None:
             domains = {D.SOURCE: ImageFolderDataset(source, crop_size, "clean", augment, "source")}
-            degrader = build_degrader(degrader)
+            degrader = build_degrader(degrader, degrader_ckpt)
             if getattr(degrader, "scale", 1) != scale:
                 raise UserInputError(
                     f"data.degrader has scale {getattr(degrader, 'scale', 1)} but data.scale is {scale}; "
@@ -208,6 +210,7 @@ def folders(
     val: str | None = None,
     scale: int = 1,
     degrader: Any = None,
+    degrader_ckpt: str | None = None,
     crop_size: int = 64,
     batch_size: int = 16,
     num_workers: int = 0,
@@ -225,7 +228,8 @@ def folders(
               "augment": augment, "batch_size": batch_size, "num_workers": num_workers,
               "batches_per_epoch": batches_per_epoch, "seed": seed}
     if kind == "paired":
-        return PairedDataModule(paired=paired, source=source, degrader=degrader, **common)
+        return PairedDataModule(paired=paired, source=source, degrader=degrader, degrader_ckpt=degrader_ckpt,
+                                **common)
     if kind == "unpaired":
         return UnpairedDataModule(source=source, target=target, weights=weights, **common)
     return SemiSupervisedDataModule(paired=paired, source=source, target=target, weights=weights, **common)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -16,11 +17,31 @@ def available_degraders() -> list[str]:
     return sorted(p.stem for p in (config_dir() / "degrader").glob("*.yaml"))
 
 
-def build_degrader(spec: Any) -> Degrader | None:
-    """``"camera"`` loads ``conf/degrader/camera.yaml``; a dict with ``_target_`` is instantiated;
-    a Degrader is returned as is; ``None`` stays ``None``."""
+def learned_degrader(ckpt: str | Path, **options) -> Degrader:
+    """The degrader of a trained degradation model's checkpoint (its LightningModule names the
+    degrader class in ``degrader_target``)."""
+    from degrade_lab.utils.checkpoint import load_model
+
+    module, record = load_model(ckpt)
+    target = getattr(module, "degrader_target", None)
+    if target is None:
+        model = record["config"]["model"].get("_target_", type(module).__name__)
+        raise UserInputError(
+            f"checkpoint '{ckpt}' holds a {type(module).__name__} ({model}), which is not a degradation "
+            "model; give the checkpoint of a model trained to degrade (model=ludvae, ...)."
+        )
+    return hydra.utils.get_class(target)(module=module, **options)
+
+
+def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:
+    """``"camera"`` loads ``conf/degrader/camera.yaml``; a path to a ``.ckpt`` file loads a trained
+    degradation model; a dict with ``_target_`` is instantiated; a Degrader is returned as is;
+    ``None`` stays ``None``. ``ckpt`` fills the ``ckpt`` field of a learned degrader's config
+    (``data.degrader=ludvae data.degrader_ckpt=PATH``)."""
     if spec is None or isinstance(spec, Degrader):
         return spec
+    if isinstance(spec, (str, Path)) and (str(spec).endswith(".ckpt") or Path(str(spec)).expanduser().is_file()):
+        return learned_degrader(spec)
     if isinstance(spec, str):
         path = config_dir() / "degrader" / f"{spec}.yaml"
         if not path.is_file():
@@ -31,6 +52,8 @@ def build_degrader(spec: Any) -> Degrader | None:
     if isinstance(spec, dict):
         spec = OmegaConf.create(spec)
     if isinstance(spec, DictConfig) and "_target_" in spec:
+        if ckpt is not None:
+            spec = OmegaConf.merge(spec, {"ckpt": str(ckpt)})
         degrader = hydra.utils.instantiate(spec, _convert_="all")
         if not isinstance(degrader, Degrader):
             raise UserInputError(f"degrader config {spec._target_} does not build a Degrader.")

@@ -30,6 +30,8 @@ class RestorationModule(pl.LightningModule):
     """
 
     data_kind = "paired"
+    #: what checkpoints/best.ckpt tracks, and in which direction
+    monitor, monitor_mode = "val/psnr", "max"
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""``degrade-lab evaluate``: score a restorer checkpoint (or the input itself) on paired test images.
+"""``degrade-lab evaluate``: score a restorer checkpoint (or the input itself) on paired test images;
+with ``degrader=...`` judge a degrader instead (:mod:`degrade_lab.tasks.evaluate_degrader`).
 
 Writes ``metrics.json`` (flat means: ``test/psnr``, ``test/ssim``, ``input/psnr``, ``input/ssim``),
 ``metrics.csv`` (one row per image) and ``metrics.md`` (the table) into the run folder.
@@ -35,11 +36,22 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    if not cfg.data.get("test"):
+        raise UserInputError("evaluate needs test pairs: data.test=DIR (with clean/ and degraded/).")
+    if cfg.get("degrader") is not None:
+        if cfg.get("ckpt") is not None:
+            raise UserInputError("give either ckpt=... (a restorer) or degrader=... (a degrader), not both.")
+        from degrade_lab.tasks.evaluate_degrader import evaluate_degrader
+
+        return evaluate_degrader(cfg)
+    if cfg.get("ckpt") is None:
+        raise UserInputError(
+            "evaluate needs ckpt=RUN/checkpoints/last.ckpt (a restorer; ckpt=identity scores the input) "
+            "or degrader=NAME (a degrader, e.g. degrader=ludvae degrader.ckpt=RUN/checkpoints/last.ckpt)."
+        )
     start = time.time()
     out = output_dir(cfg)
     save_config(cfg, out)
-    if not cfg.data.get("test"):
-        raise UserInputError("evaluate needs test pairs: data.test=DIR (with clean/ and degraded/).")
     scale = int(cfg.data.get("scale", 1))
     model, record = (None, None) if str(cfg.ckpt) == "identity" else load_model(cfg.ckpt)
     if model is not None and int(getattr(model, "scale", 1)) != scale:

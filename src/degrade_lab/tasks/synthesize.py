@@ -1,7 +1,9 @@
 """``degrade-lab synthesize``: degrade a folder of clean images into a paired folder.
 
 ``output/clean/NAME.png`` and ``output/degraded/NAME.png`` (``NAME_sK`` for ``samples=K > 1``),
-plus ``output/manifest.json`` (degrader config, seed, versions, SHA-256 of every file). Each
+plus ``output/manifest.json`` (degrader config, seed, versions, SHA-256 of every file). A degrader
+that produces clean images (LUD-VAE with ``direction=n2c``) reads degraded inputs instead: the input
+becomes ``degraded/`` and its translation ``clean/``. Each
 image's randomness is seeded by (seed, its name), so results do not depend on the order or on
 interruptions: re-running after a kill skips the finished files and completes the set.
 """
@@ -63,6 +65,8 @@ def synthesize(cfg: DictConfig) -> dict:
     device = torch.device(cfg.device)
     degrader.to(device).eval()
     samples, scale = int(cfg.samples), int(getattr(degrader, "scale", 1))
+    inverse = getattr(degrader, "produces", "degraded") == "clean"  # N2C: input degraded, output clean
+    given, made = ("degraded", "clean") if inverse else ("clean", "degraded")
     settings = {"degrader": OmegaConf.to_container(cfg.degrader, resolve=True), "seed": int(cfg.seed),
                 "samples": samples}
     manifest_path = target / "manifest.json"
@@ -77,19 +81,19 @@ def synthesize(cfg: DictConfig) -> dict:
         for file in tqdm(files, desc="synthesize", unit="img", disable=not cfg.progress):
             name = file.relative_to(source).with_suffix("").as_posix()
             names = [name] if samples == 1 else [f"{name}_s{k}" for k in range(samples)]
-            if all(n in done and (target / "degraded" / f"{n}.png").is_file() for n in names):
+            if all(n in done and (target / made / f"{n}.png").is_file() for n in names):
                 continue
             clean = read_image(file)
             height, width = clean.shape[-2:]
             clean = clean[:, : height - height % scale, : width - width % scale]
             generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), name))
             degraded = degrader(clean[None].expand(samples, -1, -1, -1).to(device), generator)
-            clean_png = png_bytes(clean)  # one encoding, written once per sample name
-            clean_sha = sha256_bytes(clean_png)
+            given_png = png_bytes(clean)  # one encoding, written once per sample name
+            given_sha = sha256_bytes(given_png)
             for n, image in zip(names, degraded, strict=True):
-                atomic_write_bytes(target / "clean" / f"{n}.png", clean_png)
-                degraded_sha = sha256_bytes(write_png(target / "degraded" / f"{n}.png", image))
-                done[n] = {"source": str(file), "clean": clean_sha, "degraded": degraded_sha}
+                atomic_write_bytes(target / given / f"{n}.png", given_png)
+                made_sha = sha256_bytes(write_png(target / made / f"{n}.png", image))
+                done[n] = {"source": str(file), given: given_sha, made: made_sha}
             written += 1
             if written % 20 == 0:
                 save_manifest()

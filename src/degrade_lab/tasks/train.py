@@ -47,6 +47,13 @@ def _finish_wandb(loggers: list) -> None:
         wandb.finish()
 
 
+def _callback(cfg: DictConfig, model):
+    """A configured callback; ``monitor: auto`` (checkpointing) tracks the model's own metric."""
+    if cfg.get("monitor") == "auto":
+        return hydra.utils.instantiate(cfg, monitor=model.monitor, mode=model.monitor_mode)
+    return hydra.utils.instantiate(cfg)
+
+
 def train(cfg: DictConfig) -> dict:
     """Train ``cfg.model`` on ``cfg.data``; returns the final logged metrics."""
     start = time.time()
@@ -57,7 +64,7 @@ def train(cfg: DictConfig) -> dict:
 
     model = hydra.utils.instantiate(cfg.model)
     datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    callbacks = [_callback(c, model) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     callbacks.append(RunRecord(config, cfg.seed))
     loggers = instantiate_loggers(cfg.get("logger"), out, resuming=ckpt_path is not None)
     trainer: pl.Trainer = hydra.utils.instantiate(

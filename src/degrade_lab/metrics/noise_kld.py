@@ -1,0 +1,60 @@
+"""KLD: how far the histogram of synthetic noise is from that of real noise (NoiseFlow's metric).
+
+Noise is ``degraded - clean`` in [0, 1] units. Its histogram uses 64 bins of width 0.2/64 on
+[-0.1, 0.1] plus two overflow bins (edges -1000 and 1000), and the divergence sums over the bins
+where both histograms are non-zero (the NoiseFlow / C2N-lineage definition, seed-reference sec. 5).
+We fix the order explicitly: **KLD = KL(P_real || P_synthetic)**, per image, averaged over images.
+Feed 8-bit-quantised images on both sides (as saved files are): the bins are finer than one grey
+level, so a continuous synthetic image would fill bins that 8-bit real noise leaves empty.
+Written by hand: torchmetrics' ``KLDivergence`` compares probability vectors, not image noise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+
+EDGES = torch.cat([torch.tensor([-1000.0]), torch.linspace(-0.1, 0.1, 65), torch.tensor([1000.0])])
+
+
+def noise_histograms(noise: torch.Tensor) -> torch.Tensor:
+    """Per-image normalised histograms ``B x 66`` of a noise batch ``B x C x H x W`` (vectorised)."""
+    batch = noise.shape[0]
+    edges = EDGES.to(noise.device, torch.float64)
+    nbins = edges.numel() - 1
+    index = torch.bucketize(noise.reshape(batch, -1).double(), edges[1:-1], right=True)
+    index = index + torch.arange(batch, device=noise.device).view(-1, 1) * nbins
+    counts = torch.bincount(index.flatten(), minlength=batch * nbins).view(batch, nbins).double()
+    return counts / counts.sum(dim=1, keepdim=True)
+
+
+def histogram_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row over the bins where both are positive."""
+    both = (p > 0) & (q > 0)
+    ratio = torch.where(both, p / torch.where(both, q, torch.ones_like(q)), torch.ones_like(p))
+    return torch.where(both, p * torch.log(ratio), torch.zeros_like(p)).sum(dim=1)
+
+
+def noise_kld(synthetic: torch.Tensor, real: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Per-image KL(P_real noise || P_synthetic noise), shape ``B``."""
+    return histogram_kl(noise_histograms(real - clean), noise_histograms(synthetic - clean)).float()
+
+
+class NoiseKLD(Metric):
+    """Mean per-image :func:`noise_kld` (lower is better; 0 for identical noise)."""
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, synthetic: torch.Tensor, real: torch.Tensor, clean: torch.Tensor) -> None:
+        values = noise_kld(synthetic, real, clean).double()
+        self.total += values.sum()
+        self.count += values.numel()
+
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count.clamp(min=1)).float()

@@ -1,0 +1,1 @@
+"""Figures people look at: degradation sample sheets and noise histograms (matplotlib, Agg)."""

@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-full lint train-dncnn benchmark clean clean-logs
+.PHONY: help setup demo test test-full lint train-dncnn train-ludvae pipeline-ludvae benchmark benchmark-ludvae clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -38,8 +38,18 @@ lint: setup ## ruff
 train-dncnn: setup ## a CPU-sized DnCNN on the builtin true pairs
 	$(VENV)/bin/degrade-lab train experiment=dncnn_oracle
 
+train-ludvae: setup ## LUD-VAE on the builtin unpaired folders, CPU preset (about 15 min)
+	$(VENV)/bin/degrade-lab train experiment=ludvae_cpu
+
+pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 25 min)
+	$(PY) experiments/ludvae_pipeline.py
+
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)
 	$(PY) benchmarks/bench_foundation.py
+
+benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AWGN sigma=25 (about 25 min)
+	$(PY) benchmarks/bench_ludvae_speed.py --batch16
+	$(PY) benchmarks/bench_ludvae_truth.py
 
 clean-logs: ## delete run folders (logs/)
 	rm -rf logs

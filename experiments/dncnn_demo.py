@@ -16,29 +16,15 @@ Usage: python experiments/dncnn_demo.py [--steps N] [--samples K]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from _cli import metrics_of, run, train_and_evaluate_dncnn
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.evaluate import markdown_table
 from degrade_lab.utils.io import atomic_write_json, atomic_write_text
-
-CLI = [sys.executable, "-m", "degrade_lab.cli"]
-
-
-def run(args: list[str]) -> Path:
-    """Run one degrade-lab command; its run folder is the last line it prints."""
-    print("$ degrade-lab " + " ".join(args), flush=True)
-    result = subprocess.run(CLI + args, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout[-3000:] + result.stderr[-6000:])
-        raise SystemExit(f"command failed ({result.returncode}): degrade-lab {' '.join(args)}")
-    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -74,18 +60,11 @@ def main() -> None:
     test = builtin / "test"
     rows, results = [], {}
     identity = run(["evaluate", "ckpt=identity", "data=folders", f"data.test={test}", "progress=false"])
-    metrics = json.loads((identity / "metrics.json").read_text())
+    metrics = metrics_of(identity)
     rows.append(["noisy input", "-", metrics["input/psnr"], metrics["input/ssim"], 0.0])
     results["input"] = {"psnr": metrics["input/psnr"], "ssim": metrics["input/ssim"]}
     for name, pairs in training_sets.items():
-        train_dir = run(["train", "experiment=dncnn_cpu", "data=folders", f"data.paired={pairs}",
-                         f"data.test={test}", f"trainer.max_steps={args.steps}",
-                         f"trainer.val_check_interval={max(args.steps // 4, 1)}",
-                         f"model.scheduler.milestones=[{int(args.steps * 0.75)}]",
-                         f"seed={args.seed}", "callbacks.progress.refresh_rate=0"])
-        ckpt = train_dir / "checkpoints" / "best.ckpt"
-        eval_dir = run(["evaluate", f"ckpt={ckpt}", "data=folders", f"data.test={test}", "progress=false"])
-        metrics = json.loads((eval_dir / "metrics.json").read_text())
+        metrics, train_dir, eval_dir = train_and_evaluate_dncnn(pairs, test, args.steps, args.seed)
         rows.append([f"DnCNN trained on {name}", described[name], metrics["test/psnr"], metrics["test/ssim"],
                      metrics["test/psnr"] - results["input"]["psnr"]])
         results[name] = {"psnr": metrics["test/psnr"], "ssim": metrics["test/ssim"], "pairs": str(pairs),

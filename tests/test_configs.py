@@ -42,6 +42,10 @@ def test_experiments_compose_and_build_their_model(compose, experiment):
 @pytest.mark.parametrize("degrader", options("degrader"))
 def test_degrader_configs_instantiate(compose, degrader):
     cfg = compose("synthesize", [f"degrader={degrader}", "input=x", "output=y"])
+    if degrader == "ludvae":  # a learned degrader: its checkpoint is required (see test_ludvae.py)
+        with pytest.raises(Exception, match="needs a checkpoint"):
+            hydra.utils.instantiate(cfg.degrader, _convert_="all")
+        return
     built = hydra.utils.instantiate(cfg.degrader, _convert_="all")
     assert isinstance(built, Degrader)
     assert built(torch.rand(1, 3, 32, 32), torch.Generator().manual_seed(0)).shape[0] == 1
@@ -85,3 +89,17 @@ def test_paths_do_not_depend_on_the_working_directory(compose, tmp_path, monkeyp
     second = compose("train").paths
     assert first.log_dir == second.log_dir and first.data_dir == second.data_dir
     assert not str(second.log_dir).startswith(str(tmp_path))
+
+
+@pytest.mark.parametrize("name, sigmas, scale, operator", [
+    ("sidd", (40, 20), 1, None), ("dnd", (20, 10), 1, None), ("aim19", (15, 10), 4, "bicubic"),
+    ("ntire20", (8, 3), 4, "bicubic"), ("lol", (3, 2), 1, "lowlight"),
+])
+def test_ludvae_paper_presets(compose, name, sigmas, scale, operator):
+    cfg = compose("train", [f"experiment=ludvae_{name}"])
+    module = hydra.utils.instantiate(cfg.model)
+    assert (module.noise_level_clean, module.noise_level_degraded) == sigmas
+    assert module.scale == scale == cfg.data.scale and cfg.model.clean_operator == operator
+    assert sum(p.numel() for p in module.net.parameters()) == 5_709_827
+    assert cfg.trainer.max_steps == 200_000 and cfg.model.optimizer.lr == 1e-4 and cfg.model.kl_anneal_steps == 10_000
+    assert (cfg.model.color_normalization is not None) == (name == "aim19")

@@ -1,0 +1,79 @@
+"""Truth recovery: can the CPU preset of LUD-VAE learn a degradation whose answer is known?
+
+The target domain is the builtin held-out photos degraded by AWGN of a known sigma (default 25,
+clipped to [0, 1] and saved as 8-bit PNG); the clean domain is the builtin source photos (other
+scenes). LUD-VAE (experiment=ludvae_cpu) trains on these unpaired folders for its fixed budget;
+then it degrades the clean side of real (clean, AWGN) test pairs and we compare its noise with the
+real noise: standard deviation (0-255; the clipped truth is a bit below sigma), KLD and AKLD. The
+true AWGN degrader is scored the same way as the floor.
+
+Prints a Markdown table. Usage:
+  python benchmarks/bench_ludvae_truth.py [--sigma 25] [--steps N] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+from _cli import metrics_of, run  # noqa: E402
+
+from degrade_lab.data.builtin import ensure_builtin  # noqa: E402
+from degrade_lab.paths import home_dir, project_root  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sigma", type=float, default=25.0)
+    parser.add_argument("--steps", type=int, default=None, help="LUD-VAE steps (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise-level-degraded", type=float, default=10.0, help="sigma_y of the pre-noise")
+    args = parser.parse_args()
+    # the inference-invariance rule of thumb (see conf/model/ludvae.yaml): sigma_x^2 = sigma^2 + sigma_y^2
+    sigma_x = round((args.sigma**2 + args.noise_level_degraded**2) ** 0.5, 1)
+    out = project_root() / "logs" / "bench_ludvae_truth" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    builtin = ensure_builtin("builtin", home_dir() / "data")
+    awgn = ["degrader=awgn", f"degrader.sigma={args.sigma}"]
+    run(["synthesize", *awgn, f"input={builtin / 'test' / 'clean'}", f"output={out / 'target'}", "seed=101",
+         "progress=false"])
+    run(["synthesize", *awgn, f"input={builtin / 'test' / 'clean'}", f"output={out / 'test'}", "seed=202",
+         "progress=false"])
+    steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
+    data = ["data=folders", f"data.source={builtin / 'source'}", f"data.target={out / 'target' / 'degraded'}",
+            f"data.test={out / 'test'}", "data.num_workers=0"]
+    start = time.time()
+    train_dir = run(["train", "experiment=ludvae_cpu", *data, f"seed={args.seed}",
+                     f"model.noise_level_clean={sigma_x}", f"model.noise_level_degraded={args.noise_level_degraded}",
+                     "callbacks.progress.refresh_rate=0", *steps])
+    train_seconds = time.time() - start
+    summary = json.loads((train_dir / "summary.json").read_text())
+    rows = []
+    for name, degrader in [(f"AWGN sigma={args.sigma:g} (the truth)", awgn),
+                           ("LUD-VAE, last checkpoint", ["degrader=ludvae", f"degrader.ckpt={train_dir}/checkpoints/last.ckpt"]),
+                           ("LUD-VAE, best checkpoint (val AKLD)",
+                            ["degrader=ludvae", f"degrader.ckpt={train_dir}/checkpoints/best.ckpt"])]:
+        m = metrics_of(run(["evaluate", *degrader, "data=folders", f"data.test={out / 'test'}", "progress=false",
+                            "metrics.samples=3"]))
+        rows.append((name, m))
+    real_std = rows[0][1]["input/noise_std"]
+    print(f"\nTruth recovery: AWGN sigma={args.sigma:g}, LUD-VAE experiment=ludvae_cpu, "
+          f"{summary['global_step']} steps in {train_seconds / 60:.1f} min, pre-noise sigma_x={sigma_x} "
+          f"sigma_y={args.noise_level_degraded} ({train_dir})\n")
+    print("| degrader | synthetic noise std | real noise std | std error vs real | vs sigma | KLD | AKLD |")
+    print("|---|---|---|---|---|---|---|")
+    for name, m in rows:
+        std = m["degradation/noise_std"]
+        print(f"| {name} | {std:.2f} | {real_std:.2f} | {100 * (std - real_std) / real_std:+.1f}% | "
+              f"{100 * (std - args.sigma) / args.sigma:+.1f}% | {m['degradation/kld']:.4f} | "
+              f"{m['degradation/akld']:.4f} |")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()

@@ -1,0 +1,35 @@
+"""Running degrade-lab commands from the experiment scripts, exactly as a user types them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "degrade_lab.cli"]
+
+
+def run(args: list[str]) -> Path:
+    """Run one degrade-lab command; its run folder is the last line it prints."""
+    print("$ degrade-lab " + " ".join(args), flush=True)
+    result = subprocess.run(CLI + args, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-3000:] + result.stderr[-6000:])
+        raise SystemExit(f"command failed ({result.returncode}): degrade-lab {' '.join(args)}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def train_and_evaluate_dncnn(pairs: Path, test: Path, steps: int, seed: int) -> tuple[dict, Path, Path]:
+    """The CPU-sized DnCNN (experiment=dncnn_cpu) trained on ``pairs``, its best checkpoint scored on ``test``."""
+    train_dir = run(["train", "experiment=dncnn_cpu", "data=folders", f"data.paired={pairs}", f"data.test={test}",
+                     f"trainer.max_steps={steps}", f"trainer.val_check_interval={max(steps // 4, 1)}",
+                     f"model.scheduler.milestones=[{int(steps * 0.75)}]", f"seed={seed}",
+                     "callbacks.progress.refresh_rate=0"])
+    eval_dir = run(["evaluate", f"ckpt={train_dir / 'checkpoints' / 'best.ckpt'}", "data=folders",
+                    f"data.test={test}", "progress=false"])
+    return metrics_of(eval_dir), train_dir, eval_dir

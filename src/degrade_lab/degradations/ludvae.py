@@ -122,10 +122,8 @@ class LUDVAEDegrader(Degrader):
                     "degrader 'ludvae' needs a checkpoint: degrader.ckpt=RUN/checkpoints/last.ckpt "
                     "(for training pairs on the fly: data.degrader=RUN/checkpoints/last.ckpt)."
                 )
-            module = load_ludvae(ckpt)
+            module = load_ludvae(ckpt).requires_grad_(False)
         self.module = module.eval()
-        for parameter in self.module.parameters():
-            parameter.requires_grad_(False)
         self.direction, self.temperature_mode = direction, temperature_mode
         self.degrade_direction = direction == "c2n"
         #: what the output is: synthesis writes N2C results as the clean side of a pair

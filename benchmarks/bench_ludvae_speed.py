@@ -17,22 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 
 import torch
 import torch.nn.functional as F
+from bench_foundation import timed
 
 from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.metrics import noise_kld
-
-
-def timed(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
 
 
 def autocast(bf16: bool):

@@ -231,3 +231,9 @@ def test_a_restorer_checkpoint_is_refused_as_a_ludvae(compose, tiny_folders):
         LUDVAEDegrader(ckpt=ckpt)
     with pytest.raises(UserInputError, match="not a degradation model"):
         build_degrader(ckpt)
+
+
+def test_wrapping_a_training_module_leaves_it_trainable():
+    module = tiny_module()
+    LUDVAEDegrader(module=module)
+    assert all(p.requires_grad for p in module.parameters())

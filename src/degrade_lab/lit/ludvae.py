@@ -33,6 +33,7 @@ from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.data.normalization import ColorNormalization, NoNormalization
 from degrade_lab.degradations.base import Identity
 from degrade_lab.degradations.build import build_degrader
+from degrade_lab.lit.optimization import configure_optimizers
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 
 
@@ -187,10 +188,4 @@ class LUDVAEModule(pl.LightningModule):
             metric.reset()
 
     def configure_optimizers(self):
-        if self.optimizer_factory is None:
-            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

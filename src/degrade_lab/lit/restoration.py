@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MaxMetric
 
+from degrade_lab.lit.optimization import configure_optimizers
 from degrade_lab.metrics import PSNR, SSIM
 
 _LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
@@ -89,10 +90,4 @@ class RestorationModule(pl.LightningModule):
         self.val_ssim.reset()
 
     def configure_optimizers(self):
-        if self.optimizer_factory is None:
-            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 from kornia.filters import gaussian_blur2d
-from torchmetrics import Metric
+
+from degrade_lab.metrics.per_image import MeanOverImages
 
 KERNEL, SIGMA = 7, 0.3 * ((7 - 1) * 0.5 - 1) + 0.8
 
@@ -34,21 +35,10 @@ def akld(synthetic: torch.Tensor, real: torch.Tensor, clean: torch.Tensor) -> to
     return (0.5 * (torch.log(1.0 / ratio) + ratio - 1.0)).flatten(1).mean(dim=1).float()
 
 
-class AKLD(Metric):
-    """Mean per-image :func:`akld` over every (sample, image) update (lower is better)."""
+class AKLD(MeanOverImages):
+    """Mean per-image :func:`akld` over every (sample, image) update (lower is better). ``update(synthetic, real, clean)``."""
 
-    full_state_update = False
     higher_is_better = False
 
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, synthetic: torch.Tensor, real: torch.Tensor, clean: torch.Tensor) -> None:
-        values = akld(synthetic, real, clean).double()
-        self.total += values.sum()
-        self.count += values.numel()
-
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count.clamp(min=1)).float()
+        super().__init__(akld, **kwargs)

@@ -15,7 +15,8 @@ Written by hand: torchmetrics' ``KLDivergence`` compares probability vectors, no
 from __future__ import annotations
 
 import torch
-from torchmetrics import Metric
+
+from degrade_lab.metrics.per_image import MeanOverImages
 
 EDGES = torch.cat([torch.tensor([-1000.0]), torch.linspace(-0.1, 0.1, 65), torch.tensor([1000.0])])
 
@@ -41,21 +42,10 @@ def noise_kld(synthetic: torch.Tensor, real: torch.Tensor, clean: torch.Tensor) 
     return histogram_kl(noise_histograms(real - clean), noise_histograms(synthetic - clean)).float()
 
 
-class NoiseKLD(Metric):
-    """Mean per-image :func:`noise_kld` (lower is better; 0 for identical noise)."""
+class NoiseKLD(MeanOverImages):
+    """Mean per-image :func:`noise_kld` (lower is better; 0 for identical noise). ``update(synthetic, real, clean)``."""
 
-    full_state_update = False
     higher_is_better = False
 
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, synthetic: torch.Tensor, real: torch.Tensor, clean: torch.Tensor) -> None:
-        values = noise_kld(synthetic, real, clean).double()
-        self.total += values.sum()
-        self.count += values.numel()
-
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count.clamp(min=1)).float()
+        super().__init__(noise_kld, **kwargs)

@@ -8,8 +8,6 @@ Restored images are rounded to 8 bits before scoring, as a saved result would be
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 
 import torch
@@ -22,7 +20,7 @@ from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import psnr, ssim
 from degrade_lab.tasks.common import output_dir, save_config
 from degrade_lab.utils.checkpoint import load_model
-from degrade_lab.utils.io import atomic_write_json, atomic_write_text
+from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from degrade_lab.utils.runs import count_parameters, write_summary
 
 
@@ -86,11 +84,7 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
     metrics["test/images"] = len(rows)
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["name", *keys])
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "metrics.csv", buffer.getvalue())
+    atomic_write_csv(out / "metrics.csv", rows, ["name", *keys])
     atomic_write_json(out / "metrics.json", metrics)
     label = "input (identity)" if model is None else str(cfg.ckpt)
     table = markdown_table(

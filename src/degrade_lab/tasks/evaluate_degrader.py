@@ -19,8 +19,6 @@ Writes metrics.json / metrics.csv / metrics.md and ``degradation.png`` (see
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 
 import hydra
@@ -35,7 +33,7 @@ from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
 from degrade_lab.plots.degradation_sheet import degradation_sheet
 from degrade_lab.tasks.common import output_dir, save_config
 from degrade_lab.tasks.synthesize import image_seed
-from degrade_lab.utils.io import atomic_write_json, atomic_write_text
+from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from degrade_lab.utils.runs import count_parameters, write_summary
 
 KEYS = ["degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
@@ -111,11 +109,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     metrics["test/images"] = len(rows)
     metrics["degradation/samples_per_image"] = samples
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["name", *keys])
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "metrics.csv", buffer.getvalue())
+    atomic_write_csv(out / "metrics.csv", rows, ["name", *keys])
     atomic_write_json(out / "metrics.json", metrics)
     label = cfg.degrader.get("ckpt") or cfg.degrader.get("_target_")
     header = ["", "KLD", "AKLD", "PSNR (dB)", "noise std"] + (["MMD"] if has_latents else [])

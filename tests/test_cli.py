@@ -162,3 +162,21 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_folders):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["global_step"] == target and summary["resumed_from"] == str(last)
     assert not list((run / "checkpoints").glob("*.tmp"))  # atomic saves leave no partial files
+
+
+def test_ludvae_bad_input_exits_2_naming_the_problem(tiny_folders, tmp_path):
+    (tmp_path / "empty").mkdir()
+    ludvae = ["experiment=ludvae_cpu", "data=folders", "hardware=cpu", "trainer.max_steps=1",
+              f"data.source={tiny_folders / 'source'}"]
+    result = cli("train", *ludvae, f"data.target={tmp_path / 'empty'}", "data.crop_size=16")
+    assert result.returncode == 2 and f"{tmp_path / 'empty'}' holds no images" in result.stderr
+    result = cli("train", *ludvae, f"data.target={tiny_folders / 'target'}")  # 48x48 images, 64x64 crops
+    assert result.returncode == 2 and "smaller than the 64x64 crop" in result.stderr
+    assert "s0.png" in result.stderr or "t0.png" in result.stderr
+    # a restorer's checkpoint given as a LUD-VAE degrader
+    trained = cli("train", *TINY, f"data.paired={tiny_folders / 'paired'}", "trainer.max_steps=1")
+    ckpt = Path(trained.stdout.strip().splitlines()[-1]) / "checkpoints" / "last.ckpt"
+    result = cli("synthesize", "degrader=ludvae", f"degrader.ckpt={ckpt}", f"input={tiny_folders / 'source'}",
+                 f"output={tmp_path / 'out'}")
+    assert result.returncode == 2 and "RestorationModule" in result.stderr and "LUDVAEModule" in result.stderr
+    assert "Traceback" not in result.stderr

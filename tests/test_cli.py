@@ -170,7 +170,7 @@ def test_ludvae_bad_input_exits_2_naming_the_problem(tiny_folders, tmp_path):
               f"data.source={tiny_folders / 'source'}"]
     result = cli("train", *ludvae, f"data.target={tmp_path / 'empty'}", "data.crop_size=16")
     assert result.returncode == 2 and f"{tmp_path / 'empty'}' holds no images" in result.stderr
-    result = cli("train", *ludvae, f"data.target={tiny_folders / 'target'}")  # 48x48 images, 64x64 crops
+    result = cli("train", *ludvae, f"data.target={tiny_folders / 'target'}", "data.crop_size=64")  # 48x48 images
     assert result.returncode == 2 and "smaller than the 64x64 crop" in result.stderr
     assert "s0.png" in result.stderr or "t0.png" in result.stderr
     # a restorer's checkpoint given as a LUD-VAE degrader

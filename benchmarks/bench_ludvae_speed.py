@@ -10,7 +10,10 @@ reference for the same weights and noise, and how much bf16 changes the noise st
 Figures from the issue (this machine, 2 threads, fp32): 20.1 s per training step (batch 16, 64x64),
 5.5 s per 256x256 translation.
 
-Usage: python benchmarks/bench_ludvae_speed.py [--threads 2] [--repeats 2] [--batch16]
+With random weights the outputs are not image-plus-noise, so ``--ckpt`` (a trained LUD-VAE, e.g. from
+``make train-ludvae``) also measures the bf16 change on real C2N samples of the builtin test images.
+
+Usage: python benchmarks/bench_ludvae_speed.py [--threads 2] [--repeats 2] [--batch16] [--ckpt PATH]
 """
 
 from __future__ import annotations
@@ -57,11 +60,31 @@ def train_step_time(net: LUDVAE, channels_last: bool, bf16: bool, repeats: int) 
     return timed(step, repeats)
 
 
+def bf16_check(ckpt: str) -> None:
+    """C2N samples of the builtin test images in fp32 and in bf16 (same noise): KLD and noise std."""
+    from degrade_lab.data.builtin import ensure_builtin
+    from degrade_lab.degradations.ludvae import LUDVAEDegrader
+    from degrade_lab.paths import home_dir
+    from degrade_lab.utils.io import list_images, read_image
+
+    test = ensure_builtin("builtin", home_dir() / "data") / "test" / "clean"
+    clean = torch.stack([read_image(p) for p in list_images(test)])
+    q = lambda img: img.clamp(0, 1).mul(255).round().div(255)  # noqa: E731
+    with torch.inference_mode():
+        fp32 = q(LUDVAEDegrader(ckpt, bf16=False)(clean, torch.Generator().manual_seed(0)))
+        bf16 = q(LUDVAEDegrader(ckpt, bf16=True)(clean, torch.Generator().manual_seed(0)))
+    kld = noise_kld(bf16, fp32, clean).mean().item()
+    std32, std16 = ((fp32 - clean).std() * 255).item(), ((bf16 - clean).std() * 255).item()
+    print(f"\ntrained checkpoint {ckpt}: bf16 vs fp32 C2N on {len(clean)} builtin test images: "
+          f"KLD = {kld:.4f} (target < 0.005), noise std {std16:.2f} vs {std32:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch16", action="store_true", help="also time a batch of 16 256x256 images")
+    parser.add_argument("--ckpt", default=None, help="a trained LUD-VAE checkpoint for the bf16 statistics check")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -122,6 +145,8 @@ def main() -> None:
         print(f"| ours fp32 channels_last | {t16[False]:.1f} | {t16[False] / 16:.2f} | {t16_ref / t16[False]:.2f}x |")
         print(f"| ours bf16 channels_last | {t16[True]:.1f} | {t16[True] / 16:.2f} | {t16_ref / t16[True]:.2f}x |")
 
+    if args.ckpt:
+        bf16_check(args.ckpt)
     net.train()
     step_rows = [("authors' network (fp32, contiguous)", False, False), ("ours, fp32 channels_last", True, False),
                  ("ours, bf16 autocast", False, True), ("ours, bf16 + channels_last", True, True)]

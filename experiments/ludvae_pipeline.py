@@ -3,13 +3,15 @@
 1. train LUD-VAE on the builtin unpaired folders: clean ``source`` vs camera-degraded ``target``
    (other photos; never paired), with the CPU preset (experiment=ludvae_cpu);
 2. judge it as a degrader on the held-out real test pairs (KLD, AKLD, noise std), next to AWGN;
-3. synthesize training pairs from the clean source images with LUD-VAE (C2N) and with AWGN
-   sigma ~ U[5, 50];
+   LUD-VAE twice: at its training pre-noise sigma_x, and with the inference pre-noise drawn per image
+   from U(sigma_x, 2 sigma_x) (the paper widens it at inference too: SIDD trains at 40 and samples
+   at U(30, 70));
+3. synthesize training pairs from the clean source images with each, and with AWGN sigma ~ U[5, 50];
 4. train the CPU-sized DnCNN on each, and on the true pairs (the oracle, upper bound);
 5. evaluate every DnCNN on the held-out real test pairs and print one table.
 
 Writes results.md / results.json in logs/pipeline_ludvae/<time>/ and prints that folder last.
-Usage: python experiments/ludvae_pipeline.py [--ludvae-steps N] [--steps N] [--samples K]
+Usage: python experiments/ludvae_pipeline.py [--ludvae-steps N] [--steps N] [--samples K] [--ludvae-run RUN]
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
+import yaml
 from _cli import metrics_of, run, train_and_evaluate_dncnn
 
 from degrade_lab.data.builtin import ensure_builtin
@@ -32,6 +36,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=800, help="training steps per DnCNN")
     parser.add_argument("--samples", type=int, default=4, help="synthetic versions per clean image")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run instead of training")
     args = parser.parse_args()
     start = time.time()
     out = project_root() / "logs" / "pipeline_ludvae" / time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -40,20 +45,26 @@ def main() -> None:
     test = builtin / "test"
 
     # 1. the degradation model, from unpaired folders only
-    steps = [f"trainer.max_steps={args.ludvae_steps}"] if args.ludvae_steps else []
-    ludvae_run = run(["train", "experiment=ludvae_cpu", f"seed={args.seed}", "callbacks.progress.refresh_rate=0",
-                      *steps])
+    if args.ludvae_run:
+        ludvae_run = Path(args.ludvae_run).resolve()
+    else:
+        steps = [f"trainer.max_steps={args.ludvae_steps}"] if args.ludvae_steps else []
+        ludvae_run = run(["train", "experiment=ludvae_cpu", f"seed={args.seed}",
+                          "callbacks.progress.refresh_rate=0", *steps])
     ckpt = ludvae_run / "checkpoints" / "best.ckpt"
+    sigma_x = float(yaml.safe_load((ludvae_run / "config.yaml").read_text())["model"]["noise_level_clean"])
     degraders = {
         "AWGN": ["degrader=awgn", "degrader.sigma=[5,50]"],
-        "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={ckpt}"],
+        f"LUD-VAE (unpaired), pre-noise {sigma_x:g}": ["degrader=ludvae", f"degrader.ckpt={ckpt}"],
+        f"LUD-VAE (unpaired), pre-noise U({sigma_x:g}, {2 * sigma_x:g})":
+            ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.noise_level=[{sigma_x},{2 * sigma_x}]"],
     }
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs with it
     judged, pairs = {}, {}
     for name, settings in degraders.items():
         judged[name] = metrics_of(run(["evaluate", *settings, "data=folders", f"data.test={test}",
                                        f"seed={args.seed}", "progress=false"]))
-        pairs[name] = out / f"pairs_{name.split()[0].lower()}"
+        pairs[name] = out / f"pairs_{len(pairs)}"
         run(["synthesize", *settings, f"input={builtin / 'source'}", f"output={pairs[name]}",
              f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
     pairs["real pairs (oracle)"] = builtin / "paired"

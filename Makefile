@@ -41,7 +41,7 @@ train-dncnn: setup ## a CPU-sized DnCNN on the builtin true pairs
 train-ludvae: setup ## LUD-VAE on the builtin unpaired folders, CPU preset (about 15 min)
 	$(VENV)/bin/degrade-lab train experiment=ludvae_cpu
 
-pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 25 min)
+pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 30 min)
 	$(PY) experiments/ludvae_pipeline.py
 
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)

@@ -157,6 +157,8 @@ def test_every_degrader_config_builds_a_degrader():
     names = available_degraders()
     assert {"awgn", "camera", "jpeg", "bicubic", "identity", "second_order", "lowlight"} <= set(names)
     for name in names:
+        if name == "ludvae":  # learned: needs a trained checkpoint (tests/test_ludvae.py)
+            continue
         degrader = build_degrader(name)
         assert isinstance(degrader, Degrader)
         out = degrader(torch.rand(1, 3, 32, 32, generator=gen()), gen())

@@ -20,6 +20,16 @@ def run(args: list[str]) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def report(out: Path, text: str, results: dict) -> None:
+    """Write results.md / results.json into ``out``, print the text, then the folder (last line)."""
+    from degrade_lab.utils.io import atomic_write_json, atomic_write_text
+
+    atomic_write_text(out / "results.md", text)
+    atomic_write_json(out / "results.json", results)
+    print("\n" + text, flush=True)
+    print(out, flush=True)
+
+
 def metrics_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 

@@ -19,12 +19,11 @@ import argparse
 import os
 import time
 
-from _cli import metrics_of, run, train_and_evaluate_dncnn
+from _cli import metrics_of, report, run, train_and_evaluate_dncnn
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.evaluate import markdown_table
-from degrade_lab.utils.io import atomic_write_json, atomic_write_text
 
 
 def main() -> None:
@@ -75,10 +74,7 @@ def main() -> None:
     header = (f"# DnCNN demo on the builtin camera-noise test pairs ({test})\n\n"
               f"{args.steps} steps per DnCNN (experiment=dncnn_cpu), {args.samples} samples per clean image, "
               f"seed {args.seed}, {time.time() - start:.0f} s in all.\n\n")
-    atomic_write_text(out / "results.md", header + table)
-    atomic_write_json(out / "results.json", results)
-    print("\n" + header + table, flush=True)
-    print(out, flush=True)
+    report(out, header + table, results)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 
 import yaml
-from _cli import metrics_of, run, train_and_evaluate_dncnn
+from _cli import metrics_of, report, run, train_and_evaluate_dncnn
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.evaluate import markdown_table
-from degrade_lab.utils.io import atomic_write_json, atomic_write_text
 
 
 def main() -> None:
@@ -91,10 +90,7 @@ def main() -> None:
               f"LUD-VAE: experiment=ludvae_cpu ({ludvae_run}); DnCNN: experiment=dncnn_cpu, {args.steps} steps; "
               f"{args.samples} synthetic samples per clean image; seed {args.seed}; {time.time() - start:.0f} s "
               "in all. KLD/AKLD: the degrader's samples vs the real test degradation (lower is closer).\n\n")
-    atomic_write_text(out / "results.md", header + table)
-    atomic_write_json(out / "results.json", results)
-    print("\n" + header + table, flush=True)
-    print(out, flush=True)
+    report(out, header + table, results)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from bench_foundation import timed
 
 from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.metrics import noise_kld
+from degrade_lab.utils.io import quantize_8bit
 
 
 def autocast(bf16: bool):
@@ -69,10 +70,9 @@ def bf16_check(ckpt: str) -> None:
 
     test = ensure_builtin("builtin", home_dir() / "data") / "test" / "clean"
     clean = torch.stack([read_image(p) for p in list_images(test)])
-    q = lambda img: img.clamp(0, 1).mul(255).round().div(255)  # noqa: E731
     with torch.inference_mode():
-        fp32 = q(LUDVAEDegrader(ckpt, bf16=False)(clean, torch.Generator().manual_seed(0)))
-        bf16 = q(LUDVAEDegrader(ckpt, bf16=True)(clean, torch.Generator().manual_seed(0)))
+        fp32 = quantize_8bit(LUDVAEDegrader(ckpt, bf16=False)(clean, torch.Generator().manual_seed(0)))
+        bf16 = quantize_8bit(LUDVAEDegrader(ckpt, bf16=True)(clean, torch.Generator().manual_seed(0)))
     kld = noise_kld(bf16, fp32, clean).mean().item()
     std32, std16 = ((fp32 - clean).std() * 255).item(), ((bf16 - clean).std() * 255).item()
     print(f"\ntrained checkpoint {ckpt}: bf16 vs fp32 C2N on {len(clean)} builtin test images: "
@@ -115,8 +115,7 @@ def main() -> None:
             rows.append([name, t, None])
         net = net.to(memory_format=torch.contiguous_format)
     same = (outputs[(False, False)] - reference).abs().max().item()
-    q = lambda img: img.clamp(0, 1).mul(255).round().div(255)  # noqa: E731
-    kld_bf16 = noise_kld(q(outputs[(True, True)]), q(outputs[(False, False)]), clean).item()
+    kld_bf16 = noise_kld(quantize_8bit(outputs[(True, True)]), quantize_8bit(outputs[(False, False)]), clean).item()
 
     print(f"LUD-VAE at paper size: {params:,} parameters, {args.threads} threads\n")
     print("| synthesis of one 256x256 image | seconds | speed-up vs authors |")

@@ -26,7 +26,7 @@ from _cli import metrics_of, report, run, train_and_evaluate_dncnn
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
-from degrade_lab.tasks.evaluate import markdown_table
+from degrade_lab.tasks.common import markdown_table
 
 
 def main() -> None:

@@ -129,8 +129,15 @@ def test_noise_field_windows_agree_with_the_whole_plane():
 def test_temperature_and_direction_options():
     module = tiny_module()
     clean = torch.rand(1, 3, 16, 16)
-    cold = LUDVAEDegrader(module=module, temperature=0.0)
-    assert torch.equal(cold(clean, torch.Generator().manual_seed(0)), cold(clean, torch.Generator().manual_seed(0)))
+    # temperature multiplies the whole latent sample: at 0 every latent is zero, which is exactly the
+    # latents-off decoding of N2C (same pre-noise, same seed); scaling only the std keeps the prior means
+    off = LUDVAEDegrader(module=module, direction="n2c", noise_level=20)(clean, torch.Generator().manual_seed(0))
+    cold = LUDVAEDegrader(module=module, temperature=0.0, noise_level=20)(clean, torch.Generator().manual_seed(0))
+    cold_std = LUDVAEDegrader(module=module, temperature=0.0, noise_level=20, temperature_mode="std")(
+        clean, torch.Generator().manual_seed(0))
+    warm = LUDVAEDegrader(module=module, temperature=1.0, noise_level=20)(clean, torch.Generator().manual_seed(0))
+    assert torch.allclose(cold, off, atol=1e-6)
+    assert float((cold_std - off).abs().max()) > 1e-4 and float((warm - off).abs().max()) > 1e-4
     n2c = LUDVAEDegrader(module=module, direction="n2c")
     assert n2c.produces == "clean" and n2c.scale == 1 and n2c.noise_level == (10.0, 10.0)
     ranged = LUDVAEDegrader(module=module, noise_level=[30, 70], temperature=[1, 3], temperature_mode="std")

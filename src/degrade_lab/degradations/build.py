@@ -40,7 +40,7 @@ def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:
     (``data.degrader=ludvae data.degrader_ckpt=PATH``)."""
     if spec is None or isinstance(spec, Degrader):
         return spec
-    if isinstance(spec, (str, Path)) and (str(spec).endswith(".ckpt") or Path(str(spec)).expanduser().is_file()):
+    if isinstance(spec, (str, Path)) and str(spec).endswith(".ckpt"):
         return learned_degrader(spec)
     if isinstance(spec, str):
         path = config_dir() / "degrader" / f"{spec}.yaml"

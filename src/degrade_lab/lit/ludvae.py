@@ -35,6 +35,7 @@ from degrade_lab.degradations.base import Identity
 from degrade_lab.degradations.build import build_degrader
 from degrade_lab.lit.optimization import configure_optimizers
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
+from degrade_lab.utils.io import quantize_8bit
 
 
 class LUDVAEModule(pl.LightningModule):
@@ -171,7 +172,7 @@ class LUDVAEModule(pl.LightningModule):
             self, target, seeds, torch.full((batch_size,), self.noise_level_clean, device=self.device),
             torch.full((batch_size,), self.val_temperature, device=self.device),
         )
-        synthetic = synthetic.float().clamp(0, 1).mul(255).round().div(255)
+        synthetic = quantize_8bit(synthetic)
         self.val_kld.update(synthetic, real, target)
         self.val_akld.update(synthetic, real, target)
         self.val_psnr.update(psnr(synthetic, target))

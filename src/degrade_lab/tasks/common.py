@@ -9,6 +9,17 @@ from omegaconf import DictConfig, OmegaConf
 from degrade_lab.utils.io import atomic_write_text
 
 
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; floats with 4 decimals."""
+
+    def fmt(v):
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def output_dir(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

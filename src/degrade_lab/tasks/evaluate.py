@@ -18,19 +18,10 @@ from degrade_lab.data.datasets import PairedImageDataset
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import psnr, ssim
-from degrade_lab.tasks.common import output_dir, save_config
+from degrade_lab.tasks.common import markdown_table, output_dir, save_config
 from degrade_lab.utils.checkpoint import load_model
-from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
 from degrade_lab.utils.runs import count_parameters, write_summary
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    def fmt(v):
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -71,7 +62,7 @@ def evaluate(cfg: DictConfig) -> dict:
             restored = model(degraded).float() if model is not None else degraded
             if restored.shape != clean.shape:  # the input of an SR pair: bicubic up-sampling
                 restored = imresize(restored, scale).clamp(0, 1)
-            restored = restored.clamp(0, 1).mul(255).round().div(255)
+            restored = quantize_8bit(restored)
             baseline = imresize(degraded, scale).clamp(0, 1) if scale > 1 else degraded
             rows.append({
                 "name": sample["name"],

@@ -31,9 +31,9 @@ from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
 from degrade_lab.plots.degradation_sheet import degradation_sheet
-from degrade_lab.tasks.common import output_dir, save_config
+from degrade_lab.tasks.common import markdown_table, output_dir, save_config
 from degrade_lab.tasks.synthesize import image_seed
-from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
 from degrade_lab.utils.runs import count_parameters, write_summary
 
 KEYS = ["degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
@@ -46,13 +46,7 @@ def _centre(image: torch.Tensor, size: int) -> torch.Tensor:
     return image[..., top : top + size, left : left + size]
 
 
-def _quantize(image: torch.Tensor) -> torch.Tensor:
-    return image.float().clamp(0, 1).mul(255).round().div(255)
-
-
 def evaluate_degrader(cfg: DictConfig) -> dict:
-    from degrade_lab.tasks.evaluate import markdown_table
-
     start = time.time()
     out = output_dir(cfg)
     save_config(cfg, out)
@@ -78,7 +72,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
             real = sample["degraded"][None].to(device)
             reference = imresize(clean, 1 / scale).clamp(0, 1) if scale > 1 else clean
             generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), sample["name"]))
-            synthetic = _quantize(degrader(clean.expand(samples, -1, -1, -1), generator))
+            synthetic = quantize_8bit(degrader(clean.expand(samples, -1, -1, -1), generator))
             if synthetic.shape[-2:] != real.shape[-2:]:
                 raise UserInputError(
                     f"'{sample['name']}': the degrader makes {tuple(synthetic.shape[-2:])} images from the "

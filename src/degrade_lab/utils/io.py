@@ -98,6 +98,11 @@ def read_image(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
+def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
+    """Float images rounded to 8 bits and clipped to [0, 1], as a saved PNG would hold them."""
+    return image.float().clamp(0, 1).mul(255).round().div(255)
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """``3 x H x W`` float tensor in [0, 1] -> ``H x W x 3`` uint8 array (rounded, clipped)."""
     array = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()

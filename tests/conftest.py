@@ -18,6 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 def isolated_home(tmp_path_factory):
     """Run folders and caches of the tests go to a temporary folder, never the repository."""
     root = tmp_path_factory.mktemp("degrade_lab_home")
+    # the installed backbones (`degrade-lab weights install`, run by `make test`) stay visible
+    from degrade_lab.weights.store import weights_root
+
+    os.environ.setdefault("DEGRADE_LAB_WEIGHTS", str(weights_root()))
     os.environ["DEGRADE_LAB_HOME"] = str(root / "home")
     os.environ["DEGRADE_LAB_ROOT"] = str(root / "root")
     os.environ.setdefault("WANDB_MODE", "offline")

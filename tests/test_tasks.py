@@ -106,7 +106,7 @@ def test_synthesize_then_train_then_evaluate(compose, tiny_folders, tmp_path):
     saved = json.loads(Path(f"{run}/metrics.json").read_text())
     assert set(saved) >= {"test/psnr", "test/ssim", "input/psnr", "input/ssim"} and saved == metrics
     rows = Path(f"{run}/metrics.csv").read_text().strip().splitlines()
-    assert rows[0] == "name,test/psnr,test/ssim,input/psnr,input/ssim" and len(rows) == 3
+    assert rows[0].startswith("name,test/psnr,test/ssim,input/psnr,input/ssim") and len(rows) == 3
     assert "| restored |" in Path(f"{run}/metrics.md").read_text()
 
 
@@ -147,12 +147,27 @@ def test_evaluate_rejects_a_checkpoint_of_another_scale(compose, tiny_folders):
 def test_wandb_offline_run_resumes_the_same_run(compose, tiny_folders, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    # the network is off: any connection attempt would go to a closed local port
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
     run = tmp_path / "wb"
-    tiny_train(compose, tiny_folders, "logger=wandb", run_dir=run)
+    tiny_train(compose, tiny_folders, "logger=many", run_dir=run)
     run_id = (run / "wandb_id.txt").read_text().strip()
     first = sorted((run / "wandb").glob("offline-run-*"))
     assert len(first) == 1 and first[0].name.endswith(run_id)
     assert any(first[0].rglob("*.wandb"))  # the run's data, ready for `wandb sync`
+    # the same metric keys in every logger (the .wandb file stores keys as plain protobuf strings)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from degrade_lab.weights import installed
+
+    wandb_bytes = next(first[0].glob("*.wandb")).read_bytes()
+    csv_keys = set(Path(run / "csv" / "metrics.csv").read_text().splitlines()[0].split(","))
+    scalars = EventAccumulator(str(run / "tensorboard")).Reload().Tags()["scalars"]
+    keys = ["val/psnr", "val/ssim", "val/psnr_best"] + (["val/lpips"] if installed("pypi") else [])
+    for key in keys:
+        assert key.encode() in wandb_bytes and key in csv_keys and key in scalars, key
     cfg = compose("train", [*TINY, f"data.paired={tiny_folders / 'paired'}", f"data.test={tiny_folders / 'test'}",
                             "trainer.max_steps=8", "logger=wandb", f"resume={run}"], run_dir=run)
     train(cfg)

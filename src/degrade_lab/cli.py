@@ -13,7 +13,12 @@ import sys
 TASKS = {
     "train": "Fit a model (restorer or degradation model) on paired / unpaired / semi-supervised data.",
     "synthesize": "Degrade a folder of clean images into a paired folder (clean/ + degraded/).",
-    "evaluate": "Score a checkpoint (or ckpt=identity) on paired test images: PSNR/SSIM tables.",
+    "evaluate": "Score a checkpoint (or ckpt=identity) on paired test images: PSNR/SSIM/LPIPS tables.",
+}
+# plain commands (argparse, no Hydra run folder)
+COMMANDS = {
+    "weights": "install | list the pretrained backbones of LPIPS, FID and the perceptual loss (offline cache).",
+    "report": "Collect evaluate runs into one Markdown/CSV table and a PNG figure.",
 }
 # Lightning's DDP launcher re-executes this script with the same arguments minus the task name,
 # so the chosen task travels in the environment as well.
@@ -23,6 +28,7 @@ _TASK_ENV = "DEGRADE_LAB_TASK"
 def _usage() -> str:
     lines = ["usage: degrade-lab <task> [key=value ...] [--multirun] [--help]", "", "tasks:"]
     lines += [f"  {name:<11} {text}" for name, text in TASKS.items()]
+    lines += [f"  {name:<11} {text}" for name, text in COMMANDS.items()]
     lines += ["", "Run 'degrade-lab <task> --help' for its config groups and options."]
     return "\n".join(lines)
 
@@ -58,6 +64,11 @@ def _run(task: str) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if args and args[0] in COMMANDS:
+        from importlib import import_module
+
+        module = {"weights": "degrade_lab.weights.command", "report": "degrade_lab.tasks.report"}[args[0]]
+        sys.exit(import_module(module).main(args[1:]))
     if args and args[0] in TASKS:
         task = args.pop(0)
         os.environ[_TASK_ENV] = task

@@ -39,7 +39,6 @@ class ImageGrid(pl.Callback):
             return
         height, width = max(p.shape[-2] for p in panels), max(p.shape[-1] for p in panels)
         panels = [F.interpolate(p, size=(height, width), mode="nearest") for p in panels]
-        self.ncols = len(panels)
         row = torch.cat(panels).clamp(0, 1)
         top, left = max((height - self.size) // 2, 0), max((width - self.size) // 2, 0)
         self.rows.append(row[..., top : top + self.size, left : left + self.size].cpu())
@@ -47,7 +46,10 @@ class ImageGrid(pl.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         if not self.rows or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        grid = make_grid(torch.cat(self.rows), nrow=self.ncols, padding=2, pad_value=1.0)
+        # rows may differ in length (a degradation model shows extra samples for its first image)
+        self.ncols = max(len(row) for row in self.rows)
+        rows = [torch.cat([row, row.new_ones(self.ncols - len(row), *row.shape[1:])]) for row in self.rows]
+        grid = make_grid(torch.cat(rows), nrow=self.ncols, padding=2, pad_value=1.0)
         step = trainer.global_step
         write_png(Path(trainer.default_root_dir) / self.folder / f"step_{step:07d}.png", grid)
         for logger in trainer.loggers:

@@ -51,7 +51,9 @@ class LUDVAEModule(pl.LightningModule):
         color_normalization: optional ``{mean_from, std_from, mean_to, std_to}`` (0-255) mapping the
             degraded domain to the clean domain's channel statistics (AIM19); outputs are mapped back.
         channels_last: run the network in channels-last memory format (faster on CPU and GPU).
-        val_temperature: temperature of the validation translations.
+        val_temperature: temperature of the validation translations (the scored ones).
+        grid_temperatures / grid_samples: the validation image grid shows ``grid_samples`` extra
+            translations of the first image at each of these temperatures (how diverse the model is).
     """
 
     data_kind = "unpaired"
@@ -73,6 +75,8 @@ class LUDVAEModule(pl.LightningModule):
         color_normalization: dict | None = None,
         channels_last: bool = False,
         val_temperature: float = 1.0,
+        grid_temperatures: tuple[float, ...] = (1.0, 0.5),
+        grid_samples: int = 2,
     ):
         super().__init__()
         if noise_level_clean < 0 or noise_level_degraded < 0:
@@ -88,6 +92,7 @@ class LUDVAEModule(pl.LightningModule):
             ColorNormalization(**color_normalization) if color_normalization else NoNormalization()
         )
         self.val_temperature = float(val_temperature)
+        self.grid_temperatures, self.grid_samples = [float(t) for t in grid_temperatures], int(grid_samples)
         self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()
         self.val_akld_best = MinMetric()
         self.skipped_steps = 0
@@ -176,7 +181,16 @@ class LUDVAEModule(pl.LightningModule):
         self.val_kld.update(synthetic, real, target)
         self.val_akld.update(synthetic, real, target)
         self.val_psnr.update(psnr(synthetic, target))
-        return {"grid": [target, real, synthetic], "caption": "T(clean) | real degraded | synthetic"}
+        panels, caption = [target, real, synthetic], "T(clean) | real degraded | synthetic"
+        if batch_idx == 0 and self.grid_samples > 0:  # only the grid's first row needs more samples
+            count = self.grid_samples * len(self.grid_temperatures)
+            temperatures = torch.tensor(self.grid_temperatures, device=self.device).repeat_interleave(self.grid_samples)
+            seeds = torch.randint(2**62, (count,), generator=self._val_generator, device=self.device).tolist()
+            extra = translate(self, target[:1].expand(count, -1, -1, -1), seeds,
+                              torch.full((count,), self.noise_level_clean, device=self.device), temperatures)
+            panels += list(quantize_8bit(extra).split(1))
+            caption += " | " + " | ".join(f"T={t:g}" for t in temperatures.tolist())
+        return {"grid": panels, "caption": caption}
 
     def on_validation_epoch_end(self):
         akld = self.val_akld.compute()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -14,6 +15,7 @@ from degrade_lab.lit.optimization import configure_optimizers
 from degrade_lab.metrics import PSNR, SSIM
 
 _LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+log = logging.getLogger(__name__)
 
 
 class RestorationModule(pl.LightningModule):
@@ -28,6 +30,8 @@ class RestorationModule(pl.LightningModule):
         crop_border / y_channel: validation PSNR/SSIM conventions (crop ``scale`` pixels for SR).
         channels_last: run the network in channels-last memory format (faster convolutions on CPU
             and tensor cores).
+        val_lpips: LPIPS backbone for ``val/lpips`` (``alex``, ``vgg`` or ``None``); skipped with a
+            warning naming the install command when its weights are not installed.
     """
 
     data_kind = "paired"
@@ -44,6 +48,7 @@ class RestorationModule(pl.LightningModule):
         crop_border: int = 0,
         y_channel: bool = False,
         channels_last: bool = False,
+        val_lpips: str | None = None,
     ):
         super().__init__()
         if loss not in _LOSSES:
@@ -57,6 +62,8 @@ class RestorationModule(pl.LightningModule):
         self.val_ssim = SSIM(crop_border, y_channel)
         self.val_psnr_best = MaxMetric()
         self.skipped_steps = 0
+        # kept out of the module tree, so checkpoints do not carry (or need) the LPIPS backbone
+        object.__setattr__(self, "val_lpips", _optional_lpips(val_lpips))
 
     def forward(self, degraded: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -78,6 +85,8 @@ class RestorationModule(pl.LightningModule):
         restored = self(batch["degraded"]).float().clamp(0, 1)
         self.val_psnr.update(restored, batch["clean"])
         self.val_ssim.update(restored, batch["clean"])
+        if self.val_lpips is not None:
+            self.val_lpips.to(self.device).update(restored, batch["clean"])
         return {"restored": restored}
 
     def on_validation_epoch_end(self):
@@ -88,6 +97,22 @@ class RestorationModule(pl.LightningModule):
         self.log("val/psnr_best", self.val_psnr_best.compute())
         self.val_psnr.reset()
         self.val_ssim.reset()
+        if self.val_lpips is not None:
+            self.log("val/lpips", self.val_lpips.compute())
+            self.val_lpips.reset()
 
     def configure_optimizers(self):
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+
+
+def _optional_lpips(net: str | None):
+    if not net:
+        return None
+    from degrade_lab.metrics.lpips import LPIPS
+    from degrade_lab.weights import MissingWeightsError
+
+    try:
+        return LPIPS(net)
+    except MissingWeightsError as err:
+        log.warning("val/lpips is not logged: %s", err)
+        return None

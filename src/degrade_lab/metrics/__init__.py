@@ -1,7 +1,9 @@
 """Metrics: functional forms (per image) and torchmetrics Metrics (DDP-reduced).
 
-Restorers: PSNR, SSIM. Degradation models (synthetic vs real degraded images of the same clean
-image): noise-histogram KLD, AKLD, and the MMD between latent sample sets.
+Restorers: PSNR, SSIM, LPIPS. Degradation models (synthetic vs real degraded images of the same clean
+image): noise-histogram KLD, AKLD, FID, and the MMD between latent sample sets. LPIPS and FID need
+installed backbones (``degrade-lab weights install``) and are imported from their modules
+(:mod:`degrade_lab.metrics.lpips`, :mod:`degrade_lab.metrics.fid`).
 """
 
 from degrade_lab.metrics.akld import AKLD, akld

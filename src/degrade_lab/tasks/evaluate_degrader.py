@@ -11,10 +11,16 @@ at the degraded side's resolution (MATLAB bicubic for SR):
   ``input/psnr``: real vs reference (how strong the real one is);
 * ``degradation/noise_std`` and ``input/noise_std``: the noise standard deviation (0-255);
 * ``degradation/mmd`` for LUD-VAE checkpoints: the MMD between q(z|x) and q(z|y) samples on a centre
-  crop of every pair (Table 6: the inference-invariance check).
+  crop of every pair (Table 6: the inference-invariance check);
+* ``degradation/fid``: FID between the synthetic and the real degraded images, pooled over the test
+  set as non-overlapping ``metrics.fid_crop`` tiles (a few test images give few samples; tiles give
+  more), next to ``input/fid``: clean reference vs real (how far no degradation at all is). Needs the
+  installed Inception (``degrade-lab weights install``); otherwise reported as unavailable.
 
-Writes metrics.json / metrics.csv / metrics.md and ``degradation.png`` (see
-:mod:`degrade_lab.plots.degradation_sheet`).
+Writes metrics.json / metrics.csv / metrics.md, ``degradation.png`` (see
+:mod:`degrade_lab.plots.degradation_sheet`), and what ``degrade-lab report`` reads: ``examples/``
+(clean | real | synthetic centre crops of the first image) and ``noise_histogram.csv`` (densities of
+real and synthetic noise over all test images, 1-grey-level bins).
 """
 
 from __future__ import annotations
@@ -30,12 +36,15 @@ from degrade_lab.data.datasets import PairedImageDataset
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
+from degrade_lab.metrics.optional import build_or_explain, tiles
 from degrade_lab.plots.degradation_sheet import degradation_sheet
 from degrade_lab.tasks.common import markdown_table, output_dir, save_config
+from degrade_lab.tasks.evaluate import metric_notes, save_examples
 from degrade_lab.tasks.synthesize import image_seed
 from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
 from degrade_lab.utils.runs import count_parameters, write_summary
 
+HISTOGRAM_SPAN = 80  # noise histogram range (grey levels) written for `degrade-lab report`
 KEYS = ["degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
         "input/noise_std"]
 
@@ -44,6 +53,16 @@ def _centre(image: torch.Tensor, size: int) -> torch.Tensor:
     height, width = image.shape[-2:]
     top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
     return image[..., top : top + size, left : left + size]
+
+
+def _fid(fid_metric, clean_fid, unavailable: dict) -> dict:
+    """degradation/fid and input/fid, or the reason they cannot be computed (fewer than 2 tiles)."""
+    counts = int(fid_metric.real_features_num_samples), int(fid_metric.fake_features_num_samples)
+    if min(counts) < 2:
+        reason = f"FID needs at least 2 tiles per side, got {counts}: lower metrics.fid_crop"
+        unavailable["degradation/fid"] = unavailable["input/fid"] = reason
+        return {}
+    return {"degradation/fid": float(fid_metric.compute()), "input/fid": float(clean_fid.compute())}
 
 
 def evaluate_degrader(cfg: DictConfig) -> dict:
@@ -65,6 +84,20 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     dataset = PairedImageDataset(cfg.data.test, scale=scale)
     samples, mmd_samples = int(cfg.metrics.samples), int(cfg.metrics.mmd_samples)
     has_latents = hasattr(degrader, "latent_samples") and mmd_samples > 1
+    unavailable, labels = {}, {}
+    fid_metric = clean_fid = None
+    if cfg.metrics.get("fid"):
+        from degrade_lab.metrics.fid import FID
+
+        fid_metric = build_or_explain(["degradation/fid", "input/fid"], lambda: FID(cfg.weights.source),
+                                      unavailable, labels)
+        if fid_metric is not None:
+            fid_metric.to(device)
+            clean_fid = FID(cfg.weights.source).to(device)
+    fid_crop = int(cfg.metrics.get("fid_crop", 0))
+    edges = torch.arange(-HISTOGRAM_SPAN - 0.5, HISTOGRAM_SPAN + 1.0, 1.0)
+    histogram = {"real": torch.zeros(len(edges) - 1, dtype=torch.float64),
+                 "synthetic": torch.zeros(len(edges) - 1, dtype=torch.float64)}
     rows, sheet = [], []
     with torch.inference_mode():
         for sample in tqdm(dataset, desc="evaluate degrader", unit="img", disable=not cfg.progress):
@@ -94,32 +127,57 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
                 z_real = degrader.latent_samples(_centre(real, crop), True, mmd_samples, generator)
                 row["degradation/mmd"] = float(gaussian_mmd(z_clean, z_real))
             rows.append(row)
+            if fid_metric is not None:
+                real_features = fid_metric.inception(tiles(real, fid_crop))  # one pass feeds both FIDs
+                fid_metric.update_features(real_features, real=True)
+                clean_fid.update_features(real_features, real=True)
+                fid_metric.update(tiles(synthetic, fid_crop), real=False)
+                clean_fid.update(tiles(reference, fid_crop), real=False)
+            for kind, image in (("real", real), ("synthetic", synthetic)):
+                noise = ((image - reference) * 255).round().flatten().double().cpu()
+                histogram[kind] += torch.histogram(noise, edges.double())[0]  # outside the span: left out
+            if len(rows) == 1:
+                save_examples(out / "examples", {"clean": reference, "real": real, "synthetic": synthetic[:1]})
             if len(sheet) < int(cfg.figure.max_images):
                 sheet.append({"name": sample["name"], "clean": reference[0].cpu(), "real": real[0].cpu(),
                               "synthetic": synthetic[: min(samples, 3)].cpu(),
                               "kld": row["degradation/kld"], "akld": row["degradation/akld"]})
     keys = KEYS + (["degradation/mmd"] if has_latents else [])
     metrics = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+    if fid_metric is not None:
+        fid_values = _fid(fid_metric, clean_fid, unavailable)
+        metrics.update(fid_values)
     metrics["test/images"] = len(rows)
     metrics["degradation/samples_per_image"] = samples
+    metrics["labels"], metrics["unavailable"] = labels, unavailable
+    total = {kind: counts / counts.sum().clamp(min=1) for kind, counts in histogram.items()}
+    atomic_write_csv(out / "noise_histogram.csv",
+                     [{"noise": int(centre), "real": float(r), "synthetic": float(f)}
+                      for centre, r, f in zip(range(-HISTOGRAM_SPAN, HISTOGRAM_SPAN + 1), total["real"],
+                                              total["synthetic"], strict=True)],
+                     ["noise", "real", "synthetic"])
 
     atomic_write_csv(out / "metrics.csv", rows, ["name", *keys])
     atomic_write_json(out / "metrics.json", metrics)
     label = cfg.degrader.get("ckpt") or cfg.degrader.get("_target_")
-    header = ["", "KLD", "AKLD", "PSNR (dB)", "noise std"] + (["MMD"] if has_latents else [])
+    header = ["", "KLD", "AKLD", "FID", "PSNR (dB)", "noise std"] + (["MMD"] if has_latents else [])
     synthetic_row = ["synthetic", metrics["degradation/kld"], metrics["degradation/akld"],
-                     metrics["degradation/psnr"], metrics["degradation/noise_std"]]
-    real_row = ["real", 0.0, 0.0, metrics["input/psnr"], metrics["input/noise_std"]]
+                     metrics.get("degradation/fid", "n/a"), metrics["degradation/psnr"],
+                     metrics["degradation/noise_std"]]
+    real_row = ["real", 0.0, 0.0, 0.0, metrics["input/psnr"], metrics["input/noise_std"]]
+    clean_row = ["clean (no degradation)", "", "", metrics.get("input/fid", "n/a"), "", 0.0]
     if has_latents:
         synthetic_row.append(metrics["degradation/mmd"])
         real_row.append("")
-    table = markdown_table(header, [real_row, synthetic_row])
+        clean_row.append("")
+    table = markdown_table(header, [real_row, synthetic_row, clean_row])
     atomic_write_text(
         out / "metrics.md",
         f"# Degradation model evaluation: {label}\n\nTest pairs: `{cfg.data.test}` ({len(rows)} images, "
         f"{samples} synthetic samples each). KLD = KL(real || synthetic) of noise histograms; AKLD as in "
-        "DANet; PSNR against the clean reference; MMD between q(z|x) and q(z|y) (LUD-VAE).\n\n"
-        f"{table}\n![samples](degradation.png)\n",
+        "DANet; FID against the real degraded images "
+        f"({fid_crop}x{fid_crop} tiles); PSNR against the clean reference; MMD between q(z|x) and q(z|y) "
+        f"(LUD-VAE).\n\n{table}\n{metric_notes(labels, unavailable)}\n![samples](degradation.png)\n",
     )
     degradation_sheet(
         out / "degradation.png", sheet,

@@ -51,6 +51,9 @@ def load_model(path: str | Path):
     """
     checkpoint = read_checkpoint(path)
     record = checkpoint["degrade_lab"]
-    module = hydra.utils.instantiate(record["config"]["model"])
+    config = dict(record["config"]["model"])
+    if config.get("val_lpips"):
+        config["val_lpips"] = None  # a validation-only metric: inference does not need its backbone
+    module = hydra.utils.instantiate(config)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval(), record

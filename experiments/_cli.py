@@ -30,6 +30,12 @@ def report(out: Path, text: str, results: dict) -> None:
     print(out, flush=True)
 
 
+def report_figure(out: Path, named_runs: list[tuple[str, Path]], title: str) -> Path:
+    """`degrade-lab report` over evaluate runs (runs sharing a name form one row) into ``out/report``."""
+    return run(["report", *[f"{name}={path}" for name, path in named_runs], "--out", str(out / "report"),
+                "--title", title])
+
+
 def metrics_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 

@@ -19,7 +19,7 @@ import argparse
 import os
 import time
 
-from _cli import metrics_of, report, run, train_and_evaluate_dncnn
+from _cli import metrics_of, report, report_figure, run, train_and_evaluate_dncnn
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
@@ -49,7 +49,10 @@ def main() -> None:
         "camera": ["degrader=camera", "degrader.shot=[0.005,0.02]", "degrader.read=[5e-5,5e-4]",
                    "degrader.quality=[85,95]"],
     }
+    judged = {}
     for name, settings in degraders.items():
+        judged[name] = run(["evaluate", *settings, "data=folders", f"data.test={builtin / 'test'}",
+                            f"seed={args.seed}", "progress=false"])
         pairs = out / f"pairs_{name}"
         run(["synthesize", *settings, f"input={builtin / 'source'}", f"output={pairs}",
              f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
@@ -60,20 +63,24 @@ def main() -> None:
     rows, results = [], {}
     identity = run(["evaluate", "ckpt=identity", "data=folders", f"data.test={test}", "progress=false"])
     metrics = metrics_of(identity)
-    rows.append(["noisy input", "-", metrics["input/psnr"], metrics["input/ssim"], 0.0])
-    results["input"] = {"psnr": metrics["input/psnr"], "ssim": metrics["input/ssim"]}
+    rows.append(["noisy input", "-", metrics["input/psnr"], metrics["input/ssim"], metrics.get("input/lpips", "n/a"), 0.0])
+    results["input"] = {"psnr": metrics["input/psnr"], "ssim": metrics["input/ssim"], "lpips": metrics.get("input/lpips")}
+    named_runs = [("noisy input", identity)]
     for name, pairs in training_sets.items():
         metrics, train_dir, eval_dir = train_and_evaluate_dncnn(pairs, test, args.steps, args.seed)
         rows.append([f"DnCNN trained on {name}", described[name], metrics["test/psnr"], metrics["test/ssim"],
-                     metrics["test/psnr"] - results["input"]["psnr"]])
-        results[name] = {"psnr": metrics["test/psnr"], "ssim": metrics["test/ssim"], "pairs": str(pairs),
-                         "train_run": str(train_dir),
-                         "eval_run": str(eval_dir)}
+                     metrics.get("test/lpips", "n/a"), metrics["test/psnr"] - results["input"]["psnr"]])
+        results[name] = {"psnr": metrics["test/psnr"], "ssim": metrics["test/ssim"], "lpips": metrics.get("test/lpips"),
+                         "pairs": str(pairs), "train_run": str(train_dir), "eval_run": str(eval_dir)}
+        named_runs += [(name, eval_dir)] + ([(name, judged[name])] if name in judged else [])
+    figure = report_figure(out, named_runs, "DnCNN demo: builtin camera-noise test pairs")
+    results["report"] = str(figure)
 
-    table = markdown_table(["method", "training pairs", "PSNR (dB)", "SSIM", "gain (dB)"], rows)
+    table = markdown_table(["method", "training pairs", "PSNR (dB)", "SSIM", "LPIPS", "gain (dB)"], rows)
     header = (f"# DnCNN demo on the builtin camera-noise test pairs ({test})\n\n"
               f"{args.steps} steps per DnCNN (experiment=dncnn_cpu), {args.samples} samples per clean image, "
-              f"seed {args.seed}, {time.time() - start:.0f} s in all.\n\n")
+              f"seed {args.seed}, {time.time() - start:.0f} s in all. Figure and degrader scores (KLD, AKLD, FID): "
+              f"{figure}/report.md\n\n")
     report(out, header + table, results)
 
 

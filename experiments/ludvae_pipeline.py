@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _cli import metrics_of, report, run, train_and_evaluate_dncnn
+from _cli import metrics_of, report, report_figure, run, train_and_evaluate_dncnn
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
@@ -59,17 +59,20 @@ def main() -> None:
             ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.noise_level=[{sigma_x},{2 * sigma_x}]"],
     }
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs with it
-    judged, pairs = {}, {}
+    judged, judged_runs, pairs = {}, {}, {}
     for name, settings in degraders.items():
-        judged[name] = metrics_of(run(["evaluate", *settings, "data=folders", f"data.test={test}",
-                                       f"seed={args.seed}", "progress=false"]))
+        judged_runs[name] = run(["evaluate", *settings, "data=folders", f"data.test={test}",
+                                 f"seed={args.seed}", "progress=false"])
+        judged[name] = metrics_of(judged_runs[name])
         pairs[name] = out / f"pairs_{len(pairs)}"
         run(["synthesize", *settings, f"input={builtin / 'source'}", f"output={pairs[name]}",
              f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
     pairs["real pairs (oracle)"] = builtin / "paired"
 
     # 4. + 5. the downstream denoiser
-    identity = metrics_of(run(["evaluate", "ckpt=identity", "data=folders", f"data.test={test}", "progress=false"]))
+    identity_run = run(["evaluate", "ckpt=identity", "data=folders", f"data.test={test}", "progress=false"])
+    identity = metrics_of(identity_run)
+    named_runs = [("noisy input", identity_run)]
     rows = [["noisy input", "-", "-", "-", identity["input/psnr"], identity["input/ssim"]]]
     results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]},
                "ludvae_run": str(ludvae_run)}
@@ -80,8 +83,12 @@ def main() -> None:
         rows.append([name, "-" if kld is None else kld, "-" if akld is None else akld,
                      f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"
                      if degradation else "-", metrics["test/psnr"], metrics["test/ssim"]])
-        results[name] = {"psnr": metrics["test/psnr"], "ssim": metrics["test/ssim"], "degradation": degradation,
-                         "pairs": str(folder), "train_run": str(train_dir), "eval_run": str(eval_dir)}
+        results[name] = {"psnr": metrics["test/psnr"], "ssim": metrics["test/ssim"], "lpips": metrics.get("test/lpips"),
+                         "degradation": degradation, "pairs": str(folder), "train_run": str(train_dir),
+                         "eval_run": str(eval_dir)}
+        named_runs += [(name, eval_dir)] + ([(name, judged_runs[name])] if name in judged_runs else [])
+    figure = report_figure(out, named_runs, "LUD-VAE pipeline: builtin camera noise")
+    results["report"] = str(figure)
 
     table = markdown_table(
         ["training data for DnCNN", "KLD", "AKLD", "noise std synthetic / real", "PSNR (dB)", "SSIM"], rows
@@ -89,7 +96,8 @@ def main() -> None:
     header = (f"# LUD-VAE pipeline on the builtin camera-noise data (test pairs: {test})\n\n"
               f"LUD-VAE: experiment=ludvae_cpu ({ludvae_run}); DnCNN: experiment=dncnn_cpu, {args.steps} steps; "
               f"{args.samples} synthetic samples per clean image; seed {args.seed}; {time.time() - start:.0f} s "
-              "in all. KLD/AKLD: the degrader's samples vs the real test degradation (lower is closer).\n\n")
+              "in all. KLD/AKLD: the degrader's samples vs the real test degradation (lower is closer). "
+              f"FID, LPIPS and the figure: {figure}/report.md\n\n")
     report(out, header + table, results)
 
 

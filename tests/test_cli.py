@@ -180,3 +180,16 @@ def test_ludvae_bad_input_exits_2_naming_the_problem(tiny_folders, tmp_path):
                  f"output={tmp_path / 'out'}")
     assert result.returncode == 2 and "RestorationModule" in result.stderr and "LUDVAEModule" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_weights_and_report_commands(tiny_folders, tmp_path):
+    listing = cli("weights", "list")
+    assert listing.returncode == 0 and "inception" in listing.stdout and "FID" in listing.stdout
+    bad = cli("weights", "install", "source=official", f"from={tmp_path}")
+    assert bad.returncode == 2 and "alexnet-owt-7be5be79.pth" in bad.stderr
+    run = last_line(cli("evaluate", "ckpt=identity", "data=folders", f"data.test={tiny_folders / 'test'}",
+                        "progress=false"))
+    result = cli("report", f"noisy input={run}", "--out", str(tmp_path / "report"))
+    assert result.returncode == 0 and "| noisy input |" in result.stdout
+    assert (tmp_path / "report" / "report.png").is_file()
+    assert "weights" in cli("--help").stdout and "report" in cli("--help").stdout

@@ -265,3 +265,17 @@ def test_every_metric_reduces_across_two_processes(tmp_path):
     assert reduced["mmd"] == pytest.approx(float(sum(halves) / 2), rel=1e-5)
     expected = {"psnr", "ssim", "kld", "akld", "mmd"} | ({"lpips", "fid"} if HAVE_WEIGHTS else set())
     assert set(reduced) == expected
+
+
+@needs_weights
+@pytest.mark.parametrize("name", ["perceptual", "lpips"])
+def test_loss_configs_instantiate_on_the_installed_weights(name):
+    import hydra
+    from omegaconf import OmegaConf
+
+    from degrade_lab.paths import config_dir
+
+    loss = hydra.utils.instantiate(OmegaConf.load(config_dir() / "loss" / f"{name}.yaml"))
+    images = torch.rand(1, 3, 32, 32)
+    assert float(loss(images, images)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(images, torch.rand(1, 3, 32, 32))) > 0

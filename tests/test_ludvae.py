@@ -244,3 +244,16 @@ def test_wrapping_a_training_module_leaves_it_trainable():
     module = tiny_module()
     LUDVAEDegrader(module=module)
     assert all(p.requires_grad for p in module.parameters())
+
+
+def test_validation_grid_shows_samples_at_two_temperatures():
+    module = tiny_module(grid_temperatures=(1.0, 0.5), grid_samples=2).eval()
+    module.on_validation_epoch_start()
+    batch = {"clean": torch.rand(2, 3, 16, 16), "degraded": torch.rand(2, 3, 16, 16)}
+    with torch.no_grad():
+        first = module.validation_step(batch, 0)
+        second = module.validation_step(batch, 1)
+    assert len(first["grid"]) == 3 + 4 and len(second["grid"]) == 3  # extra samples for the first row only
+    assert first["caption"].endswith("T=1 | T=1 | T=0.5 | T=0.5")
+    samples = torch.cat(first["grid"][3:])
+    assert samples.shape == (4, 3, 16, 16) and not torch.equal(samples[0], samples[1])  # distinct samples

@@ -279,3 +279,35 @@ def test_loss_configs_instantiate_on_the_installed_weights(name):
     images = torch.rand(1, 3, 32, 32)
     assert float(loss(images, images)) == pytest.approx(0.0, abs=1e-6)
     assert float(loss(images, torch.rand(1, 3, 32, 32))) > 0
+
+
+@needs_weights
+def test_official_torchvision_files_install_and_give_the_same_lpips(tmp_path, monkeypatch):
+    """torchvision-layout AlexNet / VGG16 files (made here from the installed backbones, named with their
+    own SHA-256 prefix as torch.hub names them) install as the `official` source and score identically."""
+    import degrade_lab.weights.install as install_module
+    from degrade_lab.metrics.lpips import LPIPS
+    from degrade_lab.utils.io import sha256_file
+
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    names = {}
+    for name in ("alexnet", "vgg16"):
+        state = lpips_to_torchvision(torch.load(require(name).path, weights_only=True))
+        draft = folder / f"{name}.tmp"
+        torch.save(state, draft)
+        names[name] = f"{name}-{sha256_file(draft)[:8]}.pth"
+        draft.rename(folder / names[name])
+    (folder / "pt_inception-x.pth").write_bytes(b"fidelity weights")
+    names["inception"] = f"pt_inception-{sha256_file(folder / 'pt_inception-x.pth')[:8]}.pth"
+    (folder / "pt_inception-x.pth").rename(folder / names["inception"])
+    monkeypatch.setattr(install_module, "OFFICIAL_FILES", names)
+    monkeypatch.setenv("DEGRADE_LAB_WEIGHTS", str(tmp_path / "weights"))
+    install_module.install("official", folder)
+    assert "torchvision" in require("alexnet", "official").label
+    ref, p0 = (read_image(EXAMPLES / f"ex_{n}.png")[None] for n in ("ref", "p0"))
+    assert float(LPIPS("alex", source="official").per_image(ref, p0)) == pytest.approx(0.722, abs=1.5e-3)
+    # a file whose content does not match the hash in its name is refused
+    (folder / names["alexnet"]).write_bytes(b"tampered")
+    with pytest.raises(UserInputError, match="SHA-256 prefix"):
+        install_module.install("official", folder)

@@ -12,9 +12,12 @@ and reduce a sum and a count, so DDP averages over all images of all processes.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
-from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
+
+from degrade_lab.metrics.per_image import MeanOverImages
 
 _Y_WEIGHTS = torch.tensor([65.481, 128.553, 24.966]) / 255.0
 
@@ -52,34 +55,19 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_chann
     )
 
 
-class _MeanOverImages(Metric):
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self, function, crop_border: int = 0, y_channel: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.function, self.crop_border, self.y_channel = function, crop_border, y_channel
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        values = self.function(pred, target, self.crop_border, self.y_channel).double()
-        self.total += values.sum()
-        self.count += values.numel()
-
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count.clamp(min=1)).float()
-
-
-class PSNR(_MeanOverImages):
+class PSNR(MeanOverImages):
     """Mean per-image PSNR (dB), with ``crop_border`` and ``y_channel`` options."""
 
+    higher_is_better = True
+
     def __init__(self, crop_border: int = 0, y_channel: bool = False, **kwargs):
-        super().__init__(psnr, crop_border, y_channel, **kwargs)
+        super().__init__(partial(psnr, crop_border=crop_border, y_channel=y_channel), **kwargs)
 
 
-class SSIM(_MeanOverImages):
+class SSIM(MeanOverImages):
     """Mean per-image SSIM, with ``crop_border`` and ``y_channel`` options."""
 
+    higher_is_better = True
+
     def __init__(self, crop_border: int = 0, y_channel: bool = False, **kwargs):
-        super().__init__(ssim, crop_border, y_channel, **kwargs)
+        super().__init__(partial(ssim, crop_border=crop_border, y_channel=y_channel), **kwargs)

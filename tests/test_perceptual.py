@@ -199,14 +199,27 @@ def test_fid_is_zero_for_a_set_with_itself_and_grows_with_noise():
 
 @needs_weights
 def test_inception_features_resize_any_size_to_299():
-    from degrade_lab.metrics.fid import InceptionFeatures
+    from degrade_lab.metrics.fid import InceptionFeatures, resize_like_tensorflow1
 
     features = InceptionFeatures()
     image = torch.rand(1, 3, 80, 120)
     pixels = (image * 255).round()
-    manual = torch.nn.functional.interpolate(pixels, size=(299, 299), mode="bilinear", align_corners=False)
+    manual = resize_like_tensorflow1(pixels, 299)
+    assert manual.shape == (1, 3, 299, 299)
     assert torch.allclose(features(image), features.net(manual / 128 - 1), atol=1e-5)
     assert features(image).shape == (1, 2048)
+
+
+def test_tensorflow1_resize_coordinates():
+    from degrade_lab.metrics.fid import resize_like_tensorflow1
+
+    row = torch.tensor([[[[10.0, 30.0]]]]).expand(1, 1, 2, 2)
+    # TF1 samples the input at 0, 0.5, 1, 1.5 (clamped to the last pixel): no half-pixel offset
+    assert torch.allclose(resize_like_tensorflow1(row, 4)[0, 0, 0], torch.tensor([10.0, 20.0, 30.0, 30.0]))
+    image = torch.rand(1, 3, 7, 7)
+    assert torch.allclose(resize_like_tensorflow1(image, 14)[..., ::2, ::2], image)  # even outputs hit pixels
+    down = resize_like_tensorflow1(torch.arange(16.0).view(1, 1, 4, 4), 2)
+    assert torch.equal(down[0, 0], torch.tensor([[0.0, 2.0], [8.0, 10.0]]))  # samples at 0 and 2
 
 
 # ---- perceptual loss -------------------------------------------------------------------------------
@@ -311,3 +324,29 @@ def test_official_torchvision_files_install_and_give_the_same_lpips(tmp_path, mo
     (folder / names["alexnet"]).write_bytes(b"tampered")
     with pytest.raises(UserInputError, match="SHA-256 prefix"):
         install_module.install("official", folder)
+
+
+def test_tiles_cover_the_grid_and_cap_per_image():
+    from degrade_lab.metrics.optional import tiles
+
+    images = torch.arange(2 * 1 * 8 * 12, dtype=torch.float32).view(2, 1, 8, 12)
+    all_tiles = tiles(images, 4)
+    assert all_tiles.shape == (12, 1, 4, 4)  # 2 images x 2 rows x 3 cols
+    assert torch.equal(all_tiles[4], images[0, :, 4:8, 4:8]) and torch.equal(all_tiles[6], images[1, :, 0:4, 0:4])
+    capped = tiles(images, 4, per_image=2)
+    assert capped.shape == (4, 1, 4, 4)
+    assert torch.equal(capped[0], all_tiles[0]) and torch.equal(capped[1], all_tiles[5])  # first and last tile
+    assert tiles(images, 16).shape == images.shape  # larger than the image: the whole image
+
+
+@needs_weights
+def test_building_metrics_and_losses_leaves_the_global_rng_alone():
+    from degrade_lab.losses.perceptual import VGGPerceptualLoss
+    from degrade_lab.metrics.fid import FID
+    from degrade_lab.metrics.lpips import LPIPS
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    LPIPS("alex"), FID(), VGGPerceptualLoss()
+    assert torch.equal(torch.rand(3), expected)  # a seeded run stays the same run with metrics on

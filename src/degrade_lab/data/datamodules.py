@@ -10,6 +10,7 @@ transfer (``on_after_batch_transfer``), with its own seeded generator saved in c
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,12 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from degrade_lab.data import domains as D
-from degrade_lab.data.datasets import ImageFolderDataset, PairedCropDataset, PairedImageDataset
+from degrade_lab.data.datasets import (
+    DegradedImageDataset,
+    ImageFolderDataset,
+    PairedCropDataset,
+    PairedImageDataset,
+)
 from degrade_lab.data.samplers import DomainBatchSampler
 from degrade_lab.degradations.build import build_degrader
 from degrade_lab.errors import UserInputError
@@ -112,6 +118,9 @@ class DomainDataModule(pl.LightningDataModule):
                 degraded = self.degrader(batch["clean"], self.generator(device))
             batch["degraded"] = degraded.clone()  # an ordinary tensor again, usable by autograd
             batch["domain"] = torch.full_like(batch["domain"], D.PAIRED)
+            parameters = getattr(self.degrader, "last_parameters", {})
+            if parameters:  # the known degradation of each image (sigma, quality, blur width)
+                batch["parameters"] = {name: values.clone() for name, values in parameters.items()}
         return batch
 
     def state_dict(self):
@@ -121,8 +130,16 @@ class DomainDataModule(pl.LightningDataModule):
         self._generator_state = state.get("generator")
 
 
-def _pairs(folder, scale, crop):
-    return PairedImageDataset(folder, scale=scale, crop=crop) if folder else None
+def _pairs(folder, scale, crop, degrader=None, seed: int = 0):
+    """Pairs from a paired folder (clean/ + degraded/), or, for a folder of clean images only and an
+    on-the-fly degrader, pairs that degrader makes with fixed per-image seeds."""
+    if not folder:
+        return None
+    root = Path(folder).expanduser()
+    if degrader is not None and root.is_dir() and not (root / "clean").is_dir():
+        # its own copy: training moves the on-the-fly degrader to the accelerator, validation stays on CPU
+        return DegradedImageDataset(root, copy.deepcopy(degrader), seed=seed, crop=crop)
+    return PairedImageDataset(folder, scale=scale, crop=crop)
 
 
 def _need(value, name: str, why: str) -> Path:
@@ -161,8 +178,9 @@ class PairedDataModule(DomainDataModule):
                 "training a restorer needs pairs: data.paired=DIR (with clean/ and degraded/), or clean "
                 "images data.source=DIR plus data.degrader=NAME to degrade them on the fly."
             )
-        super().__init__(domains, val=_pairs(val or test, scale, val_crop), test=_pairs(test, scale, None),
-                         degrader=degrader, **loader)
+        seed = loader.get("seed", 0)
+        super().__init__(domains, val=_pairs(val or test, scale, val_crop, degrader, seed),
+                         test=_pairs(test, scale, None, degrader, seed), degrader=degrader, **loader)
 
 
 class UnpairedDataModule(DomainDataModule):

@@ -132,3 +132,43 @@ class PairedImageDataset(Dataset):
             s = self.scale
             clean = clean[:, top * s : (top + size) * s, left * s : (left + size) * s]
         return {"clean": clean, "degraded": degraded, "name": name}
+
+
+class DegradedImageDataset(Dataset):
+    """Validation / test pairs made from a folder of clean images by a degrader, deterministically:
+    image ``name`` is degraded with a generator seeded by (``seed``, ``name``), so every epoch and
+    every run sees the same pairs. Items carry the degrader's recorded ``parameters`` (sigma, ...).
+    Clean images are cropped to a multiple of the degrader's scale (and centre-cropped to ``crop``)."""
+
+    def __init__(self, root: str | Path, degrader, seed: int = 0, crop: int | None = None):
+        import hashlib
+
+        files = list_images(root, "clean image folder")
+        self.names = relative_stems(files, Path(root).expanduser())
+        self.degrader, self.crop, self.scale = degrader, crop, int(getattr(degrader, "scale", 1))
+        self.seeds = {name: int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16)
+                      for name in self.names}
+        self.items = sorted(self.names.items())
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        import torch
+
+        name, path = self.items[index]
+        clean = read_image(path)
+        if self.crop:
+            height, width = clean.shape[-2:]
+            top, left = max((height - self.crop) // 2, 0), max((width - self.crop) // 2, 0)
+            clean = clean[:, top : top + self.crop, left : left + self.crop]
+        height, width = clean.shape[-2:]
+        clean = clean[:, : height - height % self.scale, : width - width % self.scale]
+        generator = torch.Generator().manual_seed(self.seeds[name])
+        with torch.inference_mode():
+            degraded = self.degrader(clean[None], generator)[0].clone()
+        parameters = {k: v[0].clone() for k, v in getattr(self.degrader, "last_parameters", {}).items()}
+        item = {"clean": clean, "degraded": degraded, "name": name}
+        if parameters:
+            item["parameters"] = parameters
+        return item

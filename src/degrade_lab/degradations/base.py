@@ -24,8 +24,17 @@ class Degrader(nn.Module, ABC):
     scale: int = 1
 
     def forward(self, clean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        self.last_parameters: dict[str, torch.Tensor] = {}
         # the output keeps the input's dtype (float32 parameters would otherwise promote bf16/fp16)
         return self.degrade(clean, generator).to(clean.dtype)
+
+    def record(self, name: str, values: torch.Tensor) -> None:
+        """Remember a per-image parameter of the last batch (``sigma`` on 0-255, ``quality``,
+        ``blur_sigma`` in pixels): restorers that estimate or use a known degradation read it from
+        ``batch["parameters"]`` (VDIR's EST(c) target, DRUNet's noise-level map)."""
+        if not hasattr(self, "last_parameters"):
+            self.last_parameters = {}
+        self.last_parameters[name] = values.detach().float().reshape(-1)
 
     @abstractmethod
     def degrade(self, clean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -53,6 +53,8 @@ class GaussianBlur(Degrader):
             theta = sample_uniform((0.0, math.pi), batch, generator, device)
         else:
             sigma_y, theta = sigma_x, torch.zeros_like(sigma_x)
+        # the kernel width (VDIR's f(T) = k for SR); anisotropic kernels: the geometric mean of the axes
+        self.record("blur_sigma", (sigma_x * sigma_y).sqrt())
         return gaussian_kernels(sigma_x.clamp(min=1e-3), sigma_y.clamp(min=1e-3), theta, self.kernel_size)
 
     def degrade(self, clean, generator=None):

@@ -23,4 +23,6 @@ class Compose(Degrader):
         out = clean
         for degrader in self.degraders:
             out = degrader(out, generator)
+            for name, values in getattr(degrader, "last_parameters", {}).items():
+                self.record(name, values)
         return out

@@ -42,7 +42,9 @@ class JPEG(Degrader):
         return [int(v) for v in values.floor().tolist()]
 
     def degrade(self, clean, generator=None):
-        return jpeg_roundtrip(clean, self.sample_quality(clean.shape[0], generator, clean.device))
+        quality = self.sample_quality(clean.shape[0], generator, clean.device)
+        self.record("quality", torch.tensor(quality, dtype=torch.float32, device=clean.device))
+        return jpeg_roundtrip(clean, quality)
 
     def extra_repr(self):
         return f"quality={self.quality}"

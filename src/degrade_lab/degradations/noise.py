@@ -25,6 +25,7 @@ class AWGN(Degrader):
 
     def degrade(self, clean, generator=None):
         sigma = per_image(self.sample_sigma(clean.shape[0], generator, clean.device))
+        self.record("sigma", sigma * 255.0)
         noisy = clean + sigma * torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
         return noisy.clamp(0, 1) if self.clip else noisy
 

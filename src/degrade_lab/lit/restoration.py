@@ -32,6 +32,9 @@ class RestorationModule(pl.LightningModule):
             and tensor cores).
         val_lpips: LPIPS backbone for ``val/lpips`` (``alex``, ``vgg`` or ``None``); skipped with a
             warning naming the install command when its weights are not installed.
+        noise_level: for non-blind networks that take a noise level (DRUNet with its noise map): the
+            sigma (0-255) used when a batch does not carry its own (``batch["parameters"]["sigma"]``,
+            recorded by on-the-fly degraders), e.g. real test pairs or ``evaluate noise_level=25``.
     """
 
     data_kind = "paired"
@@ -49,6 +52,7 @@ class RestorationModule(pl.LightningModule):
         y_channel: bool = False,
         channels_last: bool = False,
         val_lpips: str | None = None,
+        noise_level: float | None = None,
     ):
         super().__init__()
         if loss not in _LOSSES:
@@ -62,16 +66,30 @@ class RestorationModule(pl.LightningModule):
         self.val_ssim = SSIM(crop_border, y_channel)
         self.val_psnr_best = MaxMetric()
         self.skipped_steps = 0
+        self.noise_level = noise_level
         # kept out of the module tree, so checkpoints do not carry (or need) the LPIPS backbone
         object.__setattr__(self, "val_lpips", _optional_lpips(val_lpips))
 
     def forward(self, degraded: torch.Tensor) -> torch.Tensor:
+        return self.restore(degraded)
+
+    def restore(self, degraded: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
+        """The network's output; non-blind networks get the batch's sigma, else ``noise_level``."""
         if self.channels_last:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
-        return self.net(degraded)
+        if not getattr(self.net, "noise_map", False):
+            return self.net(degraded)
+        level = ((batch or {}).get("parameters") or {}).get("sigma")
+        if level is None:
+            if self.noise_level is None:
+                raise ValueError("this network takes the noise level (sigma, 0-255) as input: train on pairs "
+                                 "made on the fly by a noise degrader (data.degrader=awgn), or give it with "
+                                 "model.noise_level=SIGMA (train) / noise_level=SIGMA (evaluate)")
+            level = float(self.noise_level)
+        return self.net(degraded, level)
 
     def training_step(self, batch, batch_idx):
-        restored = self(batch["degraded"])
+        restored = self.restore(batch["degraded"], batch)
         loss = self.loss_fn(restored.float(), batch["clean"])
         if not torch.isfinite(loss):
             # returning None makes Lightning skip the optimizer step: the weights stay intact
@@ -82,7 +100,7 @@ class RestorationModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        restored = self(batch["degraded"]).float().clamp(0, 1)
+        restored = self.restore(batch["degraded"], batch).float().clamp(0, 1)
         self.val_psnr.update(restored, batch["clean"])
         self.val_ssim.update(restored, batch["clean"])
         if self.val_lpips is not None:

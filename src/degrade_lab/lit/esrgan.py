@@ -1,0 +1,118 @@
+"""ESRGAN training (Wang et al., ECCVW 2018, sec. 3): RRDBNet generator, VGG-style discriminator,
+relativistic average GAN, perceptual loss, exponential moving average of the generator.
+
+Per step (Lightning manual optimization, BasicSR's order): a generator step on
+
+    L_G = pixel_weight * ||G(y) - x||_1 + perceptual_weight * L_percep + gan_weight * L_G^Ra   (eq. 3)
+
+then a discriminator step on L_D^Ra with G(y) detached; then the EMA copy of the generator is updated
+(``ema_decay``, BasicSR's 0.999). Validation, checkpoints' inference and ``evaluate`` use the EMA
+weights. Defaults are the papers' SR configs: 1e-2 L1, 1 perceptual, 5e-3 GAN. The perceptual loss
+is the VGG16 substitute of ESRGAN's VGG19 ``conv5_4`` (``conf/loss/perceptual.yaml``); without its
+installed weights the run stops with the install command, unless ``model.perceptual_weight=0``.
+``init_from`` starts the generator from a PSNR-oriented RRDBNet run (ESRGAN's two-stage training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from degrade_lab.errors import UserInputError
+from degrade_lab.lit.adversarial import TwoOptimizerSteps, relativistic_losses, two_optimizers
+from degrade_lab.lit.restoration import RestorationModule
+from degrade_lab.weights import MissingWeightsError
+
+
+class ESRGANModule(TwoOptimizerSteps, RestorationModule):
+    def __init__(self, net: nn.Module, discriminator: nn.Module, optimizer: Callable | None = None,
+                 discriminator_optimizer: Callable | None = None, scheduler: Callable | None = None,
+                 perceptual: Callable | None = None, pixel_weight: float = 1e-2, perceptual_weight: float = 1.0,
+                 gan_weight: float = 5e-3, ema_decay: float = 0.999, init_from: str | None = None,
+                 scale: int = 4, crop_border: int = 0, y_channel: bool = False, channels_last: bool = False,
+                 val_lpips: str | None = None):
+        super().__init__(net, "l1", optimizer, scheduler, scale, crop_border, y_channel, channels_last, val_lpips)
+        self.automatic_optimization = False
+        if init_from:
+            self._load_generator(init_from)
+        self.discriminator = discriminator
+        self.discriminator_optimizer_factory = discriminator_optimizer
+        self.pixel_weight, self.perceptual_weight, self.gan_weight = pixel_weight, perceptual_weight, gan_weight
+        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+        self.ema.requires_grad_(False)
+        perceptual_loss = None
+        if perceptual_weight > 0:
+            if perceptual is None:
+                raise ValueError("perceptual_weight > 0 needs a perceptual loss (model.perceptual)")
+            try:
+                perceptual_loss = perceptual()
+            except MissingWeightsError as err:
+                raise MissingWeightsError(f"{err} Or train without the perceptual term: model.perceptual_weight=0.") from err
+        # kept out of the module tree: checkpoints neither carry nor need the VGG backbone
+        object.__setattr__(self, "perceptual_loss", perceptual_loss)
+        self.skipped: dict[str, int] = {}
+
+    def _load_generator(self, path: str) -> None:
+        from degrade_lab.utils.checkpoint import load_model
+
+        source, _ = load_model(path)
+        try:
+            self.net.load_state_dict(source.net.state_dict())
+        except RuntimeError as err:
+            raise UserInputError(f"model.init_from='{path}' does not hold this generator ({err})") from err
+
+    def restore(self, degraded: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
+        if self.channels_last:
+            degraded = degraded.contiguous(memory_format=torch.channels_last)
+        return self.ema.module(degraded)  # the averaged generator is the result
+
+    def generator_loss(self, batch, restored: torch.Tensor) -> dict[str, torch.Tensor]:
+        clean = batch["clean"]
+        terms = {"pixel": F.l1_loss(restored.float(), clean)}
+        loss = self.pixel_weight * terms["pixel"]
+        if self.perceptual_loss is not None:
+            self.perceptual_loss.to(restored.device)
+            terms["perceptual"] = self.perceptual_loss(restored.float(), clean)
+            loss = loss + self.perceptual_weight * terms["perceptual"]
+        if self.gan_weight > 0:
+            real_logits = self.discriminator(clean).detach()
+            _, fake_wins = relativistic_losses(real_logits.float(), self.discriminator(restored).float())
+            terms["gan"] = fake_wins
+            loss = loss + self.gan_weight * fake_wins
+        terms["loss"] = loss
+        return terms
+
+    def discriminator_loss(self, batch, restored: torch.Tensor) -> torch.Tensor:
+        real_wins, _ = relativistic_losses(self.discriminator(batch["clean"]).float(),
+                                           self.discriminator(restored.detach()).float())
+        return real_wins
+
+    def training_step(self, batch, batch_idx):
+        size = batch["degraded"].shape[0]
+        terms: dict[str, torch.Tensor] = {}
+        restored: dict[str, torch.Tensor] = {}
+
+        def generator() -> torch.Tensor:
+            restored["image"] = self.net(batch["degraded"])
+            terms.update(self.generator_loss(batch, restored["image"]))
+            return terms["loss"]
+
+        self.gan_step(0, "generator", generator)
+        if self.gan_weight > 0:
+            d_loss = self.gan_step(1, "discriminator", lambda: self.discriminator_loss(batch, restored["image"]))
+            self.log("train/discriminator", d_loss, batch_size=size)
+        self.ema.update_parameters(self.net)
+        self.step_schedulers()
+        self.log_skipped()
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=size)
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
+        return two_optimizers(self.net, self.discriminator, self.optimizer_factory,
+                              self.discriminator_optimizer_factory, self.scheduler_factory)

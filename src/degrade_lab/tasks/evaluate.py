@@ -11,6 +11,7 @@ Restored images are rounded to 8 bits before scoring, as a saved result would be
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -23,6 +24,7 @@ from degrade_lab.metrics import psnr, ssim
 from degrade_lab.metrics.optional import build_or_explain
 from degrade_lab.tasks.common import markdown_table, output_dir, save_config
 from degrade_lab.utils.checkpoint import load_model
+from degrade_lab.utils.inference import self_ensemble, tiled
 from degrade_lab.utils.io import (
     atomic_write_csv,
     atomic_write_json,
@@ -48,6 +50,62 @@ def metric_notes(labels: dict, unavailable: dict) -> str:
     return ("Weights and notes:\n\n" + "\n".join(lines) + "\n") if lines else ""
 
 
+def _restorer(model, cfg: DictConfig, scale: int):
+    """The model's forward, with the x8 self-ensemble and tiling the config asks for."""
+    if model is None:
+        return None
+    restore = model
+    if cfg.get("self_ensemble"):
+        def restore(x, base=model):
+            return self_ensemble(base, x)
+    tile = int(cfg.get("tile") or 0)
+    if tile:
+        inner = restore
+        multiple = int(cfg.get("tile_multiple") or 8)
+
+        def restore(x):
+            return tiled(inner, x, tile, int(cfg.get("tile_margin") or 32), scale, multiple)
+    return restore
+
+
+def _sweep_dataset(cfg: DictConfig, sweep, value):
+    """Clean test images degraded by ``sweep.degrader`` with ``sweep.parameter = value`` (fixed seeds)."""
+    from omegaconf import OmegaConf, open_dict
+
+    from degrade_lab.data.datasets import DegradedImageDataset
+    from degrade_lab.degradations.build import build_degrader
+
+    spec = sweep.degrader
+    if isinstance(spec, str):
+        from degrade_lab.paths import config_dir
+
+        path = config_dir() / "degrader" / f"{spec}.yaml"
+        if not path.is_file():
+            raise UserInputError(f"sweep.degrader '{spec}' is not a degrader config (conf/degrader/).")
+        spec = OmegaConf.load(path)
+    spec = OmegaConf.create(OmegaConf.to_container(spec, resolve=True))
+    with open_dict(spec):
+        OmegaConf.update(spec, str(sweep.parameter), value, merge=False)
+    degrader = build_degrader(OmegaConf.to_container(spec))
+    root = Path(str(cfg.data.test)).expanduser()
+    return DegradedImageDataset(root / "clean" if (root / "clean").is_dir() else root, degrader, seed=int(cfg.seed))
+
+
+def _table(per_level: dict, parameter: str | None, restored: bool) -> str:
+    name = "restored" if restored else "identity"
+    if parameter is None:
+        means = per_level[None]
+        return markdown_table(
+            ["", "PSNR (dB)", "SSIM", "LPIPS"],
+            [["degraded input", means["input/psnr"], means["input/ssim"], means.get("input/lpips", "n/a")],
+             [name, means["test/psnr"], means["test/ssim"], means.get("test/lpips", "n/a")]],
+        )
+    rows = [[f"{parameter} = {value}", m["input/psnr"], m["test/psnr"], m["input/ssim"], m["test/ssim"],
+             m.get("test/lpips", "n/a")] for value, m in per_level.items()]
+    return markdown_table([parameter, "input PSNR", f"{name} PSNR (dB)", "input SSIM", f"{name} SSIM", "LPIPS"],
+                          rows)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     if not cfg.data.get("test"):
         raise UserInputError("evaluate needs test pairs: data.test=DIR (with clean/ and degraded/).")
@@ -69,14 +127,17 @@ def evaluate(cfg: DictConfig) -> dict:
     model, record = (None, None) if str(cfg.ckpt) == "identity" else load_model(cfg.ckpt)
     if model is not None and int(getattr(model, "scale", 1)) != scale:
         raise UserInputError(
-            f"checkpoint '{cfg.ckpt}' restores at scale {model.scale} but data.scale is {scale}."
+            f"checkpoint '{cfg.ckpt}' restores at scale {model.scale} but data.scale is {scale}: "
+            f"evaluate it on x{model.scale} pairs (data.scale={model.scale})."
         )
+    if model is not None and cfg.get("noise_level") is not None:
+        model.noise_level = float(cfg.noise_level)  # non-blind networks (DRUNet with its noise map)
     crop = int(cfg.metrics.crop_border)
     y_channel = bool(cfg.metrics.y_channel)
-    dataset = PairedImageDataset(cfg.data.test, scale=scale)
     device = torch.device(cfg.device)
     if model is not None:
         model.to(device)
+    restore = _restorer(model, cfg, scale)
 
     unavailable, labels = {}, {}
     lpips_metric = None
@@ -88,51 +149,66 @@ def evaluate(cfg: DictConfig) -> dict:
         if lpips_metric is not None:
             lpips_metric.to(device)
 
-    rows = []
-    with torch.inference_mode():
-        for sample in tqdm(dataset, desc="evaluate", unit="img", disable=not cfg.progress):
-            clean = sample["clean"][None].to(device)
-            degraded = sample["degraded"][None].to(device)
-            restored = model(degraded).float() if model is not None else degraded
-            if restored.shape != clean.shape:  # the input of an SR pair: bicubic up-sampling
-                restored = imresize(restored, scale).clamp(0, 1)
-            restored = quantize_8bit(restored)
-            baseline = imresize(degraded, scale).clamp(0, 1) if scale > 1 else degraded
-            rows.append({
-                "name": sample["name"],
-                "test/psnr": float(psnr(restored, clean, crop, y_channel)),
-                "test/ssim": float(ssim(restored, clean, crop, y_channel)),
-                "input/psnr": float(psnr(baseline, clean, crop, y_channel)),
-                "input/ssim": float(ssim(baseline, clean, crop, y_channel)),
-            })
-            if lpips_metric is not None:
-                rows[-1]["test/lpips"] = float(lpips_metric.per_image(restored, clean))
-                rows[-1]["input/lpips"] = float(lpips_metric.per_image(baseline, clean))
-            if len(rows) == 1:
-                save_examples(out / "examples", {"degraded": baseline, "restored": restored, "clean": clean})
+    sweep = cfg.get("sweep") or {}
+    levels = list(sweep.get("values") or []) if sweep.get("degrader") else []
+    groups = [(None, PairedImageDataset(cfg.data.test, scale=scale))] if not levels else [
+        (value, _sweep_dataset(cfg, sweep, value)) for value in levels
+    ]
     keys = ["test/psnr", "test/ssim", "input/psnr", "input/ssim"]
     keys += ["test/lpips", "input/lpips"] if lpips_metric is not None else []
+    rows, per_level = [], {}
+    with torch.inference_mode():
+        for value, dataset in groups:
+            level_rows = []
+            for sample in tqdm(dataset, desc="evaluate" if value is None else f"evaluate {sweep.parameter}={value}",
+                               unit="img", disable=not cfg.progress):
+                clean = sample["clean"][None].to(device)
+                degraded = sample["degraded"][None].to(device)
+                restored = restore(degraded).float() if model is not None else degraded
+                if restored.shape != clean.shape:  # the input of an SR pair: bicubic up-sampling
+                    restored = imresize(restored, scale).clamp(0, 1)
+                restored = quantize_8bit(restored)
+                baseline = imresize(degraded, scale).clamp(0, 1) if scale > 1 else degraded
+                row = {
+                    "name": sample["name"],
+                    "test/psnr": float(psnr(restored, clean, crop, y_channel)),
+                    "test/ssim": float(ssim(restored, clean, crop, y_channel)),
+                    "input/psnr": float(psnr(baseline, clean, crop, y_channel)),
+                    "input/ssim": float(ssim(baseline, clean, crop, y_channel)),
+                }
+                if lpips_metric is not None:
+                    row["test/lpips"] = float(lpips_metric.per_image(restored, clean))
+                    row["input/lpips"] = float(lpips_metric.per_image(baseline, clean))
+                if value is not None:
+                    row[str(sweep.parameter)] = value
+                if not rows and not level_rows:
+                    save_examples(out / "examples", {"degraded": baseline, "restored": restored, "clean": clean})
+                level_rows.append(row)
+            if not level_rows:
+                raise UserInputError(f"no test images in '{cfg.data.test}'.")
+            per_level[value] = {k: sum(r[k] for r in level_rows) / len(level_rows) for k in keys}
+            rows += level_rows
     metrics = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+    for value, means in per_level.items():
+        if value is not None:
+            metrics.update({f"{k}@{sweep.parameter}={value}": v for k, v in means.items()})
     metrics["test/images"] = len(rows)
     metrics["labels"], metrics["unavailable"] = labels, unavailable
 
-    atomic_write_csv(out / "metrics.csv", rows, ["name", *keys])
+    level_key = [str(sweep.parameter)] if levels else []
+    atomic_write_csv(out / "metrics.csv", rows, ["name", *level_key, *keys])
     atomic_write_json(out / "metrics.json", metrics)
     label = "input (identity)" if model is None else str(cfg.ckpt)
-    def lpips_of(prefix):
-        return metrics.get(f"{prefix}/lpips", "n/a")
-
-    table = markdown_table(
-        ["", "PSNR (dB)", "SSIM", "LPIPS"],
-        [["degraded input", metrics["input/psnr"], metrics["input/ssim"], lpips_of("input")],
-         ["restored" if model is not None else "identity", metrics["test/psnr"], metrics["test/ssim"],
-          lpips_of("test")]],
-    )
+    table = _table(per_level, sweep.get("parameter") if levels else None, model is not None)
     conventions = "RGB" if not y_channel else "Y (BT.601)"
+    options = [name for name, on in (("x8 self-ensemble", cfg.get("self_ensemble")),
+                                     (f"tiles of {cfg.get('tile')} px", cfg.get("tile"))) if on]
+    source = (f"clean images `{cfg.data.test}` degraded by `{sweep.degrader}` at {sweep.parameter} = {levels}"
+              if levels else f"test pairs `{cfg.data.test}`")
     atomic_write_text(
         out / "metrics.md",
-        f"# Evaluation of {label}\n\nTest pairs: `{cfg.data.test}` ({len(rows)} images), {conventions}, "
-        f"border crop {crop}.\n\n{table}\n{metric_notes(labels, unavailable)}",
+        f"# Evaluation of {label}\n\n{source} ({len(rows)} images), {conventions}, border crop {crop}"
+        f"{', ' + ', '.join(options) if options else ''}.\n\n{table}\n{metric_notes(labels, unavailable)}",
     )
     write_summary(
         out, task="evaluate", ckpt=str(cfg.ckpt), params=count_parameters(model),

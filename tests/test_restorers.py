@@ -246,3 +246,25 @@ def test_evaluate_rows_per_level_ensemble_and_tiles(compose, tiny_folders):
     rows = Path(ecfg.paths.output_dir, "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("name,sigma,") and len(rows) == 5
     assert json.loads(Path(ecfg.paths.output_dir, "metrics.json").read_text())["test/images"] == 4
+
+
+def test_vdir_restorer_alone_is_the_same_restorer_without_a_latent():
+    alone = VDIR(features=8, groups=1, blocks=1, use_encoder=False)
+    full = VDIR(features=8, groups=1, blocks=1)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(alone) == count(full.restorer) and alone.inference_parameters() == count(full.restorer)
+    module = VDIRModule(alone, PatchDiscriminator(widths=(8, 8, 8, 8, 8)), optimizer=ADAM)
+    assert module.discriminator is None  # only the restoration term is left
+    batch = {"clean": torch.rand(2, 3, 16, 16), "degraded": torch.rand(2, 3, 16, 16)}
+    terms = module.generator_loss(batch, module.encode(batch["degraded"]))
+    assert set(terms) == {"restoration", "loss"}
+    assert alone(batch["degraded"]).shape == (2, 3, 16, 16)
+
+
+def test_a_model_at_another_scale_than_the_data_stops_naming_both(compose, tiny_folders):
+    from degrade_lab.errors import UserInputError
+
+    cfg = compose("train", ["model=dncnn", "data=folders", f"data.source={tiny_folders / 'source'}",
+                            "data.degrader=bicubic", "data.scale=4", "logger=csv"])
+    with pytest.raises(UserInputError, match="scale 1 but data.scale is 4"):
+        train(cfg)

@@ -121,16 +121,24 @@ class VDIREstimator(nn.Module):
 
 class VDIR(nn.Module):
     """Encoder + restorer for inference (``forward(y) -> x_hat``, one sample of c, or its mean with
-    ``sample=False``); the decoder and estimator are only used by training."""
+    ``sample=False``); the decoder and estimator are only used by training.
+
+    ``use_encoder=False`` is the paper's ablation "restorer alone" (Table IX, first row; the naive
+    blind model): no encoder, decoder or estimator, and the restorer's latent input is all zeros, so
+    the network is the same restorer with nothing to condition on."""
 
     def __init__(self, in_channels: int = 3, latent_channels: int = 4, features: int = 64, groups: int = 5,
-                 blocks: int = 5, scale: int = 1, estimator_channels: int = 3):
+                 blocks: int = 5, scale: int = 1, estimator_channels: int = 3, use_encoder: bool = True):
         super().__init__()
-        self.scale = scale
-        self.encoder = VDIREncoder(in_channels, latent_channels, features)
+        self.scale, self.latent_channels, self.use_encoder = scale, latent_channels, use_encoder
         self.restorer = VDIRRestorer(in_channels, in_channels, latent_channels, features, groups, blocks, scale)
-        self.decoder = VDIRDecoder(in_channels, latent_channels, features)
-        self.estimator = VDIREstimator(latent_channels, estimator_channels, features) if estimator_channels else None
+        if use_encoder:
+            self.encoder = VDIREncoder(in_channels, latent_channels, features)
+            self.decoder = VDIRDecoder(in_channels, latent_channels, features)
+        else:
+            self.encoder = self.decoder = None
+        self.estimator = (VDIREstimator(latent_channels, estimator_channels, features)
+                          if estimator_channels and use_encoder else None)
         self.sample_latent = True
 
     def posterior(self, degraded: torch.Tensor):
@@ -147,6 +155,10 @@ class VDIR(nn.Module):
         height, width = degraded.shape[-2:]
         pad_h, pad_w = (-height) % 4, (-width) % 4  # the latent is at 1/4 resolution
         padded = F.pad(degraded, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else degraded
+        if self.encoder is None:
+            latent = padded.new_zeros(padded.shape[0], self.latent_channels, padded.shape[-2] // 4,
+                                      padded.shape[-1] // 4)
+            return self.restorer(padded, latent)[..., : height * self.scale, : width * self.scale]
         mean, log_variance = self.encoder(padded)
         sample = self.sample_latent if sample is None else sample
         latent = self.reparameterize(mean, log_variance, generator) if sample else mean
@@ -154,4 +166,4 @@ class VDIR(nn.Module):
         return restored[..., : height * self.scale, : width * self.scale]
 
     def inference_parameters(self) -> int:
-        return sum(p.numel() for m in (self.encoder, self.restorer) for p in m.parameters())
+        return sum(p.numel() for m in (self.encoder, self.restorer) if m is not None for p in m.parameters())

@@ -60,6 +60,8 @@ class VDIRModule(TwoOptimizerSteps, RestorationModule):
                  channels_last: bool = False, val_lpips: str | None = None):
         super().__init__(net, "l1", optimizer, scheduler, scale, crop_border, y_channel, channels_last, val_lpips)
         self.automatic_optimization = False
+        if not net.use_encoder:  # the "restorer alone" ablation: only the restoration term is left
+            discriminator, adversarial_weight, kl_weight = None, 0.0, 0.0
         self.discriminator = discriminator if adversarial_weight > 0 else None
         self.discriminator_optimizer_factory = discriminator_optimizer
         self.kl_weight, self.adversarial_weight = float(kl_weight), float(adversarial_weight)
@@ -74,6 +76,10 @@ class VDIRModule(TwoOptimizerSteps, RestorationModule):
 
     # ---- the objective ---------------------------------------------------------------------------
     def encode(self, degraded: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.net.encoder is None:
+            zeros = degraded.new_zeros(degraded.shape[0], self.net.latent_channels, degraded.shape[-2] // 4,
+                                       degraded.shape[-1] // 4)
+            return {"latent": zeros}
         mean, log_variance = self.net.encoder(degraded)
         latent = self.net.reparameterize(mean, log_variance)
         return {"mean": mean, "log_variance": log_variance, "latent": latent,
@@ -89,11 +95,12 @@ class VDIRModule(TwoOptimizerSteps, RestorationModule):
     def generator_loss(self, batch, encoded: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         degraded, clean = batch["degraded"], batch["clean"]
         restored = self.net.restorer(degraded, encoded["latent"])
-        terms = {
-            "restoration": F.l1_loss(restored.float(), clean),
-            "kl": vdir_kl(encoded["mean"].float(), encoded["log_variance"].float()),
-            "reconstruction": F.l1_loss(encoded["reconstruction"].float(), degraded),
-        }
+        terms = {"restoration": F.l1_loss(restored.float(), clean)}
+        if "mean" not in encoded:  # restorer alone
+            terms["loss"] = terms["restoration"]
+            return terms
+        terms["kl"] = vdir_kl(encoded["mean"].float(), encoded["log_variance"].float())
+        terms["reconstruction"] = F.l1_loss(encoded["reconstruction"].float(), degraded)
         loss = terms["restoration"] + self.kl_weight * terms["kl"] + terms["reconstruction"]
         if self.discriminator is not None:
             terms["adversarial"] = standard_generator_loss(self.discriminator(encoded["reconstruction"]).float())

@@ -125,6 +125,12 @@ def evaluate(cfg: DictConfig) -> dict:
     save_config(cfg, out)
     scale = int(cfg.data.get("scale", 1))
     model, record = (None, None) if str(cfg.ckpt) == "identity" else load_model(cfg.ckpt)
+    if model is not None and getattr(model, "data_kind", "paired") != "paired":
+        raise UserInputError(
+            f"checkpoint '{cfg.ckpt}' is a degradation model ({type(model).__name__}), not a restorer: judge it "
+            f"with degrade-lab evaluate degrader={model.degrader_target.rsplit('.', 1)[-1].lower().replace('degrader', '')} "
+            f"degrader.ckpt={cfg.ckpt}."
+        )
     if model is not None and int(getattr(model, "scale", 1)) != scale:
         raise UserInputError(
             f"checkpoint '{cfg.ckpt}' restores at scale {model.scale} but data.scale is {scale}: "

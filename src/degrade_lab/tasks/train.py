@@ -63,6 +63,12 @@ def train(cfg: DictConfig) -> dict:
     config = save_config(cfg, out, overwrite=ckpt_path is None)
 
     model = hydra.utils.instantiate(cfg.model)
+    data_scale = int(cfg.data.get("scale", 1))
+    if model.data_kind == "paired" and int(getattr(model, "scale", 1)) != data_scale:
+        raise UserInputError(
+            f"the model restores at scale {getattr(model, 'scale', 1)} but data.scale is {data_scale}: "
+            "use an SR model at that scale (model=rrdbnet / vdir follow data.scale) or matching data."
+        )
     datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
     callbacks = [_callback(c, model) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     callbacks.append(RunRecord(config, cfg.seed))

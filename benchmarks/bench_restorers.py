@@ -20,6 +20,7 @@ Usage: python benchmarks/bench_restorers.py [--speed] [--quality] [--minutes 5]
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from degrade_lab.archs.drunet import DRUNet  # noqa: E402
 from degrade_lab.archs.rrdbnet import RRDBNet  # noqa: E402
 from degrade_lab.archs.vdir import VDIR  # noqa: E402
 from degrade_lab.lit.vdir import VDIRModule  # noqa: E402
+from degrade_lab.utils.checkpoint import load_model  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:
@@ -134,10 +136,12 @@ def quality(minutes: float, seed: int) -> str:
             if name.startswith("VDIR") and task == "camera":
                 extra = ["model.estimation_weight=0", "model.known_parameter=null"]
             train_dir = run(["train", *settings, *data, *common, *extra])
-            summary = __import__("json").loads((train_dir / "summary.json").read_text())
+            summary = json.loads((train_dir / "summary.json").read_text())
             steps.append(str(summary["global_step"]))
-            params = f"{summary['params']['total']:,}"
             ckpt = train_dir / "checkpoints" / "best.ckpt"
+            ckpt = ckpt if ckpt.is_file() else train_dir / "checkpoints" / "last.ckpt"
+            net = load_model(ckpt)[0].net  # parameters used at inference (VDIR: encoder + restorer)
+            params = f"{net.inference_parameters() if hasattr(net, 'inference_parameters') else sum(p.numel() for p in net.parameters()):,}"
             if task == "awgn":
                 m = metrics_of(run(["evaluate", f"ckpt={ckpt}", "data=folders", f"data.test={builtin / 'test' / 'clean'}",
                                     "sweep.degrader=awgn", "sweep.parameter=sigma", "sweep.values=[15,25,50]",

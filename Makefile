@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup weights benchmark-metrics demo test test-full lint train-dncnn train-ludvae pipeline-ludvae benchmark benchmark-ludvae clean clean-logs
+.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae pipeline-ludvae benchmark benchmark-ludvae clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ benchmark: setup ## degrader throughput and DnCNN step / inference time (prints 
 
 benchmark-metrics: weights ## ms per image of LPIPS / FID features, FID of 50 vs 50 crops, FID vs AWGN sigma
 	$(PY) benchmarks/bench_metrics.py
+
+benchmark-restorers: weights ## DnCNN / DRUNet / VDIR / RRDBNet speed, then quality under one CPU budget each (about 45 min)
+	$(PY) benchmarks/bench_restorers.py --minutes 4
 
 benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AWGN sigma=25 (about 25 min)
 	$(PY) benchmarks/bench_ludvae_speed.py --batch16

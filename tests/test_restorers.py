@@ -268,3 +268,17 @@ def test_a_model_at_another_scale_than_the_data_stops_naming_both(compose, tiny_
                             "data.degrader=bicubic", "data.scale=4", "logger=csv"])
     with pytest.raises(UserInputError, match="scale 1 but data.scale is 4"):
         train(cfg)
+
+
+def test_sr_test_images_not_divisible_by_the_scale_are_cropped_with_a_warning(tmp_path):
+    import numpy as np
+
+    from conftest import save_rgb
+    from degrade_lab.data.datasets import PairedImageDataset
+
+    rng = np.random.default_rng(0)
+    save_rgb(tmp_path / "clean" / "odd.png", rng.integers(0, 255, (50, 42, 3), dtype=np.uint8))
+    save_rgb(tmp_path / "degraded" / "odd.png", rng.integers(0, 255, (12, 10, 3), dtype=np.uint8))
+    with pytest.warns(UserWarning, match="odd.png.*cropped to a multiple of scale 4"):
+        dataset = PairedImageDataset(tmp_path, scale=4)
+    assert dataset[0]["clean"].shape == (3, 48, 40)

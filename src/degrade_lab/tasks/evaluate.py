@@ -138,7 +138,7 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     if model is not None and cfg.get("noise_level") is not None:
         model.noise_level = float(cfg.noise_level)  # non-blind networks (DRUNet with its noise map)
-    crop = int(cfg.metrics.crop_border)
+    crop = scale if cfg.metrics.get("crop_border") is None else int(cfg.metrics.crop_border)
     y_channel = bool(cfg.metrics.y_channel)
     device = torch.device(cfg.device)
     if model is not None:

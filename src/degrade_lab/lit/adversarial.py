@@ -69,10 +69,14 @@ class TwoOptimizerSteps:
             self.untoggle_optimizer(optimizer)
         return loss.detach()
 
-    def log_skipped(self) -> None:
-        """``train/skipped_<name>_steps`` for every loss that has been skipped at least once."""
+    def finish_iteration(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Step the schedulers once per iteration and log the loss terms as ``train/<term>`` and
+        ``train/skipped_<name>_steps`` for every loss that has been skipped at least once."""
+        self.step_schedulers()
         for name, count in self.skipped.items():
             self.log(f"train/skipped_{name}_steps", float(count))
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=batch_size)
 
     def step_schedulers(self) -> None:
         schedulers = self.lr_schedulers()

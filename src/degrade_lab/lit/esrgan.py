@@ -106,10 +106,7 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
             d_loss = self.gan_step(1, "discriminator", lambda: self.discriminator_loss(batch, restored["image"]))
             self.log("train/discriminator", d_loss, batch_size=size)
         self.ema.update_parameters(self.net)
-        self.step_schedulers()
-        self.log_skipped()
-        for name, value in terms.items():
-            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=size)
+        self.finish_iteration(terms, size)
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:

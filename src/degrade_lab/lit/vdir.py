@@ -139,10 +139,7 @@ class VDIRModule(TwoOptimizerSteps, RestorationModule):
             return terms["loss"]
 
         self.gan_step(0, "generator", generator)
-        self.step_schedulers()
-        self.log_skipped()
-        for name, value in terms.items():
-            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=size)
+        self.finish_iteration(terms, size)
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:

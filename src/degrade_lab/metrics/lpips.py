@@ -34,6 +34,8 @@ def lpips_network(net: str = "alex", source: str = "pypi") -> nn.Module:
     # inside a seeded run would otherwise change that run's data order and results
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torchvision's `pretrained` deprecation inside lpips
+        # pretrained=True: the linear layers, read from the lpips wheel's own files (no download);
+        # pnet_rand=True: no torchvision backbone download, the installed one is loaded just below
         network = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
     network.net.load_state_dict(torch.load(weights.path, map_location="cpu", weights_only=True))
     network.weights_label = weights.label

@@ -59,3 +59,24 @@ class PatchDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Patch logits, ``B x 1 x H/32 x W/32``."""
         return self.body(images)
+
+
+class NLayerDiscriminator(nn.Module):
+    """pix2pix's PatchGAN (Isola et al. 2017), as SeNM-VAE uses it: 4x4 convs 64 (stride 2, no norm),
+    128 and 256 (stride 2) and 512 (stride 1) with batch norm and LeakyReLU 0.2, then a 4x4 conv to one
+    logit per patch (``layers=3``, 64 features: 2,765,633 parameters)."""
+
+    def __init__(self, in_channels: int = 3, features: int = 64, layers: int = 3):
+        super().__init__()
+        modules: list[nn.Module] = [nn.Conv2d(in_channels, features, 4, stride=2, padding=1),
+                                    nn.LeakyReLU(0.2, inplace=True)]
+        width = features
+        for index in range(1, layers + 1):
+            previous, width = width, features * min(2**index, 8)
+            modules += [nn.Conv2d(previous, width, 4, stride=2 if index < layers else 1, padding=1, bias=False),
+                        nn.BatchNorm2d(width), nn.LeakyReLU(0.2, inplace=True)]
+        modules.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.body = nn.Sequential(*modules)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)

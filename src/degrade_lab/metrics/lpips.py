@@ -1,21 +1,21 @@
 """LPIPS (Zhang et al. 2018) on installed backbones, as a DDP-reduced torchmetrics Metric.
 
-torchmetrics' ``LearnedPerceptualImagePatchSimilarity`` builds its network with torchvision's
-``pretrained=True`` (a download), so the network here is ``lpips.LPIPS`` with ``pnet_rand=True`` (no
-download; the v0.1 linear layers ship in the lpips wheel) whose backbone is filled from
-:mod:`degrade_lab.weights`. Missing weights raise :class:`~degrade_lab.weights.MissingWeightsError`;
+torchmetrics' ``LearnedPerceptualImagePatchSimilarity`` downloads its torchvision backbone, so the
+network here is ``lpips.LPIPS`` built with nothing pretrained; its v0.1 linear layers are then read from
+the file inside the lpips wheel, and its backbone from :mod:`degrade_lab.weights`. Missing weights raise :class:`~degrade_lab.weights.MissingWeightsError`;
 there is never a silent fallback to random backbone weights.
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
 from torchmetrics import Metric
 
-from degrade_lab.weights import require
+from degrade_lab.weights import MissingWeightsError, require
 
 BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
 
@@ -34,9 +34,11 @@ def lpips_network(net: str = "alex", source: str = "pypi") -> nn.Module:
     # inside a seeded run would otherwise change that run's data order and results
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torchvision's `pretrained` deprecation inside lpips
-        # pretrained=True: the linear layers, read from the lpips wheel's own files (no download);
-        # pnet_rand=True: no torchvision backbone download, the installed one is loaded just below
-        network = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+        network = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
+    linear_layers = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"  # shipped in the wheel
+    if not linear_layers.is_file():
+        raise MissingWeightsError(f"the lpips package has no '{linear_layers}': reinstall it (`pip install lpips`).")
+    network.load_state_dict(torch.load(linear_layers, map_location="cpu", weights_only=True), strict=False)
     network.net.load_state_dict(torch.load(weights.path, map_location="cpu", weights_only=True))
     network.weights_label = weights.label
     return network.eval().requires_grad_(False)

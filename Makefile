@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae pipeline-ludvae benchmark benchmark-ludvae clean clean-logs
+.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-ludvae benchmark-senmvae clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ train-ludvae: setup ## LUD-VAE on the builtin unpaired folders, CPU preset (abou
 pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 30 min)
 	$(PY) experiments/ludvae_pipeline.py
 
+train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 15 min)
+	$(VENV)/bin/degrade-lab train experiment=senmvae_cpu
+
+pipeline-senmvae: setup weights ## SeNM-VAE and LUD-VAE -> synthetic pairs -> DRUNet vs 10 pairs alone and oracle (about 60 min)
+	$(PY) experiments/senmvae_pipeline.py
+
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)
 	$(PY) benchmarks/bench_foundation.py
 
@@ -59,6 +65,9 @@ benchmark-restorers: weights ## DnCNN / DRUNet / VDIR / RRDBNet speed, then qual
 benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AWGN sigma=25 (about 25 min)
 	$(PY) benchmarks/bench_ludvae_speed.py --batch16
 	$(PY) benchmarks/bench_ludvae_truth.py
+
+benchmark-senmvae: setup ## SeNM-VAE step / translation time at paper and CPU size (the quality table: make pipeline-senmvae)
+	$(PY) benchmarks/bench_senmvae.py
 
 clean-logs: ## delete run folders (logs/)
 	rm -rf logs

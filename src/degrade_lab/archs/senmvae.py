@@ -68,6 +68,12 @@ class UpSample(nn.Module):
         return self.conv(F.pixel_shuffle(x, 2))
 
 
+def _kl(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Per-image KL(q || p) of one level, averaged over channels and pixels, computed in fp32: under
+    bf16 autocast the closed form's cancellations gave negative KLs of several nats."""
+    return gaussian_kl(q[0].float(), q[1].float(), p[0].float(), p[1].float()).mean(dim=(1, 2, 3))
+
+
 def _zero_conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
     conv = nn.Conv2d(in_channels, out_channels, 1)
     nn.init.zeros_(conv.weight)
@@ -120,11 +126,13 @@ class SeNMVAE(nn.Module):
 
     @staticmethod
     def sample(mean: torch.Tensor, logstd: torch.Tensor, temperature: torch.Tensor | float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
         """A reparameterised sample; ``temperature`` scales the whole sample, mean included (the
-        official code's convention, seed-reference gotcha 2)."""
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        sample = mean + torch.exp(logstd) * noise
+        official code's convention, seed-reference gotcha 2). ``eps``: the standard-normal noise, when
+        the caller addresses it by pixel position (tiled synthesis)."""
+        noise = eps if eps is not None else torch.randn(mean.shape, generator=generator, device=mean.device,
+                                                        dtype=mean.dtype)
+        sample = mean + torch.exp(logstd) * noise.to(mean)
         if isinstance(temperature, torch.Tensor):
             temperature = temperature.view(-1, 1, 1, 1).to(sample)
         return sample * temperature
@@ -132,14 +140,16 @@ class SeNMVAE(nn.Module):
     def decode(self, clean_features: list[torch.Tensor] | None, degraded_features: list[torch.Tensor] | None,
                noise_features: list[torch.Tensor] | None = None, level: torch.Tensor | None = None,
                use_clean_posterior: torch.Tensor | None = None, with_noise: bool = False,
-               temperature: torch.Tensor | float = 1.0, generator: torch.Generator | None = None) -> dict:
+               temperature: torch.Tensor | float = 1.0, generator: torch.Generator | None = None,
+               eps: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict:
         """One top-down pass.
 
         ``clean_features`` / ``degraded_features``: encoder outputs for q(z|H) / q(z|L) (either may be
         ``None``); z comes from q(z|H) where ``use_clean_posterior`` is true (per image), else q(z|L).
         ``with_noise``: add z_n (the degraded reconstruction), from its posterior when ``noise_features``
         are given, else from the prior p(z_n | z, level) at ``temperature``. ``level``: ``B`` degradation
-        levels (std of the noise, [0, 1] units). Returns ``image`` and the per-image KL terms ``kl_z``
+        levels (std of the noise, [0, 1] units). ``eps``: per level, the standard-normal noise of the z
+        and z_n samples (shapes from :meth:`latent_shapes`); drawn from ``generator`` when omitted. Returns ``image`` and the per-image KL terms ``kl_z``
         (KL(q(z|L) || q(z|H)), when both posteriors exist) and ``kl_noise`` (KL(q(z_n) || p(z_n))),
         each averaged over channels and pixels per level and summed over levels.
         """
@@ -152,14 +162,15 @@ class SeNMVAE(nn.Module):
             q_clean = self.q_z_clean[i](d + clean_features[i]) if clean_features is not None else None
             q_degraded = self.q_z_degraded[i](d + degraded_features[i]) if degraded_features is not None else None
             if q_clean is not None and q_degraded is not None:
-                kl_z = kl_z + gaussian_kl(*q_degraded, *q_clean).mean(dim=(1, 2, 3))
+                kl_z = kl_z + _kl(q_degraded, q_clean)
                 choose = (torch.ones(batch, dtype=torch.bool, device=d.device) if use_clean_posterior is None
                           else use_clean_posterior.to(d.device).bool()).view(-1, 1, 1, 1)
                 mean = torch.where(choose, q_clean[0], q_degraded[0])
                 logstd = torch.where(choose, q_clean[1], q_degraded[1])
             else:
                 mean, logstd = q_clean if q_clean is not None else q_degraded
-            d = d + self.project_z[i](self.sample(mean, logstd, generator=generator))
+            eps_z, eps_noise = eps[i] if eps is not None else (None, None)
+            d = d + self.project_z[i](self.sample(mean, logstd, generator=generator, eps=eps_z))
             if with_noise:
                 if level is None:
                     raise ValueError("decoding the degraded image needs the degradation level")
@@ -167,19 +178,59 @@ class SeNMVAE(nn.Module):
                 prior = self.p_noise[i](torch.cat([d, level_map], dim=1))
                 if noise_features is not None:
                     posterior = self.q_noise[i](torch.cat([d + noise_features[i], level_map], dim=1))
-                    kl_noise = kl_noise + gaussian_kl(*posterior, *prior).mean(dim=(1, 2, 3))
-                    noise = self.sample(*posterior, generator=generator)
+                    kl_noise = kl_noise + _kl(posterior, prior)
+                    noise = self.sample(*posterior, generator=generator, eps=eps_noise)
                 else:
-                    noise = self.sample(*prior, temperature=temperature, generator=generator)
+                    noise = self.sample(*prior, temperature=temperature, generator=generator, eps=eps_noise)
                 d = d + self.project_noise[i](noise)
             d = self.decoder_blocks[i](d)
         return {"image": self.out(d), "kl_z": kl_z, "kl_noise": kl_noise}
 
     def translate(self, clean: torch.Tensor, level: torch.Tensor, temperature: torch.Tensor | float = 1.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Clean -> degraded (C2N): z ~ q(z|H), z_n ~ p(z_n | z, level) at ``temperature``."""
+                  generator: torch.Generator | None = None,
+                  eps: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        """Clean -> degraded (C2N, sec. 3.2 "Degradation generation"): z ~ q(z|H), z_n ~ p(z_n | z, level)
+        at ``temperature``, decoded by p(y | z, z_n)."""
         return self.decode(self.clean_encoder(clean), None, level=level, with_noise=True,
-                           temperature=temperature, generator=generator)["image"]
+                           temperature=temperature, generator=generator, eps=eps)["image"]
+
+    def latent_shapes(self, batch: int, height: int, width: int) -> list[tuple[tuple, tuple]]:
+        """Per level, the shapes of the z and z_n samples for ``height x width`` images."""
+        shapes, factor = [], 1
+        for stage in self.clean_encoder.stages:
+            if isinstance(stage, DownSample):
+                factor *= 2
+            size = (height // factor, width // factor)
+            shapes.append(((batch, self.features, *size), (batch, self.noise_channels, *size)))
+        return shapes
+
+    @property
+    def multiple(self) -> int:
+        """Image sides must be multiples of this (one factor 2 per down-sampling stage)."""
+        return 2 ** (len(self.levels) - 1)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels a translated pixel depends on in every direction (an upper bound, a multiple of
+        :attr:`multiple`): the clean encoder down to the top level, then, per level, the posterior
+        head, the noise prior head and the decoder block, and the output head. A dense block is five
+        3x3 convs deep. Tiles need this much context."""
+        radius, factor = 0, 1
+        for stage in self.clean_encoder.stages:  # encoder, finest first
+            if isinstance(stage, DownSample):
+                factor *= 2
+                radius += factor
+            else:
+                radius += 5 * factor
+        for block in reversed(self.decoder_blocks):  # top-down: q(z|.) head, p(z_n|.) head, decoder block
+            radius += 2 * 5 * factor
+            if isinstance(block, UpSample):
+                factor //= 2
+                radius += factor
+            else:
+                radius += 5 * factor
+        radius += 2  # output head
+        return -(-radius // self.multiple) * self.multiple
 
     def denoise(self, degraded: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Degraded -> clean: z ~ q(z|L), decoded without z_n."""

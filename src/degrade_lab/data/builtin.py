@@ -9,6 +9,10 @@ sensor noise and JPEG artefacts). Whole photos go to one split, so the splits sh
 * ``paired/{clean,degraded}``  the source tiles with their true degradation (the oracle's pairs)
 * ``test/{clean,degraded}``    held-out photos, same degradation (the benchmark)
 
+``builtin_semi`` (SeNM-VAE's semi-supervised setting) cuts every training photo into 128x128 tiles,
+degrades them all (``all/``) and splits them into 10 true pairs plus disjoint clean-only and
+degraded-only tiles (``paired/``, ``source/``, ``target/``); its test pairs are the builtin ones.
+
 The degradation is :class:`~degrade_lab.degradations.camera.CameraPipeline` with fixed
 parameters (``CAMERA`` below: Poisson-Gaussian noise in linear camera RGB on a Bayer mosaic,
 bilinear demosaic, colour correction, sRGB gamma, JPEG q90) and fixed seeds. ``builtin_sr`` first shrinks the clean tile x4
@@ -40,8 +44,10 @@ SPLITS = {
     "source": ["astronaut", "rocket", "china", "immunohistochemistry"],
     "target": ["flower", "hubble_deep_field", "retina"],
 }
-SEEDS = {"target": 1, "paired": 2, "test": 3}
-VARIANTS = {"builtin": 1, "builtin_sr": 4}
+SEEDS = {"target": 1, "paired": 2, "test": 3, "semi": 4}
+VARIANTS = {"builtin": 1, "builtin_sr": 4, "builtin_semi": 1}
+#: true pairs kept by builtin_semi (the paper's smallest setting)
+NUM_PAIRED_SEMI = 10
 
 
 def _load_photo(name: str) -> np.ndarray:
@@ -84,6 +90,29 @@ def _degrade(clean: torch.Tensor, seed: int, scale: int) -> torch.Tensor:
     lr = imresize(clean, 1 / scale).clamp(0, 1) if scale > 1 else clean
     lr = (lr * 255).round() / 255
     return CameraPipeline(**CAMERA)(lr, generator)
+
+
+def _build_semi(folder: Path) -> None:
+    """``builtin_semi``: every training photo (source and target photos alike) cut into 128x128 tiles
+    and degraded (``all/``, 76 true pairs), split as SeNM-VAE does (``paired/`` 10 pairs, the rest
+    halved into clean-only ``source/`` and degraded-only ``target/``, seed 0; ``split.json``), and the
+    builtin test pairs (``test/``)."""
+    from degrade_lab.data.splits import semi_supervised_split
+
+    half = TILE // 2
+    tiles = [(f"{n}_{i:02d}{j}", tile[:, r * half : (r + 1) * half, c * half : (c + 1) * half])
+             for n in SPLITS["source"] + SPLITS["target"] for i, tile in enumerate(photo_tiles(n))
+             for j, (r, c) in zip("abcd", ((0, 0), (0, 1), (1, 0), (1, 1)), strict=True)]
+    batch = torch.stack([t for _, t in tiles])
+    for (name, tile), image in zip(tiles, _degrade(batch, SEEDS["semi"], 1), strict=True):
+        write_png(folder / "all" / "clean" / f"{name}.png", tile)
+        write_png(folder / "all" / "degraded" / f"{name}.png", image)
+    record = semi_supervised_split(folder / "all", folder, NUM_PAIRED_SEMI, seed=0)
+    atomic_write_json(folder / "split.json", {**record, "from": "all"})  # not the temporary build folder
+    test = [(f"{n}_{i:02d}", t) for n in SPLITS["test"] for i, t in enumerate(photo_tiles(n))]
+    for (name, tile), image in zip(test, _degrade(torch.stack([t for _, t in test]), SEEDS["test"], 1), strict=True):
+        write_png(folder / "test" / "clean" / f"{name}.png", tile)
+        write_png(folder / "test" / "degraded" / f"{name}.png", image)
 
 
 def _build(folder: Path, scale: int) -> None:
@@ -135,7 +164,10 @@ def ensure_builtin(name: str = "builtin", root: str | Path | None = None, verify
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
     try:
-        _build(tmp, VARIANTS[name])
+        if name == "builtin_semi":
+            _build_semi(tmp)
+        else:
+            _build(tmp, VARIANTS[name])
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*.png"))}
         atomic_write_json(
             tmp / "manifest.json",

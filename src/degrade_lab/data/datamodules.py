@@ -148,25 +148,59 @@ def _need(value, name: str, why: str) -> Path:
     return Path(value).expanduser()
 
 
+def _folders(value) -> list:
+    """A folder setting: one folder or a list of them (``data.paired=[DIR1,DIR2]``)."""
+    if value is None or value == "":
+        return []
+    return [value] if isinstance(value, (str, Path)) else list(value)
+
+
+def _concat(datasets: list[Dataset]) -> Dataset:
+    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def paired_crops(paired, crop_size: int, scale: int, augment: bool, why: str, pairs=None) -> Dataset:
+    """Aligned crops from one or more paired folders, or from a list of ``pairs`` (a split)."""
+    if pairs is not None:
+        return PairedCropDataset(None, crop_size, scale, augment, pairs=pairs)
+    folders = _folders(paired)
+    if not folders:
+        raise UserInputError(f"{why} needs data.paired=DIR (with clean/ and degraded/).")
+    return _concat([PairedCropDataset(folder, crop_size, scale, augment) for folder in folders])
+
+
+def image_crops(folder, crop_size: int, key: str, augment: bool, what: str, why: str, files=None) -> Dataset:
+    """Crops from one or more folders of unpaired images, or from a list of ``files`` (a split)."""
+    if files is not None:
+        if not files:
+            raise UserInputError(f"the split leaves no {what} images for {why}.")
+        return ImageFolderDataset(None, crop_size, key, augment, what, files=files)
+    folders = _folders(folder)
+    if not folders:
+        raise UserInputError(f"{why} needs data.{what}=DIR.")
+    return _concat([ImageFolderDataset(Path(f).expanduser(), crop_size, key, augment, what) for f in folders])
+
+
 def _weights(weights: dict[str, float] | None) -> dict[int, float]:
     ids = {name: code for code, name in D.NAMES.items()}
     return {ids[k]: float(v) for k, v in (weights or {}).items() if k in ids}
 
 
 class PairedDataModule(DomainDataModule):
-    """Restorer training: real pairs (``paired``), or clean images (``source``) that ``degrader``
-    turns into pairs on the fly (a degrader config name such as ``camera``, a config dict, or a
-    trained degradation model's ``.ckpt``; ``degrader_ckpt`` completes a learned degrader's config)."""
+    """Restorer training: real pairs (``paired``: a folder or a list of folders, or ``pairs`` of a
+    split), or clean images (``source``) that ``degrader`` turns into pairs on the fly (a degrader
+    config name such as ``camera``, a config dict, or a trained degradation model's ``.ckpt``;
+    ``degrader_ckpt`` completes a learned degrader's config)."""
 
     def __init__(self, paired=None, source=None, degrader=None, test=None, val=None, scale: int = 1,
                  crop_size: int = 64, val_crop: int | None = None, augment: bool = True,
-                 degrader_ckpt: str | None = None, **loader):
+                 degrader_ckpt: str | None = None, pairs=None, **loader):
         scale = int(scale)
-        if paired:
-            domains = {D.PAIRED: PairedCropDataset(paired, crop_size, scale, augment)}
+        if paired or pairs is not None:
+            domains = {D.PAIRED: paired_crops(paired, crop_size, scale, augment, "a restorer", pairs)}
             degrader = None
         elif source and degrader is not None:
-            domains = {D.SOURCE: ImageFolderDataset(source, crop_size, "clean", augment, "source")}
+            domains = {D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", "a restorer")}
             degrader = build_degrader(degrader, degrader_ckpt)
             if getattr(degrader, "scale", 1) != scale:
                 raise UserInputError(
@@ -185,15 +219,16 @@ class PairedDataModule(DomainDataModule):
 
 class UnpairedDataModule(DomainDataModule):
     """Unpaired degradation models (LUD-VAE, DeFlow): clean ``source`` and degraded ``target``
-    folders that share no scene; each batch comes from one of them."""
+    folders (or lists of folders, or ``source_files`` / ``target_files`` of a split) that share no
+    scene; each batch comes from one of them."""
 
     def __init__(self, source=None, target=None, test=None, val=None, scale: int = 1, crop_size: int = 64,
-                 val_crop: int | None = None, augment: bool = True, weights=None, **loader):
+                 val_crop: int | None = None, augment: bool = True, weights=None, source_files=None,
+                 target_files=None, **loader):
         scale, why = int(scale), "an unpaired degradation model"
         domains = {
-            D.SOURCE: ImageFolderDataset(_need(source, "source", why), crop_size, "clean", augment, "source"),
-            D.TARGET: ImageFolderDataset(_need(target, "target", why), crop_size // scale, "degraded", augment,
-                                         "target"),
+            D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", why, source_files),
+            D.TARGET: image_crops(target, crop_size // scale, "degraded", augment, "target", why, target_files),
         }
         super().__init__(domains, weights=_weights(weights), val=_pairs(val or test, scale, val_crop),
                          test=_pairs(test, scale, None), **loader)
@@ -201,18 +236,29 @@ class UnpairedDataModule(DomainDataModule):
 
 class SemiSupervisedDataModule(DomainDataModule):
     """Semi-supervised degradation models (SeNM-VAE): a few ``paired`` images plus unpaired
-    ``source`` and ``target`` folders, drawn batch by batch with ``weights`` (equal by default)."""
+    ``source`` (clean) and ``target`` (degraded) images, drawn batch by batch with ``weights`` (equal by
+    default). A domain whose weight is 0 is switched off and its folder may be empty or unset (the
+    paired-only setting and the ablations of SeNM-VAE Table 7). ``split`` gives the three domains as
+    lists of pairs instead of folders (:func:`~degrade_lab.data.splits.split_pairs`)."""
 
     def __init__(self, paired=None, source=None, target=None, test=None, val=None, scale: int = 1,
-                 crop_size: int = 64, val_crop: int | None = None, augment: bool = True, weights=None, **loader):
+                 crop_size: int = 64, val_crop: int | None = None, augment: bool = True, weights=None,
+                 split: dict | None = None, **loader):
         scale, why = int(scale), "a semi-supervised degradation model"
-        domains = {
-            D.PAIRED: PairedCropDataset(_need(paired, "paired", why), crop_size, scale, augment),
-            D.SOURCE: ImageFolderDataset(_need(source, "source", why), crop_size, "clean", augment, "source"),
-            D.TARGET: ImageFolderDataset(_need(target, "target", why), crop_size // scale, "degraded", augment,
-                                         "target"),
-        }
-        super().__init__(domains, weights=_weights(weights), val=_pairs(val or test, scale, val_crop),
+        weights = {D.PAIRED: 1.0, D.SOURCE: 1.0, D.TARGET: 1.0, **_weights(weights)}
+        if weights[D.PAIRED] <= 0:
+            raise UserInputError("a semi-supervised model needs its paired domain: data.weights.paired must be > 0.")
+        split = split or {}
+        domains = {D.PAIRED: paired_crops(paired, crop_size, scale, augment, why, split.get("paired"))}
+        if weights[D.SOURCE] > 0:
+            files = [clean for _, clean, _ in split["source"]] if split else None
+            domains[D.SOURCE] = image_crops(source, crop_size, "clean", augment, "source",
+                                            f"{why} (or switch the source domain off: data.weights.source=0)", files)
+        if weights[D.TARGET] > 0:
+            files = [degraded for _, _, degraded in split["target"]] if split else None
+            domains[D.TARGET] = image_crops(target, crop_size // scale, "degraded", augment, "target",
+                                            f"{why} (or switch the target domain off: data.weights.target=0)", files)
+        super().__init__(domains, weights={d: weights[d] for d in domains}, val=_pairs(val or test, scale, val_crop),
                          test=_pairs(test, scale, None), **loader)
 
 
@@ -221,9 +267,9 @@ KINDS = {"paired": PairedDataModule, "unpaired": UnpairedDataModule, "semi": Sem
 
 def folders(
     kind: str = "paired",
-    source: str | None = None,
-    target: str | None = None,
-    paired: str | None = None,
+    source=None,
+    target=None,
+    paired=None,
     test: str | None = None,
     val: str | None = None,
     scale: int = 1,
@@ -237,17 +283,41 @@ def folders(
     weights: dict[str, float] | None = None,
     augment: bool = True,
     seed: int = 0,
+    split_from: str | None = None,
+    num_paired: int = 10,
+    split_seed: int = 0,
 ) -> DomainDataModule:
     """The data module a model needs (``kind``, from its LightningModule's ``data_kind``), built from
-    the user's folders (``conf/data/folders.yaml``). Folders a kind does not use are ignored."""
+    the user's folders (``conf/data/folders.yaml``). Folders a kind does not use are ignored.
+
+    ``split_from=PAIRED_DIR`` builds SeNM-VAE's semi-supervised split of one paired set instead
+    (:func:`~degrade_lab.data.splits.split_pairs`, seeded by ``split_seed``): ``num_paired`` pairs, the
+    rest halved into source (clean) and target (degraded) images. Each kind takes what it may use:
+    ``semi`` the three domains; ``unpaired`` (LUD-VAE) every clean and every degraded image of the split
+    without its pairing; ``paired`` (a restorer) the ``num_paired`` pairs alone. The data module's
+    ``split_record`` lists the names per domain (the train task saves it as ``split.json``)."""
     if kind not in KINDS:
         raise UserInputError(f"unknown data kind '{kind}' (paired, unpaired or semi).")
     common = {"test": test, "val": val, "scale": scale, "crop_size": crop_size, "val_crop": val_crop,
               "augment": augment, "batch_size": batch_size, "num_workers": num_workers,
               "batches_per_epoch": batches_per_epoch, "seed": seed}
+    split = record = None
+    if split_from:
+        from degrade_lab.data.splits import describe, split_pairs
+
+        split = split_pairs(split_from, int(num_paired), int(split_seed), int(scale), unpaired=kind != "paired")
+        record = describe(split, split_from, split_seed)
     if kind == "paired":
-        return PairedDataModule(paired=paired, source=source, degrader=degrader, degrader_ckpt=degrader_ckpt,
-                                **common)
-    if kind == "unpaired":
-        return UnpairedDataModule(source=source, target=target, weights=weights, **common)
-    return SemiSupervisedDataModule(paired=paired, source=source, target=target, weights=weights, **common)
+        module = PairedDataModule(paired=paired, source=source, degrader=degrader, degrader_ckpt=degrader_ckpt,
+                                  pairs=split["paired"] if split else None, **common)
+    elif kind == "unpaired":
+        files = {}
+        if split:
+            files = {"source_files": [c for _, c, _ in split["paired"] + split["source"]],
+                     "target_files": [d for _, _, d in split["paired"] + split["target"]]}
+        module = UnpairedDataModule(source=source, target=target, weights=weights, **files, **common)
+    else:
+        module = SemiSupervisedDataModule(paired=paired, source=source, target=target, weights=weights,
+                                          split=split, **common)
+    module.split_record = record
+    return module

@@ -59,10 +59,11 @@ def find_pairs(root: str | Path, scale: int = 1) -> list[tuple[str, Path, Path]]
 
 
 class ImageFolderDataset(Dataset):
-    """Random (augmented) crops from one folder of unpaired images: ``{key: crop}``."""
+    """Random (augmented) crops from one folder of unpaired images (or the given ``files``): ``{key: crop}``."""
 
-    def __init__(self, root: str | Path, crop_size: int, key: str = "clean", augment: bool = True, what: str = "image"):
-        self.files = list_images(root, f"{what} folder")
+    def __init__(self, root: str | Path | None, crop_size: int, key: str = "clean", augment: bool = True,
+                 what: str = "image", files: list[Path] | None = None):
+        self.files = list(files) if files is not None else list_images(root, f"{what} folder")
         _check_min_size(self.files, crop_size, what)
         self.crop_size, self.key, self.augment = crop_size, key, augment
 
@@ -78,12 +79,14 @@ class ImageFolderDataset(Dataset):
 
 
 class PairedCropDataset(Dataset):
-    """Aligned random crops from a paired folder: ``{"clean": HR crop, "degraded": LR crop}``."""
+    """Aligned random crops from a paired folder (or the given ``pairs``): ``{"clean": HR crop,
+    "degraded": LR crop}``."""
 
-    def __init__(self, root: str | Path, crop_size: int, scale: int = 1, augment: bool = True):
+    def __init__(self, root: str | Path | None, crop_size: int, scale: int = 1, augment: bool = True,
+                 pairs: list[tuple[str, Path, Path]] | None = None):
         if crop_size % scale:
             raise UserInputError(f"crop size {crop_size} is not divisible by the scale {scale}.")
-        self.pairs = find_pairs(root, scale)
+        self.pairs = list(pairs) if pairs is not None else find_pairs(root, scale)
         _check_min_size([d for _, _, d in self.pairs], crop_size // scale, "degraded")
         self.crop_size, self.scale, self.augment = crop_size, scale, augment
 

@@ -2,7 +2,9 @@
 
 ``num_pairs`` pairs stay paired; the remaining pairs are halved at random into two disjoint
 halves: the first half contributes only its CLEAN image (the source domain), the second only its
-DEGRADED image (the target domain), so no scene appears in both unpaired domains.
+DEGRADED image (the target domain), so no image appears in two domains. The paper keeps 10, 96 or
+960 of SIDD's pairs. :func:`split_pairs` does it in memory (``data.split_from=DIR data.num_paired=N``);
+:func:`semi_supervised_split` writes the same split as folders (for synthesis from the source images).
 """
 
 from __future__ import annotations
@@ -16,6 +18,34 @@ from degrade_lab.data.datasets import find_pairs
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.io import atomic_write_json
 
+Pair = tuple[str, Path, Path]
+
+
+def split_pairs(paired: str | Path, num_pairs: int, seed: int = 0, scale: int = 1,
+                unpaired: bool = True) -> dict[str, list[Pair]]:
+    """``{"paired", "source", "target"}`` lists of pairs of folder ``paired`` (source keeps the clean
+    side of its pairs, target the degraded side). ``unpaired=False``: the caller wants the pairs only
+    (a restorer trained on the N pairs), and the rest may be empty."""
+    pairs = find_pairs(paired, scale)
+    spare = 2 if unpaired else 0
+    if not 0 <= int(num_pairs) <= len(pairs) - spare:
+        need = f"{num_pairs} + at least 2 for the unpaired source and target domains" if unpaired else str(num_pairs)
+        raise UserInputError(
+            f"paired folder '{paired}' has {len(pairs)} pairs, fewer than asked for: data.num_paired={num_pairs} "
+            f"needs {need}."
+        )
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(int(seed))).tolist()
+    kept, rest = order[: int(num_pairs)], order[int(num_pairs):]
+    half = len(rest) // 2
+    return {"paired": [pairs[i] for i in kept], "source": [pairs[i] for i in rest[:half]],
+            "target": [pairs[i] for i in rest[half:]]}
+
+
+def describe(split: dict[str, list[Pair]], paired: str | Path, seed: int) -> dict:
+    """What a run records about its split (``split.json``): the names in each domain."""
+    return {"from": str(Path(paired).expanduser().resolve()), "seed": int(seed),
+            **{domain: sorted(name for name, _, _ in pairs) for domain, pairs in split.items()}}
+
 
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -26,32 +56,15 @@ def _copy(src: Path, dst: Path) -> None:
 
 def semi_supervised_split(paired: str | Path, output: str | Path, num_pairs: int, seed: int = 0) -> dict:
     """Write ``output/{paired/{clean,degraded}, source, target}`` and ``output/split.json``."""
-    pairs = find_pairs(paired)
-    if not 0 <= num_pairs <= len(pairs) - 2:
-        raise UserInputError(
-            f"'{paired}' has {len(pairs)} pairs; keeping {num_pairs} paired must leave at least 2 for the "
-            "unpaired source and target domains."
-        )
-    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
-    kept, rest = order[:num_pairs], order[num_pairs:]
-    half = len(rest) // 2
-    source, target = rest[:half], rest[half:]
+    split = split_pairs(paired, num_pairs, seed)
     output = Path(output)
-    for i in kept:
-        name, clean, degraded = pairs[i]
+    for name, clean, degraded in split["paired"]:
         _copy(clean, output / "paired" / "clean" / f"{name}{clean.suffix}")
         _copy(degraded, output / "paired" / "degraded" / f"{name}{degraded.suffix}")
-    for i in source:
-        name, clean, _ = pairs[i]
+    for name, clean, _ in split["source"]:
         _copy(clean, output / "source" / f"{name}{clean.suffix}")
-    for i in target:
-        name, _, degraded = pairs[i]
+    for name, _, degraded in split["target"]:
         _copy(degraded, output / "target" / f"{name}{degraded.suffix}")
-    split = {
-        "from": str(Path(paired).resolve()), "seed": seed,
-        "paired": sorted(pairs[i][0] for i in kept),
-        "source": sorted(pairs[i][0] for i in source),
-        "target": sorted(pairs[i][0] for i in target),
-    }
-    atomic_write_json(output / "split.json", split)
-    return split
+    record = describe(split, paired, seed)
+    atomic_write_json(output / "split.json", record)
+    return record

@@ -45,10 +45,13 @@ class TwoOptimizerSteps:
 
     skipped: dict[str, int]
 
-    def gan_step(self, which: int, name: str, compute_loss: Callable[[], torch.Tensor]) -> torch.Tensor:
+    def gan_step(self, which: int, name: str, compute_loss: Callable[[], torch.Tensor],
+                 before_step: Callable[[torch.optim.Optimizer], bool] | None = None) -> torch.Tensor:
         """Compute ``compute_loss()`` with only optimizer ``which``'s parameters trainable (0 generator,
         1 discriminator), then backward and step it. A non-finite loss skips the step, counts it and
-        says so in the log. Returns the (detached) loss."""
+        says so in the log. ``before_step(optimizer)``, called between backward and step, may clip the
+        gradients and returns False to skip the step (it counts its own skips). Returns the (detached)
+        loss."""
         optimizers = self.optimizers()
         optimizer = optimizers[which] if isinstance(optimizers, list) else optimizers
         self.toggle_optimizer(optimizer)  # the other model's parameters get no gradients
@@ -61,6 +64,9 @@ class TwoOptimizerSteps:
                 return loss.detach()
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+            if before_step is not None and not before_step(optimizer):
+                optimizer.zero_grad(set_to_none=True)
+                return loss.detach()
             if which == 0:
                 optimizer.step()
             else:

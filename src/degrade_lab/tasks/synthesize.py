@@ -1,7 +1,8 @@
 """``degrade-lab synthesize``: degrade a folder of clean images into a paired folder.
 
 ``output/clean/NAME.png`` and ``output/degraded/NAME.png`` (``NAME_sK`` for ``samples=K > 1``),
-plus ``output/manifest.json`` (degrader config, seed, versions, SHA-256 of every file). A degrader
+plus ``output/manifest.json`` (degrader config, seed, versions, SHA-256 of every file, and the
+parameters the degrader drew for each image: noise sigma, JPEG quality, SeNM-VAE level, ...). A degrader
 that produces clean images (LUD-VAE with ``direction=n2c``) reads degraded inputs instead: the input
 becomes ``degraded/`` and its translation ``clean/``. Each
 image's randomness is seeded by (seed, its name), so results do not depend on the order or on
@@ -90,10 +91,13 @@ def synthesize(cfg: DictConfig) -> dict:
             degraded = degrader(clean[None].expand(samples, -1, -1, -1).to(device), generator)
             given_png = png_bytes(clean)  # one encoding, written once per sample name
             given_sha = sha256_bytes(given_png)
-            for n, image in zip(names, degraded, strict=True):
+            parameters = getattr(degrader, "last_parameters", {})  # per-image sigma, quality, level, ...
+            for k, (n, image) in enumerate(zip(names, degraded, strict=True)):
                 atomic_write_bytes(target / given / f"{n}.png", given_png)
                 made_sha = sha256_bytes(write_png(target / made / f"{n}.png", image))
                 done[n] = {"source": str(file), given: given_sha, made: made_sha}
+                if parameters:
+                    done[n]["parameters"] = {key: round(float(values[k]), 6) for key, values in parameters.items()}
             written += 1
             if written % 20 == 0:
                 save_manifest()

@@ -15,6 +15,7 @@ from degrade_lab.callbacks.run_record import RunRecord
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import output_dir, save_config
 from degrade_lab.utils.checkpoint import AtomicCheckpointIO
+from degrade_lab.utils.io import atomic_write_json
 from degrade_lab.utils.loggers import instantiate_loggers
 from degrade_lab.utils.runs import count_parameters, write_summary
 
@@ -70,6 +71,8 @@ def train(cfg: DictConfig) -> dict:
             "use an SR model at that scale (model=rrdbnet / vdir follow data.scale) or matching data."
         )
     datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
+    if getattr(datamodule, "split_record", None):  # data.split_from: which image went to which domain
+        atomic_write_json(out / "split.json", datamodule.split_record)
     callbacks = [_callback(c, model) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     callbacks.append(RunRecord(config, cfg.seed))
     loggers = instantiate_loggers(cfg.get("logger"), out, resuming=ckpt_path is not None)

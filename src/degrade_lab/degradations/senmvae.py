@@ -1,0 +1,192 @@
+"""A trained SeNM-VAE as a degrader: degradation-level-controllable clean-to-degraded generation.
+
+:class:`SeNMVAEDegrader` loads a checkpoint of ``degrade-lab train model=senmvae`` and implements the
+:class:`~degrade_lab.degradations.base.Degrader` interface, so synthesis, on-the-fly training pairs and
+evaluation use it unchanged. Generation (SeNM-VAE sec. 3.2, Fig. 1b): z ~ q(z | clean), then the
+degradation latents from their prior p(z_n | z, level) at a temperature, decoded by p(y | z, z_n).
+
+The degradation level (the noise standard deviation on [0, 1], the extra input channel of the prior)
+is chosen per image by ``level``:
+
+* a number: fixed for every image; ``[low, high]``: uniform per image;
+* ``paired`` (default): uniform over the range of levels of the training pairs (stored in the
+  checkpoint);
+* ``sidd``: the SIDD shot / read noise prior of the authors' ``main_translate.py``:
+  log10(shot) ~ U(log10 6.8674e-4, log10 2.194856e-2), log10(read) = 1.85 log10(shot) + 0.30 + N(0, 0.2^2),
+  level = sqrt(shot + read);
+* ``steps: [l1, l2, ...]`` (``level_steps``): image ``i`` of a batch gets ``l_(i mod K)``: one clean image
+  at several strengths (``degrade-lab synthesize samples=K``).
+
+A level outside the trained range warns once (the prior was never trained there). Every drawn level is
+recorded (``level``, [0, 1]; ``sigma``, 0-255) for synthesis manifests and non-blind restorers.
+
+Images are padded (reflect) to a multiple of the network's down-sampling and, above ``tile_size``,
+processed in tiles with the network's receptive radius of context; the latent noise is addressed by
+pixel position (:mod:`degrade_lab.utils.noise_field`), so tiled and whole results are identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from degrade_lab.degradations.base import Degrader, Range, as_range, sample_uniform
+from degrade_lab.errors import UserInputError
+from degrade_lab.utils.noise_field import normal_field
+
+log = logging.getLogger(__name__)
+
+#: the authors' SIDD shot-noise range (main_translate.py)
+SIDD_SHOT = (6.8674e-4, 2.194856e-2)
+
+
+def sidd_levels(batch: int, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Levels drawn from the SIDD shot / read noise prior of the authors' generation script."""
+    u = torch.rand(batch, generator=generator, device=device, dtype=torch.float64)
+    low, high = math.log10(SIDD_SHOT[0]), math.log10(SIDD_SHOT[1])
+    log_shot = low + u * (high - low)
+    jitter = torch.randn(batch, generator=generator, device=device, dtype=torch.float64) * 0.2
+    log_read = 1.85 * log_shot + 0.30 + jitter
+    return torch.sqrt(10**log_shot + 10**log_read).float()
+
+
+def _windows(size: int, tile: int) -> list[tuple[int, int]]:
+    return [(start, min(start + tile, size)) for start in range(0, size, tile)]
+
+
+def translate(net, clean: torch.Tensor, levels: torch.Tensor, temperatures: torch.Tensor, seeds: list[int],
+              tile_size: int = 0) -> torch.Tensor:
+    """SeNM-VAE's clean -> degraded translation of ``clean`` (``B x 3 x H x W``, any size) at per-image
+    ``levels`` ([0, 1]) and ``temperatures``; ``seeds`` (one per image) address every random number by
+    pixel position. Returns the network output, unclamped, at the input's size."""
+    batch, _, height, width = clean.shape
+    multiple = net.multiple
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    image = F.pad(clean, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else clean
+    full_h, full_w = image.shape[-2:]
+    radius = net.receptive_radius
+    tile = max(tile_size, multiple) // multiple * multiple if tile_size and tile_size > 0 else max(full_h, full_w)
+    out = torch.empty_like(image)
+    for top, bottom in _windows(full_h, tile):
+        for left, right in _windows(full_w, tile):
+            # the tile plus its context, cut at the image border; every edge a multiple of `multiple`
+            y0, y1 = max(top - radius, 0), min(bottom + radius, full_h)
+            x0, x1 = max(left - radius, 0), min(right + radius, full_w)
+            eps = []
+            for level, (z_shape, noise_shape) in enumerate(net.latent_shapes(batch, y1 - y0, x1 - x0)):
+                factor = (y1 - y0) // z_shape[2]
+                position = (y0 // factor, x0 // factor, z_shape[2], z_shape[3])
+                eps.append((normal_field(seeds, 2 * level, z_shape[1], *position, image.device, image.dtype),
+                            normal_field(seeds, 2 * level + 1, noise_shape[1], *position, image.device,
+                                         image.dtype)))
+            result = net.translate(image[..., y0:y1, x0:x1], levels, temperatures, eps=eps)
+            out[..., top:bottom, left:right] = result[..., top - y0 : bottom - y0, left - x0 : right - x0].to(out)
+    return out[..., :height, :width]
+
+
+def load_senmvae(ckpt: str | Path):
+    """The SeNM-VAE LightningModule of ``ckpt`` (eval mode), or a clear error for another model type."""
+    from degrade_lab.lit.senmvae import SeNMVAEModule
+    from degrade_lab.utils.checkpoint import load_model
+
+    module, record = load_model(ckpt)
+    if not isinstance(module, SeNMVAEModule):
+        target = record["config"]["model"].get("_target_", type(module).__name__)
+        raise UserInputError(
+            f"checkpoint '{ckpt}' holds a {type(module).__name__} model ({target}), but degrader 'senmvae' "
+            "needs a SeNM-VAE checkpoint (from `degrade-lab train model=senmvae`)."
+        )
+    return module
+
+
+class SeNMVAEDegrader(Degrader):
+    """A trained SeNM-VAE checkpoint as a degrader.
+
+    Args:
+        ckpt: ``RUN/checkpoints/last.ckpt`` (or best) of a SeNM-VAE training run.
+        level: the degradation level ([0, 1] noise std): a number, ``[low, high]``, ``paired`` (the range
+            of the training pairs) or ``sidd`` (the authors' SIDD prior). See the module docstring.
+        level_steps: a list of levels given in turn to the images of a batch (overrides ``level``):
+            with ``synthesize samples=K`` one clean image at K strengths.
+        temperature: multiplies the whole z_n prior sample (the authors' convention; their T = 1),
+            a number or ``[low, high]`` per image.
+        tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
+        bf16: run under bfloat16 autocast.
+    """
+
+    def __init__(self, ckpt: str | None = None, level: Range | str = "paired", level_steps: list[float] | None = None,
+                 temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, module=None):
+        super().__init__()
+        if module is None:
+            if not ckpt:
+                raise UserInputError(
+                    "degrader 'senmvae' needs a checkpoint: degrader.ckpt=RUN/checkpoints/last.ckpt "
+                    "(for training pairs on the fly: data.degrader=RUN/checkpoints/last.ckpt)."
+                )
+            module = load_senmvae(ckpt).requires_grad_(False)
+        self.module = module.eval()
+        self.trained_range = module.trained_level_range()
+        self.level_steps = [float(v) for v in level_steps] if level_steps else None
+        if isinstance(level, str):
+            if level not in ("paired", "sidd"):
+                raise UserInputError(f"degrader.level must be a number, [low, high], 'paired' or 'sidd'; got {level!r}.")
+            if level == "paired" and self.trained_range is None and not self.level_steps:
+                raise UserInputError("this checkpoint saw no training pairs: give degrader.level explicitly.")
+            self.level = level
+        else:
+            self.level = as_range(level, "level")
+        requested = self.level_steps or (self.level if isinstance(self.level, tuple) else [])
+        if min(requested, default=0.0) < 0:
+            raise UserInputError("degrader.level and degrader.level_steps must be >= 0.")
+        self._check_range(requested)
+        self.temperature = as_range(temperature, "temperature")
+        if self.temperature[0] < 0:
+            raise UserInputError("degrader.temperature must be >= 0.")
+        self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
+        self.produces, self.scale = "degraded", 1
+
+    def _check_range(self, levels) -> None:
+        """Warn once when asked for levels the prior never saw in training."""
+        if self.trained_range is None or not levels:
+            return
+        low, high = self.trained_range
+        outside = [v for v in levels if v < low * 0.999 or v > high * 1.001]
+        if outside:
+            log.warning("degradation levels %s lie outside the trained range [%.4f, %.4f] of this "
+                        "SeNM-VAE (std on [0, 1]); the results there are extrapolations.",
+                        [round(v, 4) for v in outside], low, high)
+
+    def draw_levels(self, batch: int, generator: torch.Generator | None, device) -> torch.Tensor:
+        if self.level_steps:
+            steps = torch.tensor(self.level_steps, device=device)
+            return steps[torch.arange(batch, device=device) % len(steps)]
+        if self.level == "sidd":
+            levels = sidd_levels(batch, generator, device)
+            if not getattr(self, "_warned_sidd", False):
+                self._warned_sidd = True
+                self._check_range([float(levels.min()), float(levels.max())])
+            return levels
+        if self.level == "paired":
+            return sample_uniform(self.trained_range, batch, generator, device)
+        return sample_uniform(self.level, batch, generator, device)
+
+    def degrade(self, image, generator=None):
+        batch, device = image.shape[0], image.device
+        seeds = torch.randint(2**62, (batch,), generator=generator, device=device).tolist()
+        levels = self.draw_levels(batch, generator, device)
+        temperatures = sample_uniform(self.temperature, batch, generator, device)
+        self.record("level", levels)
+        self.record("sigma", levels * 255)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with autocast:
+            out = translate(self.module.net, image.float(), levels, temperatures, seeds, self.tile_size).float()
+        return out.clamp(0, 1)
+
+    def extra_repr(self):
+        level = self.level_steps if self.level_steps else self.level
+        return f"level={level}, temperature={self.temperature}, tile_size={self.tile_size}"

@@ -31,6 +31,12 @@ from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.common import markdown_table
 
 
+def best(run_dir: Path) -> Path:
+    """best.ckpt, or last.ckpt for a run too short to have validated."""
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    return ckpt if ckpt.is_file() else run_dir / "checkpoints" / "last.ckpt"
+
+
 def train_and_evaluate_drunet(pairs: list[Path], test: Path, steps: int, seed: int) -> tuple[dict, Path, Path]:
     """The CPU-sized DRUNet (experiment=drunet_cpu) on ``pairs`` (folders), its best checkpoint scored on ``test``."""
     train_dir = run(["train", "experiment=drunet_cpu", "data=folders", f"data.paired=[{','.join(map(str, pairs))}]",
@@ -38,7 +44,7 @@ def train_and_evaluate_drunet(pairs: list[Path], test: Path, steps: int, seed: i
                      f"trainer.val_check_interval={max(steps // 4, 1)}",
                      f"model.scheduler.milestones=[{int(steps * 0.75)}]", f"seed={seed}",
                      "callbacks.progress.refresh_rate=0"])
-    eval_dir = run(["evaluate", f"ckpt={train_dir / 'checkpoints' / 'best.ckpt'}", "data=folders",
+    eval_dir = run(["evaluate", f"ckpt={best(train_dir)}", "data=folders",
                     f"data.test={test}", "progress=false"])
     return metrics_of(eval_dir), train_dir, eval_dir
 
@@ -67,8 +73,8 @@ def main() -> None:
                   else run(["train", "experiment=ludvae_cpu", "data=builtin_semi", *common]))
     degraders = {
         "AWGN sigma ~ U(5, 50)": ["degrader=awgn", "degrader.sigma=[5,50]"],
-        "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={ludvae_run / 'checkpoints' / 'best.ckpt'}"],
-        "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={senmvae_run / 'checkpoints' / 'best.ckpt'}"],
+        "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={best(ludvae_run)}"],
+        "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best(senmvae_run)}"],
     }
 
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs from the source tiles

@@ -42,7 +42,7 @@ def test_experiments_compose_and_build_their_model(compose, experiment):
 @pytest.mark.parametrize("degrader", options("degrader"))
 def test_degrader_configs_instantiate(compose, degrader):
     cfg = compose("synthesize", [f"degrader={degrader}", "input=x", "output=y"])
-    if degrader == "ludvae":  # a learned degrader: its checkpoint is required (see test_ludvae.py)
+    if degrader in ("ludvae", "senmvae"):  # learned degraders: a checkpoint is required (test_ludvae.py, test_senmvae.py)
         with pytest.raises(Exception, match="needs a checkpoint"):
             hydra.utils.instantiate(cfg.degrader, _convert_="all")
         return

@@ -68,19 +68,11 @@ def translate(
 
 
 def load_ludvae(ckpt: str | Path):
-    """The LUD-VAE LightningModule of ``ckpt`` (eval mode), or a clear error for another model type."""
+    """The LUDVAEModule of ``ckpt`` (eval mode), or a clear error for another model type."""
     from degrade_lab.lit.ludvae import LUDVAEModule
-    from degrade_lab.utils.checkpoint import load_model
+    from degrade_lab.utils.checkpoint import load_model_of
 
-    module, record = load_model(ckpt)
-    if not isinstance(module, LUDVAEModule):
-        target = record["config"]["model"].get("_target_", type(module).__name__)
-        raise UserInputError(
-            f"checkpoint '{ckpt}' holds a {type(module).__name__} model ({target}), but degrader 'ludvae' "
-            "needs a LUD-VAE checkpoint (degrade_lab.lit.ludvae.LUDVAEModule, from `degrade-lab train "
-            "model=ludvae`)."
-        )
-    return module
+    return load_model_of(ckpt, LUDVAEModule, "ludvae")
 
 
 class LUDVAEDegrader(Degrader):

@@ -90,18 +90,11 @@ def translate(net, clean: torch.Tensor, levels: torch.Tensor, temperatures: torc
 
 
 def load_senmvae(ckpt: str | Path):
-    """The SeNM-VAE LightningModule of ``ckpt`` (eval mode), or a clear error for another model type."""
+    """The SeNMVAEModule of ``ckpt`` (eval mode), or a clear error for another model type."""
     from degrade_lab.lit.senmvae import SeNMVAEModule
-    from degrade_lab.utils.checkpoint import load_model
+    from degrade_lab.utils.checkpoint import load_model_of
 
-    module, record = load_model(ckpt)
-    if not isinstance(module, SeNMVAEModule):
-        target = record["config"]["model"].get("_target_", type(module).__name__)
-        raise UserInputError(
-            f"checkpoint '{ckpt}' holds a {type(module).__name__} model ({target}), but degrader 'senmvae' "
-            "needs a SeNM-VAE checkpoint (from `degrade-lab train model=senmvae`)."
-        )
-    return module
+    return load_model_of(ckpt, SeNMVAEModule, "senmvae")
 
 
 class SeNMVAEDegrader(Degrader):

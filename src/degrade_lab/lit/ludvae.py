@@ -33,6 +33,7 @@ from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.data.normalization import ColorNormalization, NoNormalization
 from degrade_lab.degradations.base import Identity
 from degrade_lab.degradations.build import build_degrader
+from degrade_lab.lit.degradation_scores import log_validation_scores
 from degrade_lab.lit.optimization import configure_optimizers
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 from degrade_lab.utils.io import quantize_8bit
@@ -193,14 +194,8 @@ class LUDVAEModule(pl.LightningModule):
         return {"grid": panels, "caption": caption}
 
     def on_validation_epoch_end(self):
-        akld = self.val_akld.compute()
-        self.val_akld_best.update(akld)
-        self.log("val/akld", akld, prog_bar=True)
-        self.log("val/kld", self.val_kld.compute())
-        self.log("val/psnr_synthetic", self.val_psnr.compute())
-        self.log("val/akld_best", self.val_akld_best.compute())
-        for metric in (self.val_kld, self.val_akld, self.val_psnr):
-            metric.reset()
+        log_validation_scores(self, self.val_akld, self.val_akld_best,
+                              {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr})
 
     def configure_optimizers(self):
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

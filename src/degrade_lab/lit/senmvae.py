@@ -42,6 +42,7 @@ from torchmetrics import MeanMetric, MinMetric
 from degrade_lab.archs.senmvae import NoiseLevelNet, SeNMVAE
 from degrade_lab.data import domains as D
 from degrade_lab.lit.adversarial import TwoOptimizerSteps, relativistic_losses
+from degrade_lab.lit.degradation_scores import log_validation_scores
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 from degrade_lab.utils.io import quantize_8bit
 from degrade_lab.weights import MissingWeightsError
@@ -296,15 +297,9 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
         return {"grid": panels, "caption": caption}
 
     def on_validation_epoch_end(self):
-        akld = self.val_akld.compute()
-        self.val_akld_best.update(akld)
-        self.log("val/akld", akld, prog_bar=True)
-        self.log("val/kld", self.val_kld.compute())
-        self.log("val/psnr_synthetic", self.val_psnr.compute())
-        self.log("val/level_error", self.val_level_error.compute())
-        self.log("val/akld_best", self.val_akld_best.compute())
-        for metric in (self.val_kld, self.val_akld, self.val_psnr, self.val_level_error):
-            metric.reset()
+        log_validation_scores(self, self.val_akld, self.val_akld_best,
+                              {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr,
+                               "val/level_error": self.val_level_error})
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:

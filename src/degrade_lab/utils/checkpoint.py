@@ -57,3 +57,16 @@ def load_model(path: str | Path):
     module = hydra.utils.instantiate(config)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval(), record
+
+
+def load_model_of(path: str | Path, cls: type, name: str):
+    """The LightningModule of checkpoint ``path`` (eval mode), which must be a ``cls``: a learned degrader
+    named ``name`` (``degrader=name``) refuses other models' checkpoints with a clear message."""
+    module, record = load_model(path)
+    if not isinstance(module, cls):
+        target = record["config"]["model"].get("_target_", type(module).__name__)
+        raise UserInputError(
+            f"checkpoint '{path}' holds a {type(module).__name__} model ({target}), but degrader '{name}' needs a "
+            f"{cls.__name__} checkpoint (from `degrade-lab train model={name}`)."
+        )
+    return module

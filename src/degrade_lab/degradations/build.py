@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import hydra.errors
 from omegaconf import DictConfig, OmegaConf
 
 from degrade_lab.degradations.base import Degrader
@@ -54,7 +55,12 @@ def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:
     if isinstance(spec, DictConfig) and "_target_" in spec:
         if ckpt is not None:
             spec = OmegaConf.merge(spec, {"ckpt": str(ckpt)})
-        degrader = hydra.utils.instantiate(spec, _convert_="all")
+        try:
+            degrader = hydra.utils.instantiate(spec, _convert_="all")
+        except hydra.errors.InstantiationException as err:
+            if isinstance(err.__cause__, UserInputError):  # the user's mistake, not a config bug: say it plainly
+                raise err.__cause__ from None
+            raise
         if not isinstance(degrader, Degrader):
             raise UserInputError(f"degrader config {spec._target_} does not build a Degrader.")
         return degrader

@@ -47,10 +47,10 @@ train-ludvae: setup ## LUD-VAE on the builtin unpaired folders, CPU preset (abou
 pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 30 min)
 	$(PY) experiments/ludvae_pipeline.py
 
-train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 15 min)
+train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 16 min)
 	$(VENV)/bin/degrade-lab train experiment=senmvae_cpu
 
-pipeline-senmvae: setup weights ## SeNM-VAE and LUD-VAE -> synthetic pairs -> DRUNet vs 10 pairs alone and oracle (about 60 min)
+pipeline-senmvae: setup weights ## SeNM-VAE and LUD-VAE -> synthetic pairs -> DRUNet vs 10 pairs alone and oracle (about 40 min)
 	$(PY) experiments/senmvae_pipeline.py
 
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)

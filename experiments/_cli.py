@@ -40,12 +40,26 @@ def metrics_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def train_and_evaluate_dncnn(pairs: Path, test: Path, steps: int, seed: int) -> tuple[dict, Path, Path]:
-    """The CPU-sized DnCNN (experiment=dncnn_cpu) trained on ``pairs``, its best checkpoint scored on ``test``."""
-    train_dir = run(["train", "experiment=dncnn_cpu", "data=folders", f"data.paired={pairs}", f"data.test={test}",
+def best_checkpoint(run_dir: Path) -> Path:
+    """best.ckpt, or last.ckpt for a run too short to have validated."""
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    return ckpt if ckpt.is_file() else run_dir / "checkpoints" / "last.ckpt"
+
+
+def train_and_evaluate(experiment: str, pairs: Path | list[Path], test: Path, steps: int, seed: int,
+                       extra: list[str] | None = None) -> tuple[dict, Path, Path]:
+    """A restorer preset trained on ``pairs`` (a folder or a list of folders) for ``steps`` steps, its best
+    checkpoint scored on ``test``."""
+    paired = f"[{','.join(map(str, pairs))}]" if isinstance(pairs, list) else str(pairs)
+    train_dir = run(["train", f"experiment={experiment}", "data=folders", f"data.paired={paired}", f"data.test={test}",
                      f"trainer.max_steps={steps}", f"trainer.val_check_interval={max(steps // 4, 1)}",
                      f"model.scheduler.milestones=[{int(steps * 0.75)}]", f"seed={seed}",
-                     "callbacks.progress.refresh_rate=0"])
-    eval_dir = run(["evaluate", f"ckpt={train_dir / 'checkpoints' / 'best.ckpt'}", "data=folders",
-                    f"data.test={test}", "progress=false"])
+                     "callbacks.progress.refresh_rate=0", *(extra or [])])
+    eval_dir = run(["evaluate", f"ckpt={best_checkpoint(train_dir)}", "data=folders", f"data.test={test}",
+                    "progress=false"])
     return metrics_of(eval_dir), train_dir, eval_dir
+
+
+def train_and_evaluate_dncnn(pairs: Path, test: Path, steps: int, seed: int) -> tuple[dict, Path, Path]:
+    """The CPU-sized DnCNN (experiment=dncnn_cpu) trained on ``pairs``, its best checkpoint scored on ``test``."""
+    return train_and_evaluate("dncnn_cpu", pairs, test, steps, seed)

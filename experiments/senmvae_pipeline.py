@@ -24,29 +24,11 @@ import os
 import time
 from pathlib import Path
 
-from _cli import metrics_of, report, report_figure, run
+from _cli import best_checkpoint, metrics_of, report, report_figure, run, train_and_evaluate
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.common import markdown_table
-
-
-def best(run_dir: Path) -> Path:
-    """best.ckpt, or last.ckpt for a run too short to have validated."""
-    ckpt = run_dir / "checkpoints" / "best.ckpt"
-    return ckpt if ckpt.is_file() else run_dir / "checkpoints" / "last.ckpt"
-
-
-def train_and_evaluate_drunet(pairs: list[Path], test: Path, steps: int, seed: int) -> tuple[dict, Path, Path]:
-    """The CPU-sized DRUNet (experiment=drunet_cpu) on ``pairs`` (folders), its best checkpoint scored on ``test``."""
-    train_dir = run(["train", "experiment=drunet_cpu", "data=folders", f"data.paired=[{','.join(map(str, pairs))}]",
-                     f"data.test={test}", "data.val_crop=128", f"trainer.max_steps={steps}",
-                     f"trainer.val_check_interval={max(steps // 4, 1)}",
-                     f"model.scheduler.milestones=[{int(steps * 0.75)}]", f"seed={seed}",
-                     "callbacks.progress.refresh_rate=0"])
-    eval_dir = run(["evaluate", f"ckpt={best(train_dir)}", "data=folders",
-                    f"data.test={test}", "progress=false"])
-    return metrics_of(eval_dir), train_dir, eval_dir
 
 
 def main() -> None:
@@ -73,8 +55,8 @@ def main() -> None:
                   else run(["train", "experiment=ludvae_cpu", "data=builtin_semi", *common]))
     degraders = {
         "AWGN sigma ~ U(5, 50)": ["degrader=awgn", "degrader.sigma=[5,50]"],
-        "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={best(ludvae_run)}"],
-        "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best(senmvae_run)}"],
+        "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={best_checkpoint(ludvae_run)}"],
+        "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}"],
     }
 
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs from the source tiles
@@ -99,7 +81,8 @@ def main() -> None:
     results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]},
                "senmvae_run": str(senmvae_run), "ludvae_run": str(ludvae_run)}
     for name, folders in training_sets.items():
-        metrics, train_dir, eval_dir = train_and_evaluate_drunet(folders, test, args.steps, args.seed)
+        metrics, train_dir, eval_dir = train_and_evaluate("drunet_cpu", folders, test, args.steps, args.seed,
+                                                             ["data.val_crop=128"])
         degrader = next((d for d in judged if name.startswith(d)), None)
         degradation = judged.get(degrader, {})
         rows.append([name, degradation.get("degradation/kld", "-"), degradation.get("degradation/akld", "-"),

@@ -67,7 +67,7 @@ def translate(
     return out
 
 
-def load_ludvae(ckpt: str | Path):
+def load_ludvae(ckpt: str | Path | None):
     """The LUDVAEModule of ``ckpt`` (eval mode), or a clear error for another model type."""
     from degrade_lab.lit.ludvae import LUDVAEModule
     from degrade_lab.utils.checkpoint import load_model_of
@@ -109,11 +109,6 @@ class LUDVAEDegrader(Degrader):
         if temperature_mode not in ("sample", "std"):
             raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
         if module is None:
-            if not ckpt:
-                raise UserInputError(
-                    "degrader 'ludvae' needs a checkpoint: degrader.ckpt=RUN/checkpoints/last.ckpt "
-                    "(for training pairs on the fly: data.degrader=RUN/checkpoints/last.ckpt)."
-                )
             module = load_ludvae(ckpt).requires_grad_(False)
         self.module = module.eval()
         self.direction, self.temperature_mode = direction, temperature_mode

@@ -89,7 +89,7 @@ def translate(net, clean: torch.Tensor, levels: torch.Tensor, temperatures: torc
     return out[..., :height, :width]
 
 
-def load_senmvae(ckpt: str | Path):
+def load_senmvae(ckpt: str | Path | None):
     """The SeNMVAEModule of ``ckpt`` (eval mode), or a clear error for another model type."""
     from degrade_lab.lit.senmvae import SeNMVAEModule
     from degrade_lab.utils.checkpoint import load_model_of
@@ -116,11 +116,6 @@ class SeNMVAEDegrader(Degrader):
                  temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, module=None):
         super().__init__()
         if module is None:
-            if not ckpt:
-                raise UserInputError(
-                    "degrader 'senmvae' needs a checkpoint: degrader.ckpt=RUN/checkpoints/last.ckpt "
-                    "(for training pairs on the fly: data.degrader=RUN/checkpoints/last.ckpt)."
-                )
             module = load_senmvae(ckpt).requires_grad_(False)
         self.module = module.eval()
         self.trained_range = module.trained_level_range()
@@ -142,6 +137,7 @@ class SeNMVAEDegrader(Degrader):
             raise UserInputError("degrader.temperature must be >= 0.")
         self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
         self.produces, self.scale = "degraded", 1
+        self._warned_sidd = False  # the SIDD prior's range is checked once, on its first draws
 
     def _check_range(self, levels) -> None:
         """Warn once when asked for levels the prior never saw in training."""
@@ -160,7 +156,7 @@ class SeNMVAEDegrader(Degrader):
             return steps[torch.arange(batch, device=device) % len(steps)]
         if self.level == "sidd":
             levels = sidd_levels(batch, generator, device)
-            if not getattr(self, "_warned_sidd", False):
+            if not self._warned_sidd:
                 self._warned_sidd = True
                 self._check_range([float(levels.min()), float(levels.max())])
             return levels

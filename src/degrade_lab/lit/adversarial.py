@@ -39,6 +39,19 @@ def relativistic_losses(real_logits: torch.Tensor, fake_logits: torch.Tensor) ->
     return real_wins, fake_wins
 
 
+def relativistic_generator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The generator's RaGAN loss: ``fake`` should win against ``real`` (D's weights get no gradient
+    from the real logits)."""
+    _, fake_wins = relativistic_losses(discriminator(real).detach().float(), discriminator(fake).float())
+    return fake_wins
+
+
+def relativistic_discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's RaGAN loss on ``real`` vs the (detached) ``fake``."""
+    real_wins, _ = relativistic_losses(discriminator(real).float(), discriminator(fake.detach()).float())
+    return real_wins
+
+
 class TwoOptimizerSteps:
     """Mixin for a LightningModule with ``automatic_optimization = False`` and optimizers
     ``[generator, discriminator]`` (each with an optional per-step scheduler)."""

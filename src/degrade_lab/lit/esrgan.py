@@ -23,7 +23,12 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.lit.adversarial import TwoOptimizerSteps, relativistic_losses, two_optimizers
+from degrade_lab.lit.adversarial import (
+    TwoOptimizerSteps,
+    relativistic_discriminator_loss,
+    relativistic_generator_loss,
+    two_optimizers,
+)
 from degrade_lab.lit.restoration import RestorationModule
 from degrade_lab.weights import MissingWeightsError
 
@@ -79,17 +84,13 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
             terms["perceptual"] = self.perceptual_loss(restored.float(), clean)
             loss = loss + self.perceptual_weight * terms["perceptual"]
         if self.gan_weight > 0:
-            real_logits = self.discriminator(clean).detach()
-            _, fake_wins = relativistic_losses(real_logits.float(), self.discriminator(restored).float())
-            terms["gan"] = fake_wins
-            loss = loss + self.gan_weight * fake_wins
+            terms["gan"] = relativistic_generator_loss(self.discriminator, clean, restored)
+            loss = loss + self.gan_weight * terms["gan"]
         terms["loss"] = loss
         return terms
 
     def discriminator_loss(self, batch, restored: torch.Tensor) -> torch.Tensor:
-        real_wins, _ = relativistic_losses(self.discriminator(batch["clean"]).float(),
-                                           self.discriminator(restored.detach()).float())
-        return real_wins
+        return relativistic_discriminator_loss(self.discriminator, batch["clean"], restored)
 
     def training_step(self, batch, batch_idx):
         size = batch["degraded"].shape[0]

@@ -31,6 +31,7 @@ predictor's mean absolute error, 0-255).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -41,7 +42,12 @@ from torchmetrics import MeanMetric, MinMetric
 
 from degrade_lab.archs.senmvae import NoiseLevelNet, SeNMVAE
 from degrade_lab.data import domains as D
-from degrade_lab.lit.adversarial import TwoOptimizerSteps, relativistic_losses
+from degrade_lab.degradations.senmvae import translate
+from degrade_lab.lit.adversarial import (
+    TwoOptimizerSteps,
+    relativistic_discriminator_loss,
+    relativistic_generator_loss,
+)
 from degrade_lab.lit.degradation_scores import log_validation_scores
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 from degrade_lab.utils.io import quantize_8bit
@@ -217,10 +223,8 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
                 terms["lpips"] = self.lpips_loss(fake.float().clamp(0, 1), real.float())
                 loss = loss + self.lpips_weight * terms["lpips"]
             if self.discriminator is not None:
-                real_logits = self.discriminator(real).detach()
-                _, fake_wins = relativistic_losses(real_logits.float(), self.discriminator(fake).float())
-                terms["gan"] = fake_wins
-                loss = loss + self.gan_weight * fake_wins
+                terms["gan"] = relativistic_generator_loss(self.discriminator, real, fake)
+                loss = loss + self.gan_weight * terms["gan"]
         terms["loss"] = loss
         return terms
 
@@ -237,8 +241,8 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
         clip = self.clip_grad_norm * scale if self.clip_grad_norm > 0 else float("inf")
         norm = float(torch.nn.utils.clip_grad_norm_(self._generator_parameters(), clip)) / scale
         self._last_grad_norm = norm
-        if self.skip_grad_norm > 0 and norm >= self.skip_grad_norm and (torch.isfinite(torch.tensor(norm))
-                                                                        or scaler is None):
+        # an fp16 overflow (inf) is the grad scaler's to skip; anything else that large is ours
+        if self.skip_grad_norm > 0 and norm >= self.skip_grad_norm and (math.isfinite(norm) or scaler is None):
             self.skipped["grad_norm"] = self.skipped.get("grad_norm", 0) + 1
             log.warning("step %d: generator gradient norm %.1f >= %.1f; the step is skipped (%d so far)",
                         self.global_step, norm, self.skip_grad_norm, self.skipped["grad_norm"])
@@ -258,12 +262,8 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
         if self.discriminator is not None and fake is not None:
             real = batch["degraded"]
 
-            def discriminator() -> torch.Tensor:
-                real_wins, _ = relativistic_losses(self.discriminator(real).float(),
-                                                   self.discriminator(fake.detach()).float())
-                return real_wins
-
-            terms["discriminator"] = self.gan_step(1, "discriminator", discriminator)
+            terms["discriminator"] = self.gan_step(
+                1, "discriminator", lambda: relativistic_discriminator_loss(self.discriminator, real, fake))
         self.log("train/kl_weight", self.current_kl_weight(), batch_size=size)
         if hasattr(self, "_last_grad_norm"):
             self.log("train/grad_norm", self._last_grad_norm, batch_size=size)
@@ -274,8 +274,6 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
         self._val_generator = torch.Generator(device=self.device).manual_seed(12345)
 
     def _translate(self, clean: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        from degrade_lab.degradations.senmvae import translate
-
         seeds = torch.randint(2**62, (clean.shape[0],), generator=self._val_generator, device=self.device).tolist()
         temperatures = torch.full((clean.shape[0],), self.val_temperature, device=self.device)
         return quantize_8bit(translate(self.net, clean, levels, temperatures, seeds))

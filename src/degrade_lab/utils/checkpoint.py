@@ -59,9 +59,15 @@ def load_model(path: str | Path):
     return module.eval(), record
 
 
-def load_model_of(path: str | Path, cls: type, name: str):
+def load_model_of(path: str | Path | None, cls: type, name: str):
     """The LightningModule of checkpoint ``path`` (eval mode), which must be a ``cls``: a learned degrader
-    named ``name`` (``degrader=name``) refuses other models' checkpoints with a clear message."""
+    named ``name`` (``degrader=name``) refuses a missing path and other models' checkpoints with a clear
+    message."""
+    if not path:
+        raise UserInputError(
+            f"degrader '{name}' needs a checkpoint: degrader.ckpt=RUN/checkpoints/last.ckpt "
+            "(for training pairs on the fly: data.degrader=RUN/checkpoints/last.ckpt)."
+        )
     module, record = load_model(path)
     if not isinstance(module, cls):
         target = record["config"]["model"].get("_target_", type(module).__name__)

@@ -116,12 +116,12 @@ def test_domain_batches_are_single_domain_and_balanced():
     sampler = DomainBatchSampler([10, 30], batch_size=4, batches_per_epoch=2000, seed=0)
     counts = [0, 0]
     for batch in sampler:
-        domains = {0 if i < 10 else 1 for i in batch}
-        assert len(domains) == 1 and len(set(batch)) == 4
+        domains = {0 if key.index < 10 else 1 for key in batch}
+        assert len(domains) == 1 and len({key.index for key in batch}) == 4
         counts[domains.pop()] += 1
     assert abs(counts[0] / 2000 - 0.5) < 0.04  # equal probability despite 10 vs 30 images
     weighted = DomainBatchSampler([10, 30], batch_size=4, weights=[3, 1], batches_per_epoch=2000, seed=0)
-    share = sum(1 for batch in weighted if batch[0] < 10) / 2000
+    share = sum(1 for batch in weighted if batch[0].index < 10) / 2000
     assert abs(share - 0.75) < 0.04
     # same seed, same batches; next epoch differs
     again = DomainBatchSampler([10, 30], batch_size=4, batches_per_epoch=5, seed=0)
@@ -129,6 +129,31 @@ def test_domain_batches_are_single_domain_and_balanced():
     assert list(DomainBatchSampler([10, 30], 4, batches_per_epoch=5, seed=0)) == list(
         DomainBatchSampler([10, 30], 4, batches_per_epoch=5, seed=0)
     )
+
+
+def test_a_sampler_resumes_at_any_batch_of_any_epoch():
+    """Three epochs in one go equal any split of them into (epoch, start_batch) restarts."""
+    whole = DomainBatchSampler([5, 7], 3, batches_per_epoch=4, seed=2)
+    stream = [batch for _ in range(3) for batch in whole]
+    assert [(b[0].epoch, b[0].batch) for b in stream] == [(e, i) for e in range(3) for i in range(4)]
+    for cut in (1, 4, 6, 11):
+        epoch, start = divmod(cut, 4)
+        resumed = DomainBatchSampler([5, 7], 3, batches_per_epoch=4, seed=2, epoch=epoch, start_batch=start)
+        tail = list(resumed) + list(resumed) + list(resumed)
+        assert tail[: len(stream) - cut] == stream[cut:]
+    seeds = {key.seed for batch in stream for key in batch}
+    assert len(seeds) == 3 * 4 * 3  # every sample its own crop seed
+
+
+def test_crops_do_not_depend_on_workers_or_the_global_stream(tiny_folders):
+    def batches(workers):
+        dm = folders(kind="paired", paired=tiny_folders / "paired", crop_size=16, batch_size=2,
+                     batches_per_epoch=3, num_workers=workers, seed=5)
+        torch.manual_seed(workers)  # a different global stream each time
+        return [batch["clean"] for batch in dm.train_dataloader()]
+
+    first, again, workers = batches(0), batches(0), batches(2)
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(first, again, workers, strict=True))
 
 
 def test_unpaired_datamodule_tags_domains(tiny_folders):

@@ -33,6 +33,24 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _fail(task: str, message: str) -> None:
+    print(f"degrade-lab {task}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _check_resume(task: str, args: list[str]) -> None:
+    """``resume=PATH`` must name a run folder with checkpoints/last.ckpt (or a checkpoint): checked before
+    Hydra creates the run folder, so a mistyped path leaves nothing behind."""
+    from pathlib import Path
+
+    for arg in args:
+        if arg.startswith("resume=") and arg.split("=", 1)[1] not in ("", "null"):
+            path = Path(arg.split("=", 1)[1]).expanduser()
+            checkpoint = path if path.is_file() else path / "checkpoints" / "last.ckpt"
+            if not checkpoint.is_file():
+                _fail(task, f"cannot resume: checkpoint '{checkpoint}' does not exist.")
+
+
 def _run(task: str) -> None:
     import hydra
     from omegaconf import DictConfig
@@ -41,25 +59,48 @@ def _run(task: str) -> None:
     from degrade_lab.errors import UserInputError
     from degrade_lab.paths import config_dir
 
+    started = []  # whether Hydra composed a config and called the task (else: a config error)
+
     def main(cfg: DictConfig):
+        from contextlib import nullcontext
         from importlib import import_module
 
+        from degrade_lab.utils.config_check import check_types
+        from degrade_lab.utils.io import set_max_pixels
+        from degrade_lab.utils.lock import OutputLock, is_launcher_process
+
+        started.append(True)
         function = getattr(import_module(f"degrade_lab.tasks.{task}"), task)
         try:
-            result = function(cfg)
+            check_types(cfg, task)
+            set_max_pixels(cfg.get("max_pixels"))
+            lock = OutputLock(cfg.paths.output_dir, what="run folder") if is_launcher_process() else nullcontext()
+            with lock:
+                result = function(cfg)
         except Exception as err:  # hydra wraps errors raised inside instantiate(): unwrap the chain
             cause: BaseException | None = err
             while cause is not None and not isinstance(cause, UserInputError):
                 cause = cause.__cause__ or cause.__context__
             if cause is None:
                 raise
-            print(f"degrade-lab {task}: error: {cause}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            _fail(task, str(cause))
         print(cfg.paths.output_dir, flush=True)
         optimized = cfg.get("optimized_metric")
         return result.get(optimized) if optimized and isinstance(result, dict) else None
 
-    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=task)(main)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=task)(main)()
+    except SystemExit as exit_:
+        if exit_.code == 1 and not started:  # Hydra printed why the config could not be composed
+            sys.exit(2)
+        raise
+    except Exception as err:  # HYDRA_FULL_ERROR=1: the composition error itself
+        if started:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        _fail(task, f"the configuration cannot be composed: {err}")
 
 
 def main() -> None:
@@ -80,6 +121,7 @@ def main() -> None:
             print(f"\ndegrade-lab: unknown task '{args[0]}'", file=sys.stderr)
             sys.exit(2)
         return
+    _check_resume(task, args)
     sys.argv = [sys.argv[0], *args]
     _run(task)
 

@@ -6,6 +6,11 @@ at a time (see :class:`~degrade_lab.data.samplers.DomainBatchSampler`) and tagge
 ``batch["domain"]`` (:mod:`degrade_lab.data.domains`); validation and test use whole image pairs.
 A degrader set on the module turns clean-only batches into pairs on the batch's device after
 transfer (``on_after_batch_transfer``), with its own seeded generator saved in checkpoints.
+
+Resuming is exact: every training sample carries its position in the sampler's stream (epoch, batch)
+and a seed for its crop and augmentation; the module's ``state_dict`` (saved in every checkpoint) holds
+the position after the last batch that reached the model and the degrader's generator, and a resumed
+run's sampler starts right there.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from degrade_lab.data import domains as D
 from degrade_lab.data.datasets import (
+    ConcatCrops,
     DegradedImageDataset,
     ImageFolderDataset,
     PairedCropDataset,
@@ -31,7 +37,8 @@ from degrade_lab.errors import UserInputError
 
 
 class _Tagged(Dataset):
-    """Adds the domain tag to every sample of a dataset."""
+    """Adds the domain tag to every sample of a dataset, and the sample's stream position when it was
+    asked for by a :class:`~degrade_lab.data.samplers.SampleKey`."""
 
     def __init__(self, dataset: Dataset, domain: int):
         self.dataset, self.domain = dataset, domain
@@ -39,8 +46,11 @@ class _Tagged(Dataset):
     def __len__(self):
         return len(self.dataset)
 
-    def __getitem__(self, index):
-        return {**self.dataset[index], "domain": self.domain}
+    def __getitem__(self, key):
+        item = {**self.dataset[key], "domain": self.domain}
+        if isinstance(key, tuple) and len(key) == 4:
+            item["position"] = torch.tensor([key[2], key[3]])
+        return item
 
 
 class DomainDataModule(pl.LightningDataModule):
@@ -62,7 +72,7 @@ class DomainDataModule(pl.LightningDataModule):
         if not train_domains:
             raise UserInputError("no training data was given.")
         self.domain_ids = sorted(train_domains)
-        self.train_set = ConcatDataset([_Tagged(train_domains[d], d) for d in self.domain_ids])
+        self.train_set = ConcatCrops([_Tagged(train_domains[d], d) for d in self.domain_ids])
         self.train_sizes = [len(train_domains[d]) for d in self.domain_ids]
         weights = weights or {}
         self.weights = [float(weights.get(d, 1.0)) for d in self.domain_ids]
@@ -72,6 +82,7 @@ class DomainDataModule(pl.LightningDataModule):
         self.batches_per_epoch, self.seed = batches_per_epoch, seed
         self._generator: torch.Generator | None = None
         self._generator_state: torch.Tensor | None = None
+        self.position = (0, 0)  # (epoch, batch) of the next training batch in the sampler's stream
 
     # ---- loaders -------------------------------------------------------------------------
     def _loader_kwargs(self) -> dict:
@@ -79,12 +90,14 @@ class DomainDataModule(pl.LightningDataModule):
             "num_workers": self.num_workers,
             "persistent_workers": self.num_workers > 0,
             "pin_memory": torch.cuda.is_available(),
+            # each new iterator draws a worker base seed from this, not from the global stream (that draw
+            # at every epoch start would shift a model's random draws between a run and its resumption)
+            "generator": torch.Generator().manual_seed(self.seed),
         }
 
     def train_dataloader(self):
-        sampler = DomainBatchSampler(
-            self.train_sizes, self.batch_size, self.weights, self.batches_per_epoch, self.seed
-        )
+        sampler = DomainBatchSampler(self.train_sizes, self.batch_size, self.weights, self.batches_per_epoch,
+                                     self.seed, epoch=self.position[0], start_batch=self.position[1])
         return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=default_collate, **self._loader_kwargs())
 
     def _pairs_loader(self, dataset):
@@ -111,6 +124,10 @@ class DomainDataModule(pl.LightningDataModule):
         return self._generator
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
+        position = batch.pop("position", None) if isinstance(batch, dict) else None
+        if position is not None:  # a training batch reached the model: the stream continues after it
+            epoch, index = (int(v) for v in position[0].tolist())
+            self.position = (epoch, index + 1)
         if self.degrader is not None and "clean" in batch and "degraded" not in batch:
             device = batch["clean"].device
             self.degrader.to(device)  # learned degraders carry weights; a no-op for hand-made ones
@@ -124,10 +141,24 @@ class DomainDataModule(pl.LightningDataModule):
         return batch
 
     def state_dict(self):
-        return {"generator": self._generator.get_state()} if self._generator is not None else {}
+        state = {"position": list(self.position)}
+        if self._generator is not None:
+            state["generator"] = self._generator.get_state()
+        return state
 
     def load_state_dict(self, state):
         self._generator_state = state.get("generator")
+        self.position = tuple(state.get("position", (0, 0)))  # checkpoints written before it: from the start
+
+    def known_parameters(self) -> dict[str, set[str] | None]:
+        """The per-image degradation parameters (``sigma``, ``quality``, ...) that training and validation
+        batches carry; ``None`` for a stage without data. Real pairs carry none."""
+        val = self.val_set
+        return {
+            "train": self.degrader.parameter_names() if self.degrader is not None else set(),
+            "val": None if val is None else (val.degrader.parameter_names() if isinstance(val, DegradedImageDataset)
+                                             else set()),
+        }
 
 
 def _pairs(folder, scale, crop, degrader=None, seed: int = 0):
@@ -156,7 +187,7 @@ def _folders(value) -> list:
 
 
 def _concat(datasets: list[Dataset]) -> Dataset:
-    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+    return datasets[0] if len(datasets) == 1 else ConcatCrops(datasets)
 
 
 def paired_crops(paired, crop_size: int, scale: int, augment: bool, why: str, pairs=None) -> Dataset:

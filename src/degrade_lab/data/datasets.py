@@ -6,14 +6,44 @@ training with an error naming the file, not minutes later in a worker.
 
 from __future__ import annotations
 
+import bisect
 import warnings
 from pathlib import Path
 
+import torch
 from torch.utils.data import Dataset
 
 from degrade_lab.data.transforms import random_augment, random_crop, random_crop_pair
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.io import image_size, list_images, read_image, relative_stems
+
+
+def split_key(key) -> tuple[int, torch.Generator | None]:
+    """A training dataset's key: a plain index (crops from the global random stream), or a
+    :class:`~degrade_lab.data.samplers.SampleKey` ``(index, seed, ...)``, whose crop and augmentation then
+    come from a generator of their own: the same sample in every run, with any number of workers."""
+    if isinstance(key, (tuple, list)):
+        return int(key[0]), torch.Generator().manual_seed(int(key[1]))
+    return int(key), None
+
+
+class ConcatCrops(Dataset):
+    """Several crop datasets as one (several folders of one domain); passes sample keys through."""
+
+    def __init__(self, datasets: list[Dataset]):
+        self.datasets = list(datasets)
+        self.ends = []
+        for dataset in self.datasets:
+            self.ends.append((self.ends[-1] if self.ends else 0) + len(dataset))
+
+    def __len__(self):
+        return self.ends[-1] if self.ends else 0
+
+    def __getitem__(self, key):
+        index = int(key[0]) if isinstance(key, (tuple, list)) else int(key)
+        part = bisect.bisect_right(self.ends, index)
+        local = index - (self.ends[part - 1] if part else 0)
+        return self.datasets[part][(local, *key[1:]) if isinstance(key, (tuple, list)) else local]
 
 
 def _check_min_size(files: list[Path], size: int, what: str) -> None:
@@ -70,11 +100,12 @@ class ImageFolderDataset(Dataset):
     def __len__(self):
         return len(self.files)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        index, generator = split_key(key)
         file = self.files[index]
-        crop = random_crop(read_image(file), self.crop_size, f"image '{file}'")
+        crop = random_crop(read_image(file), self.crop_size, f"image '{file}'", generator)
         if self.augment:
-            (crop,) = random_augment([crop])
+            (crop,) = random_augment([crop], generator)
         return {self.key: crop}
 
 
@@ -93,13 +124,15 @@ class PairedCropDataset(Dataset):
     def __len__(self):
         return len(self.pairs)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        index, generator = split_key(key)
         name, clean_path, degraded_path = self.pairs[index]
         clean, degraded = random_crop_pair(
-            read_image(clean_path), read_image(degraded_path), self.crop_size, self.scale, f"pair '{name}'"
+            read_image(clean_path), read_image(degraded_path), self.crop_size, self.scale, f"pair '{name}'",
+            generator,
         )
         if self.augment:
-            clean, degraded = random_augment([clean, degraded])
+            clean, degraded = random_augment([clean, degraded], generator)
         return {"clean": clean, "degraded": degraded}
 
 

@@ -1,8 +1,10 @@
-"""Batch sampling for step-based training over one or more image domains."""
+"""Batch sampling for step-based training over one or more image domains, resumable to the exact batch."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import Sampler
@@ -14,14 +16,30 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-class DomainBatchSampler(Sampler[list[int]]):
-    """Yields batches of indices into a concatenation of domains; each batch comes from ONE domain.
+class SampleKey(NamedTuple):
+    """What a training dataset is asked for: image ``index``, the ``seed`` of its crop and augmentation,
+    and where in the stream it was drawn (``epoch``, ``batch``: the data module's resume position)."""
+
+    index: int
+    seed: int
+    epoch: int
+    batch: int
+
+
+def _seed(*parts: int) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
+
+
+class DomainBatchSampler(Sampler[list[SampleKey]]):
+    """Yields batches of :class:`SampleKey` into a concatenation of domains; each batch comes from ONE domain.
 
     The domain of each batch is drawn with probability proportional to ``weights`` (equal by
     default, as in LUD-VAE and SeNM-VAE), then ``batch_size`` images of that domain are drawn
-    (without replacement where the domain is large enough). Sampling is seeded by
-    ``(seed, epoch, rank)``, so runs repeat exactly and DDP ranks see different batches; one
-    "epoch" is ``batches_per_epoch`` batches (training is counted in steps, not epochs).
+    (without replacement where the domain is large enough), each with its own crop seed. Batch ``b`` of
+    epoch ``e`` is a function of ``(seed, e, b, rank)`` alone, so runs repeat exactly, DDP ranks see
+    different batches, the number of loader workers changes nothing, and a resumed run continues at
+    batch ``start_batch`` of epoch ``epoch`` with the very batches an uninterrupted run would draw.
+    One "epoch" is ``batches_per_epoch`` batches (training is counted in steps, not epochs).
     """
 
     def __init__(
@@ -31,6 +49,8 @@ class DomainBatchSampler(Sampler[list[int]]):
         weights: Sequence[float] | None = None,
         batches_per_epoch: int = 1000,
         seed: int = 0,
+        epoch: int = 0,
+        start_batch: int = 0,
     ):
         if not sizes or min(sizes) <= 0:
             raise ValueError(f"every domain needs at least one image, got sizes {list(sizes)}")
@@ -41,23 +61,31 @@ class DomainBatchSampler(Sampler[list[int]]):
             raise ValueError(f"domain weights {weights} must be non-negative, one per domain, not all zero")
         self.weights = torch.tensor(weights, dtype=torch.float64)
         self.batch_size, self.batches_per_epoch, self.seed = batch_size, batches_per_epoch, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        if start_batch >= batches_per_epoch:  # resumed exactly at an epoch's end
+            epoch, start_batch = epoch + 1, 0
+        self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self) -> int:
         return self.batches_per_epoch
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def batch(self, epoch: int, index: int) -> list[SampleKey]:
+        """Batch ``index`` of ``epoch`` (on this process's rank)."""
         rank, _ = _rank_and_world()
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7919 + rank)
-        self.epoch += 1  # a new stream next epoch even when nobody calls set_epoch
-        domains = torch.multinomial(self.weights, self.batches_per_epoch, replacement=True, generator=generator)
-        for domain in domains.tolist():
-            size = self.sizes[domain]
-            if size >= self.batch_size:
-                picks = torch.randperm(size, generator=generator)[: self.batch_size]
-            else:
-                picks = torch.randint(size, (self.batch_size,), generator=generator)
-            yield (picks + self.offsets[domain]).tolist()
+        generator = torch.Generator().manual_seed(_seed(self.seed, epoch, index, rank))
+        domain = int(torch.multinomial(self.weights, 1, generator=generator))
+        size = self.sizes[domain]
+        if size >= self.batch_size:
+            picks = torch.randperm(size, generator=generator)[: self.batch_size]
+        else:
+            picks = torch.randint(size, (self.batch_size,), generator=generator)
+        seeds = torch.randint(2**62, (self.batch_size,), generator=generator)
+        return [SampleKey(int(p) + self.offsets[domain], int(s), epoch, index)
+                for p, s in zip(picks.tolist(), seeds.tolist(), strict=True)]
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        # Lightning's set_epoch is deliberately not implemented: it arrives after the loader's first batch
+        # is prefetched; each pass over the sampler is the next epoch, and a resumed run sets its position
+        epoch, start = self.epoch, self.start_batch
+        self.epoch, self.start_batch = epoch + 1, 0
+        for index in range(start, self.batches_per_epoch):
+            yield self.batch(epoch, index)

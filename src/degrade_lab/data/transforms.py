@@ -21,21 +21,24 @@ def augment(images: list[torch.Tensor], mode: int) -> list[torch.Tensor]:
     return out
 
 
-def random_augment(images: list[torch.Tensor]) -> list[torch.Tensor]:
-    return augment(images, int(torch.randint(8, (1,))))
+def random_augment(images: list[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """One of the 8 modes, drawn from ``generator`` (the global stream when ``None``)."""
+    return augment(images, int(torch.randint(8, (1,), generator=generator)))
 
 
-def random_crop(image: torch.Tensor, size: int, name: str = "image") -> torch.Tensor:
+def random_crop(image: torch.Tensor, size: int, name: str = "image",
+                generator: torch.Generator | None = None) -> torch.Tensor:
     height, width = image.shape[-2:]
     if height < size or width < size:
         raise UserInputError(f"{name} is {height}x{width}, smaller than the {size}x{size} crop; lower the crop size.")
-    top = int(torch.randint(height - size + 1, (1,)))
-    left = int(torch.randint(width - size + 1, (1,)))
+    top = int(torch.randint(height - size + 1, (1,), generator=generator))
+    left = int(torch.randint(width - size + 1, (1,), generator=generator))
     return image[..., top : top + size, left : left + size]
 
 
 def random_crop_pair(
-    clean: torch.Tensor, degraded: torch.Tensor, size: int, scale: int = 1, name: str = "pair"
+    clean: torch.Tensor, degraded: torch.Tensor, size: int, scale: int = 1, name: str = "pair",
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Aligned crops: ``size`` on the clean side, ``size / scale`` on the degraded side.
 
@@ -51,8 +54,8 @@ def random_crop_pair(
             f"{name}: degraded image is {height}x{width}, smaller than the {lr_size}x{lr_size} crop; "
             "lower the crop size."
         )
-    top = int(torch.randint(height - lr_size + 1, (1,)))
-    left = int(torch.randint(width - lr_size + 1, (1,)))
+    top = int(torch.randint(height - lr_size + 1, (1,), generator=generator))
+    left = int(torch.randint(width - lr_size + 1, (1,), generator=generator))
     lr = degraded[..., top : top + lr_size, left : left + lr_size]
     hr = clean[..., top * scale : top * scale + size, left * scale : left * scale + size]
     return hr, lr

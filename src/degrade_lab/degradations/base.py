@@ -36,6 +36,15 @@ class Degrader(nn.Module, ABC):
             self.last_parameters = {}
         self.last_parameters[name] = values.detach().float().reshape(-1)
 
+    def parameter_names(self) -> set[str]:
+        """The names this degrader records per image, found by degrading one small grey image."""
+        size = 32 * self.scale
+        parameter = next(iter(self.parameters()), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        with torch.inference_mode():
+            self(torch.full((1, 3, size, size), 0.5, device=device), torch.Generator(device=device).manual_seed(0))
+        return set(self.last_parameters)
+
     @abstractmethod
     def degrade(self, clean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The degradation itself; ``forward`` calls it."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MaxMetric
 
+from degrade_lab.errors import UserInputError
 from degrade_lab.lit.optimization import configure_optimizers
 from degrade_lab.metrics import PSNR, SSIM
 
@@ -72,6 +73,20 @@ class RestorationModule(pl.LightningModule):
 
     def forward(self, degraded: torch.Tensor) -> torch.Tensor:
         return self.restore(degraded)
+
+    def check_data(self, known: dict[str, set[str] | None]) -> None:
+        """Stop before training when the data lack what the network needs. ``known[stage]``: the per-image
+        parameters that the ``train`` / ``val`` batches carry (``None``: no such data)."""
+        if not getattr(self.net, "noise_map", False) or self.noise_level is not None:
+            return
+        for stage, what in (("train", "training"), ("val", "validation")):
+            if known.get(stage) is not None and "sigma" not in known[stage]:
+                raise UserInputError(
+                    f"this network takes the noise level (sigma, 0-255) as input, but the {what} pairs do not "
+                    "carry one (real pairs): give it with model.noise_level=SIGMA, train on pairs made on the fly "
+                    "by a noise degrader (data.source=DIR data.degrader=awgn), or make the network blind "
+                    "(model.net.noise_map=false)."
+                )
 
     def restore(self, degraded: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
         """The network's output; non-blind networks get the batch's sigma, else ``noise_level``."""

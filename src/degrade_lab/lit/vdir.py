@@ -18,6 +18,7 @@ inference (``evaluate``) uses one sample of c as the paper does, or the mean wit
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -33,6 +34,8 @@ from degrade_lab.lit.adversarial import (
 )
 from degrade_lab.lit.restoration import RestorationModule
 from degrade_lab.losses.kl import gaussian_kl
+
+log = logging.getLogger(__name__)
 
 
 def vdir_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
@@ -69,6 +72,15 @@ class VDIRModule(TwoOptimizerSteps, RestorationModule):
         self.known_parameter, self.parameter_scale = known_parameter, float(parameter_scale)
         self.inference_sample = inference_sample
         self.skipped: dict[str, int] = {}
+
+    def check_data(self, known: dict[str, set[str] | None]) -> None:
+        """Without the known parameter in the training pairs (real pairs), train as the paper does on real
+        noise: lambda2 = 0, no estimation term."""
+        if self.estimation_weight and self.known_parameter not in (known.get("train") or set()):
+            log.warning("the training pairs carry no '%s' (real pairs): VDIR's estimation term is off "
+                        "(lambda2 = model.estimation_weight = 0), as in the paper's real-noise setting.",
+                        self.known_parameter)
+            self.estimation_weight = 0.0
 
     def restore(self, degraded: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
         # inside fit (validation), the posterior mean keeps val/psnr deterministic; evaluate samples

@@ -19,6 +19,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from degrade_lab.metrics.per_image import MeanOverImages
 
+#: the side of SSIM's Gaussian window: images must be at least this large after the border crop
+SSIM_WINDOW = 11
 _Y_WEIGHTS = torch.tensor([65.481, 128.553, 24.966]) / 255.0
 
 
@@ -51,7 +53,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_chann
     pred = prepare(pred.float(), crop_border, y_channel)
     target = prepare(target.float(), crop_border, y_channel)
     return structural_similarity_index_measure(
-        pred, target, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0, reduction="none"
+        pred, target, gaussian_kernel=True, sigma=1.5, kernel_size=SSIM_WINDOW, data_range=1.0, reduction="none"
     )
 
 

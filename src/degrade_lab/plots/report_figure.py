@@ -69,7 +69,8 @@ def _histogram(ax, histogram: dict | None, first: bool) -> None:
 
 
 def _bars(ax, names: list[str], values: list[float | None], title: str, fmt: str, lower_better: bool) -> None:
-    present = [(n, v) for n, v in zip(names, values, strict=True) if v is not None]
+    # a non-finite value (the infinite PSNR of identical images) has no bar; the table shows it
+    present = [(n, v) for n, v in zip(names, values, strict=True) if v is not None and np.isfinite(v)]
     if not present:
         ax.axis("off")
         return

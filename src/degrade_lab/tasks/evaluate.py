@@ -21,6 +21,7 @@ from degrade_lab.data.datasets import PairedImageDataset
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import psnr, ssim
+from degrade_lab.metrics.image_quality import SSIM_WINDOW
 from degrade_lab.metrics.optional import build_or_explain
 from degrade_lab.tasks.common import markdown_table, output_dir, save_config
 from degrade_lab.utils.checkpoint import load_model
@@ -29,6 +30,7 @@ from degrade_lab.utils.io import (
     atomic_write_csv,
     atomic_write_json,
     atomic_write_text,
+    image_size,
     quantize_8bit,
     write_png,
 )
@@ -106,6 +108,18 @@ def _table(per_level: dict, parameter: str | None, restored: bool) -> str:
                           rows)
 
 
+def _check_sizes(dataset, crop: int) -> None:
+    """Every clean test image (headers only) must leave SSIM's 11 x 11 window after the border crop."""
+    files = [clean for _, clean, _ in dataset.pairs] if hasattr(dataset, "pairs") else [p for _, p in dataset.items]
+    for file in files:
+        height, width = image_size(file)
+        if min(height, width) - 2 * crop < SSIM_WINDOW:
+            raise UserInputError(
+                f"test image '{file}' is {height}x{width}: after the border crop of {crop} pixels it is smaller "
+                f"than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window; remove it or lower metrics.crop_border."
+            )
+
+
 def evaluate(cfg: DictConfig) -> dict:
     if not cfg.data.get("test"):
         raise UserInputError("evaluate needs test pairs: data.test=DIR (with clean/ and degraded/).")
@@ -138,7 +152,8 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     if model is not None and cfg.get("noise_level") is not None:
         model.noise_level = float(cfg.noise_level)  # non-blind networks (DRUNet with its noise map)
-    crop = scale if cfg.metrics.get("crop_border") is None else int(cfg.metrics.crop_border)
+    # the default border: the scale for SR (BasicSR's convention), none for denoising
+    crop = (scale if scale > 1 else 0) if cfg.metrics.get("crop_border") is None else int(cfg.metrics.crop_border)
     y_channel = bool(cfg.metrics.y_channel)
     device = torch.device(cfg.device)
     if model is not None:
@@ -162,6 +177,8 @@ def evaluate(cfg: DictConfig) -> dict:
     ]
     keys = ["test/psnr", "test/ssim", "input/psnr", "input/ssim"]
     keys += ["test/lpips", "input/lpips"] if lpips_metric is not None else []
+    for _, dataset in groups:
+        _check_sizes(dataset, crop)
     rows, per_level = [], {}
     with torch.inference_mode():
         for value, dataset in groups:

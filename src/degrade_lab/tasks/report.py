@@ -109,6 +109,8 @@ def collect(specs: list[str]) -> list[dict]:
             method["labels"].update(metrics.pop("labels", {}) or {})
             method["unavailable"].update(metrics.pop("unavailable", {}) or {})
             method["metrics"].update({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+            for key, value in (metrics.get("non_finite") or {}).items():  # strict JSON holds them as null
+                method["metrics"][key] = float(str(value).split()[0])
             identity = str(OmegaConf.load(run / "config.yaml").get("ckpt")) == "identity"
             examples = {} if identity else _examples(run)  # restored == degraded: nothing to show
             if "synthetic" in examples or not method["examples"]:

@@ -7,6 +7,12 @@ that produces clean images (LUD-VAE with ``direction=n2c``) reads degraded input
 becomes ``degraded/`` and its translation ``clean/``. Each
 image's randomness is seeded by (seed, its name), so results do not depend on the order or on
 interruptions: re-running after a kill skips the finished files and completes the set.
+
+The inputs are never written to: an output folder that is, contains or lies inside the input is refused.
+Every input's header is checked before the first file is written. One run writes into an output folder
+at a time (:class:`~degrade_lab.utils.lock.OutputLock`), and the manifest, written before the first
+image, refuses a later run with other settings. Outputs keep 16 bits per sample where the input had
+them (``bit_depth=auto``; or ``8`` / ``16``); the manifest records each file's ``bit_depth``.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ from degrade_lab.tasks.common import output_dir, save_config
 from degrade_lab.utils.io import (
     atomic_write_bytes,
     atomic_write_json,
+    check_separate,
+    image_size,
     list_images,
     png_bytes,
-    read_image,
+    read_image_and_depth,
+    remove_stale_temporaries,
     sha256_bytes,
     write_png,
 )
+from degrade_lab.utils.lock import OutputLock
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 
 
@@ -42,13 +52,37 @@ def image_seed(seed: int, name: str) -> int:
 def _load_manifest(path: Path, settings: dict) -> dict:
     if not path.is_file():
         return {}
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserInputError(f"manifest '{path}' cannot be read ({err}); choose another output folder.") from err
     if manifest.get("settings") != settings:
         raise UserInputError(
             f"'{path.parent}' already holds pairs made with other settings ({manifest.get('settings')}); "
             "choose another output folder or delete this one."
         )
     return manifest.get("files", {})
+
+
+def _bit_depth(option, input_bits: int) -> int:
+    """Bits per sample of the written PNGs: ``auto`` keeps 16 bits for 16-bit (and float) inputs."""
+    if str(option) == "auto":
+        return 8 if input_bits <= 8 else 16
+    if int(option) not in (8, 16):
+        raise UserInputError(f"bit_depth={option}: choose auto, 8 or 16.")
+    return int(option)
+
+
+def _check_inputs(files: list[Path], scale: int) -> None:
+    """Every input's header, before anything is written: readable, within max_pixels, not smaller than
+    the degrader's scale."""
+    for file in tqdm(files, desc="check inputs", unit="img", disable=len(files) < 500):
+        height, width = image_size(file)
+        if height < scale or width < scale:
+            raise UserInputError(
+                f"image '{file}' is {height}x{width}, smaller than the degrader's scale {scale}; remove it "
+                "or choose a degrader without down-sampling."
+            )
 
 
 def synthesize(cfg: DictConfig) -> dict:
@@ -58,25 +92,45 @@ def synthesize(cfg: DictConfig) -> dict:
     if not cfg.get("input") or not cfg.get("output"):
         raise UserInputError("synthesize needs input=CLEAN_DIR and output=PAIRED_DIR.")
     source = Path(str(cfg.input)).expanduser().resolve()
-    target = Path(str(cfg.output)).expanduser().resolve()
-    if target == source or source in target.parents:
-        raise UserInputError(f"output '{target}' must not be inside input '{source}'.")
+    target = check_separate({"input": source}, str(cfg.output))
+    samples = int(cfg.samples)
+    if samples < 1:
+        raise UserInputError(f"samples={samples}: give at least 1.")
+    _bit_depth(cfg.get("bit_depth", "auto"), 8)  # check the option before any work
     files = list_images(source, "input folder")
     degrader = hydra.utils.instantiate(cfg.degrader, _convert_="all")
     device = torch.device(cfg.device)
     degrader.to(device).eval()
-    samples, scale = int(cfg.samples), int(getattr(degrader, "scale", 1))
+    scale = int(getattr(degrader, "scale", 1))
+    _check_inputs(files, scale)
     inverse = getattr(degrader, "produces", "degraded") == "clean"  # N2C: input degraded, output clean
     given, made = ("degraded", "clean") if inverse else ("clean", "degraded")
     settings = {"degrader": OmegaConf.to_container(cfg.degrader, resolve=True), "seed": int(cfg.seed),
                 "samples": samples}
-    manifest_path = target / "manifest.json"
-    done = _load_manifest(manifest_path, settings)
+    if str(cfg.get("bit_depth", "auto")) != "auto":  # (absent for the default: folders written before it existed)
+        settings["bit_depth"] = int(cfg.bit_depth)
 
-    def save_manifest():
-        atomic_write_json(manifest_path, {"settings": settings, "input": str(source), "versions": package_versions(),
-                                          "files": done})
+    with OutputLock(target, what="output folder"):
+        remove_stale_temporaries(target)
+        manifest_path = target / "manifest.json"
+        done = _load_manifest(manifest_path, settings)
 
+        def save_manifest():
+            atomic_write_json(manifest_path, {"settings": settings, "input": str(source),
+                                              "versions": package_versions(), "files": done})
+
+        save_manifest()  # before the first image: a second writer with other settings is refused
+        written = _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest)
+        save_manifest()
+    summary = {"images": len(files), "pairs": len(done), "written_now": written, "output": str(target)}
+    write_summary(run_dir, task="synthesize", params=count_parameters(degrader), global_step=None,
+                  wall_seconds=round(time.time() - start, 2), seed=int(cfg.seed), **summary)
+    print(f"wrote {written} images ({len(done)} pairs in total) to {target}")
+    return summary
+
+
+def _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest) -> int:
+    samples, scale = int(cfg.samples), int(getattr(degrader, "scale", 1))
     written = 0
     with torch.inference_mode():
         for file in tqdm(files, desc="synthesize", unit="img", disable=not cfg.progress):
@@ -84,26 +138,27 @@ def synthesize(cfg: DictConfig) -> dict:
             names = [name] if samples == 1 else [f"{name}_s{k}" for k in range(samples)]
             if all(n in done and (target / made / f"{n}.png").is_file() for n in names):
                 continue
-            clean = read_image(file)
+            clean, input_bits = read_image_and_depth(file)
+            bits = _bit_depth(cfg.get("bit_depth", "auto"), input_bits)
             height, width = clean.shape[-2:]
             clean = clean[:, : height - height % scale, : width - width % scale]
             generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), name))
-            degraded = degrader(clean[None].expand(samples, -1, -1, -1).to(device), generator)
-            given_png = png_bytes(clean)  # one encoding, written once per sample name
+            try:
+                degraded = degrader(clean[None].expand(samples, -1, -1, -1).to(device), generator)
+            except (RuntimeError, ValueError) as err:
+                raise UserInputError(
+                    f"image '{file}' ({height}x{width}) could not be degraded ({type(err).__name__}: {err})."
+                ) from err
+            given_png = png_bytes(clean, bits)  # one encoding, written once per sample name
             given_sha = sha256_bytes(given_png)
             parameters = getattr(degrader, "last_parameters", {})  # per-image sigma, quality, level, ...
             for k, (n, image) in enumerate(zip(names, degraded, strict=True)):
                 atomic_write_bytes(target / given / f"{n}.png", given_png)
-                made_sha = sha256_bytes(write_png(target / made / f"{n}.png", image))
-                done[n] = {"source": str(file), given: given_sha, made: made_sha}
+                made_sha = sha256_bytes(write_png(target / made / f"{n}.png", image, bits))
+                done[n] = {"source": str(file), given: given_sha, made: made_sha, "bit_depth": bits}
                 if parameters:
                     done[n]["parameters"] = {key: round(float(values[k]), 6) for key, values in parameters.items()}
             written += 1
             if written % 20 == 0:
                 save_manifest()
-    save_manifest()
-    summary = {"images": len(files), "pairs": len(done), "written_now": written, "output": str(target)}
-    write_summary(run_dir, task="synthesize", params=count_parameters(degrader), global_step=None,
-                  wall_seconds=round(time.time() - start, 2), seed=int(cfg.seed), **summary)
-    print(f"wrote {written} images ({len(done)} pairs in total) to {target}")
-    return summary
+    return written

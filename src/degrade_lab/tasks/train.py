@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from degrade_lab.callbacks.random_state import RandomState
 from degrade_lab.callbacks.run_record import RunRecord
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import output_dir, save_config
-from degrade_lab.utils.checkpoint import AtomicCheckpointIO
-from degrade_lab.utils.io import atomic_write_json
+from degrade_lab.utils.checkpoint import AtomicCheckpointIO, read_checkpoint
+from degrade_lab.utils.io import atomic_write_json, remove_stale_temporaries
+from degrade_lab.utils.lock import OutputLock, is_launcher_process
 from degrade_lab.utils.loggers import instantiate_loggers
 from degrade_lab.utils.runs import count_parameters, write_summary
 
@@ -30,6 +34,28 @@ def _resume_checkpoint(cfg: DictConfig, out: Path) -> str | None:
     if not ckpt.is_file():
         raise UserInputError(f"cannot resume: checkpoint '{ckpt}' does not exist.")
     return str(ckpt)
+
+
+def _differences(old, new, where: str = "model") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for key in sorted(old.keys() | new.keys(), key=str)
+                for line in _differences(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{where}.{key}")]
+    return [] if old == new else [f"{where}: {old!r} in the checkpoint, {new!r} now"]
+
+
+def _check_same_model(ckpt: str, cfg: DictConfig) -> None:
+    """A resumed run continues the same model: any change to ``model`` would not fit the stored weights
+    (or would silently train another model), so it stops before training with the keys that differ."""
+    from omegaconf import OmegaConf
+
+    stored = read_checkpoint(ckpt)["degrade_lab"]["config"].get("model")
+    changed = _differences(stored, OmegaConf.to_container(cfg.model, resolve=True))
+    if changed:
+        raise UserInputError(
+            f"cannot resume '{ckpt}' with a different model:\n  " + "\n  ".join(changed[:8])
+            + "\nresume with the run's own model settings, or start a new run (model.init_from=CKPT where the "
+              "model supports it)."
+        )
 
 
 def _previous_wall_seconds(out: Path) -> float:
@@ -59,8 +85,21 @@ def train(cfg: DictConfig) -> dict:
     """Train ``cfg.model`` on ``cfg.data``; returns the final logged metrics."""
     start = time.time()
     out = output_dir(cfg)
+    owner = is_launcher_process()
+    with OutputLock(out, what="run folder") if owner else nullcontext():
+        if owner:
+            remove_stale_temporaries(out)  # a checkpoint being written when the run was killed
+        return _train(cfg, out, start)
+
+
+def _train(cfg: DictConfig, out: Path, start: float) -> dict:
+    # Lightning looks for state_dict() on the DataLoader itself; ours resumes through the data module's
+    # state (sampler position, per-sample seeds), tested bit-exact in tests/test_safety.py
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = _resume_checkpoint(cfg, out)
+    if ckpt_path:
+        _check_same_model(ckpt_path, cfg)
     config = save_config(cfg, out, overwrite=ckpt_path is None)
 
     model = hydra.utils.instantiate(cfg.model)
@@ -71,10 +110,12 @@ def train(cfg: DictConfig) -> dict:
             "use an SR model at that scale (model=rrdbnet / vdir follow data.scale) or matching data."
         )
     datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
+    if hasattr(model, "check_data"):  # e.g. a non-blind restorer on real pairs without a noise level
+        model.check_data(datamodule.known_parameters())
     if getattr(datamodule, "split_record", None):  # data.split_from: which image went to which domain
         atomic_write_json(out / "split.json", datamodule.split_record)
     callbacks = [_callback(c, model) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
-    callbacks.append(RunRecord(config, cfg.seed))
+    callbacks += [RunRecord(config, cfg.seed), RandomState()]
     loggers = instantiate_loggers(cfg.get("logger"), out, resuming=ckpt_path is not None)
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],

@@ -1,8 +1,14 @@
-"""Checkpoints: atomic saving, and rebuilding a model from a checkpoint file alone."""
+"""Checkpoints: atomic saving, safe reading, and rebuilding a model from a checkpoint file alone.
+
+Reading never runs code from the file: ``torch.load(weights_only=True)`` accepts tensors and plain
+containers only (what degrade_lab and Lightning store), and the stored config is checked against
+:mod:`degrade_lab.utils.trusted_targets` before Hydra instantiates anything from it.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -11,11 +17,14 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from degrade_lab.errors import UserInputError
+from degrade_lab.utils.io import file_mode
+from degrade_lab.utils.trusted_targets import check_config
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint IO, but written to a temp file and renamed into place, so a run
-    killed mid-save never leaves a truncated ``last.ckpt``."""
+    killed mid-save never leaves a truncated ``last.ckpt`` (the orphaned temp file is removed when the
+    run resumes), and read without running code from the file (``resume=`` included)."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = Path(path)
@@ -24,22 +33,50 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.close(fd)
         try:
             torch.save(checkpoint, tmp)
+            os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        return load_file(path)
 
-def read_checkpoint(path: str | Path) -> dict:
+
+def load_file(path: str | Path) -> dict:
+    """The contents of a checkpoint file, read with ``weights_only=True``: a file holding anything but
+    tensors and plain data (pickled code, foreign objects) is refused as possibly unsafe."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserInputError(f"checkpoint '{path}' does not exist.")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise UserInputError(f"checkpoint '{path}' cannot be read ({type(err).__name__}: {err}).") from err
+        detail = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line
+                       or "Unsupported operand" in line), "it stores objects other than tensors and plain data")
+        raise UserInputError(
+            f"checkpoint '{path}' may be unsafe and was not loaded: {detail}. degrade_lab's checkpoints hold "
+            "tensors and plain data only; only load model files from sources you trust."
+        ) from None
     except Exception as err:
         raise UserInputError(f"checkpoint '{path}' cannot be read ({type(err).__name__}: {err}).") from err
-    if not isinstance(checkpoint, dict) or "degrade_lab" not in checkpoint or "state_dict" not in checkpoint:
+    if not isinstance(checkpoint, dict):
+        raise UserInputError(f"checkpoint '{path}' holds a {type(checkpoint).__name__}, not a checkpoint.")
+    return checkpoint
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by ``degrade-lab train`` (safely read, its stored config checked)."""
+    checkpoint = load_file(path)
+    record = checkpoint.get("degrade_lab")
+    if not isinstance(record, dict) or "state_dict" not in checkpoint or not isinstance(record.get("config"), dict):
         raise UserInputError(f"checkpoint '{path}' was not written by degrade-lab train (no stored config).")
+    model = record["config"].get("model")
+    if not isinstance(model, dict) or "_target_" not in model:
+        raise UserInputError(f"checkpoint '{path}' has no model config (config.model._target_).")
+    check_config(model, path, "model")
     return checkpoint
 
 

@@ -6,7 +6,10 @@ import csv
 import hashlib
 import io
 import json
+import logging
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,9 +20,49 @@ from PIL import Image, UnidentifiedImageError
 
 from degrade_lab.errors import UserInputError
 
+log = logging.getLogger(__name__)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# Images above this many pixels are refused from their header, before decoding (decompression bombs,
+# or a photo far larger than intended): 120 MP admits every current camera (a 100 MP medium-format
+# frame is 102 MP). `max_pixels=N` on any task changes it; the CLI passes it to data-loader workers
+# through the environment.
+DEFAULT_MAX_PIXELS = 120_000_000
+_MAX_PIXELS_ENV = "DEGRADE_LAB_MAX_PIXELS"
+Image.MAX_IMAGE_PIXELS = None  # our own limit (below) applies, with a message naming the file and the option
+# what tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") creates: see atomic_write_bytes
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def file_mode() -> int:
+    """The permissions an ordinary new file gets under this process's umask (mkstemp gives 0600)."""
+    return 0o666 & ~_UMASK
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the pixel limit of :func:`image_size` / :func:`read_image` (``None``: the default)."""
+    if limit is None:
+        os.environ.pop(_MAX_PIXELS_ENV, None)
+        return
+    limit = int(limit)
+    if limit <= 0:
+        raise UserInputError(f"max_pixels={limit}: give a positive number of pixels.")
+    os.environ[_MAX_PIXELS_ENV] = str(limit)
+
+
+def max_pixels() -> int:
+    return int(os.environ.get(_MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS))
+
+
+def _check_pixels(path: Path, height: int, width: int) -> None:
+    limit = max_pixels()
+    if height * width > limit:
+        raise UserInputError(
+            f"image '{path}' is {height}x{width} ({height * width / 1e6:.0f} megapixels), above the limit of "
+            f"{limit / 1e6:g} megapixels (a decompression bomb, or a much larger image than intended); raise the "
+            f"limit with max_pixels={height * width} if it is genuine."
+        )
 
 
 def list_images(folder: str | Path, what: str = "image folder") -> list[Path]:
@@ -62,12 +105,40 @@ def _to_rgb(array: np.ndarray, path: Path) -> np.ndarray:
     raise UserInputError(f"image '{path}' has {channels} channels.")
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """Read an image as a float32 RGB tensor ``3 x H x W`` in [0, 1].
+def _png_bit_depth(path: Path) -> int:
+    """The bit depth field of a PNG's IHDR chunk (byte 24), 0 if the file is not a PNG."""
+    with open(path, "rb") as handle:
+        head = handle.read(25)
+    return head[24] if len(head) == 25 and head[:8] == b"\x89PNG\r\n\x1a\n" else 0
 
-    8- and 16-bit PNG/TIFF, JPEG, BMP, WebP; greyscale is repeated to RGB and alpha dropped.
-    Any failure raises :class:`UserInputError` naming the file.
-    """
+
+def _decode(path: Path) -> np.ndarray:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.pages[0].shape
+            planar = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4)
+            _check_pixels(path, *(shape[1:3] if planar else shape[:2]))
+            array = tif.asarray()
+        return np.moveaxis(array, 0, -1) if planar else array
+    with Image.open(path) as im:
+        _check_pixels(path, im.size[1], im.size[0])
+        if im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+            # Pillow decodes 16-bit colour PNGs to 8 bits; libpng through imagecodecs keeps all 16
+            import imagecodecs
+
+            return imagecodecs.png_decode(path.read_bytes())
+        im.load()
+        if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+            im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+        if im.mode.startswith("I"):  # 16-bit greyscale ("I;16*", or "I" in some Pillow versions)
+            return np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
+        return np.asarray(im)
+
+
+def read_image_and_depth(path: str | Path) -> tuple[torch.Tensor, int]:
+    """:func:`read_image` and the file's bits per sample (8, 16, or 32 for float TIFFs)."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -75,29 +146,28 @@ def read_image(path: str | Path) -> torch.Tensor:
     except FileNotFoundError as err:
         raise UserInputError(f"image '{path}' does not exist.") from err
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            array = tifffile.imread(path)
-            if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
-                array = np.moveaxis(array, 0, -1)  # planar TIFF
-        else:
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-                    im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-                if im.mode.startswith("I"):  # 16-bit files ("I;16*", or "I" in some Pillow versions)
-                    array = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
-                else:
-                    array = np.asarray(im)
+        array = np.asarray(_decode(path))
     except UserInputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError, Image.DecompressionBombError) as err:
         raise UserInputError(f"image '{path}' cannot be read ({type(err).__name__}: {err}).") from err
-    array = _to_rgb(_to_float(np.asarray(array), path), path)
+    except Exception as err:  # imagecodecs' and tifffile's own decoder errors mean the same to the user
+        raise UserInputError(f"image '{path}' cannot be read ({type(err).__name__}: {err}).") from err
+    bits = 8 * array.dtype.itemsize
+    array = _to_rgb(_to_float(array, path), path)
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise UserInputError(f"image '{path}' has zero size {array.shape[:2]}.")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), bits
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Read an image as a float32 RGB tensor ``3 x H x W`` in [0, 1].
+
+    8- and 16-bit PNG (16-bit colour PNGs at full precision), 8/16-bit and float TIFF, JPEG, BMP, WebP;
+    greyscale is repeated to RGB and alpha dropped. Images above :func:`max_pixels` are refused from
+    their header. Any failure raises :class:`UserInputError` naming the file.
+    """
+    return read_image_and_depth(path)[0]
 
 
 def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
@@ -121,7 +191,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
+        os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -141,22 +211,93 @@ def atomic_write_csv(path: str | Path, rows: list[dict], fieldnames: list[str]) 
     atomic_write_text(path, buffer.getvalue())
 
 
+def _finite_json(obj, where: str, found: dict):
+    """``obj`` with every non-finite float replaced by ``None``; ``found[key path] = "inf" | "-inf" | "nan"``."""
+    if isinstance(obj, dict):
+        return {k: _finite_json(v, f"{where}/{k}" if where else str(k), found) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_json(v, f"{where}[{i}]", found) for i, v in enumerate(obj)]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        found[where] = str(obj)
+        return None
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """Strict JSON (no ``Infinity`` / ``NaN`` tokens): a non-finite number is written as ``null`` and named,
+    with its value, under ``"non_finite"`` (a PSNR of identical images is ``inf``)."""
+    found: dict[str, str] = {}
+    obj = _finite_json(obj, "", found)
+    if found and isinstance(obj, dict):
+        obj["non_finite"] = {key: f"{value} (not representable in JSON, written as null)"
+                             for key, value in found.items()}
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
 
 
-def png_bytes(image: torch.Tensor) -> bytes:
-    """A ``3 x H x W`` [0, 1] tensor encoded as an 8-bit PNG."""
+def png_bytes(image: torch.Tensor, bits: int = 8) -> bytes:
+    """A ``3 x H x W`` [0, 1] tensor encoded as an 8- or 16-bit RGB PNG."""
+    if bits == 16:
+        import imagecodecs  # Pillow cannot write 16-bit colour PNGs
+
+        array = image.detach().float().clamp(0, 1).mul(65535).round().cpu().numpy().astype(np.uint16)
+        return bytes(imagecodecs.png_encode(np.ascontiguousarray(array.transpose(1, 2, 0)), level=1))
+    if bits != 8:
+        raise ValueError(f"PNG outputs have 8 or 16 bits, not {bits}")
     buffer = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
-def write_png(path: str | Path, image: torch.Tensor) -> bytes:
-    """Write a ``3 x H x W`` [0, 1] tensor as an 8-bit PNG atomically; returns the bytes written."""
-    data = png_bytes(image)
+def write_png(path: str | Path, image: torch.Tensor, bits: int = 8) -> bytes:
+    """Write a ``3 x H x W`` [0, 1] tensor as an 8- or 16-bit PNG atomically; returns the bytes written."""
+    data = png_bytes(image, bits)
     atomic_write_bytes(path, data)
     return data
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete the temporary files (``.NAME.XXXXXXXX.tmp``) that a killed writer left under ``folder``.
+    Call it only while holding the folder's :class:`~degrade_lab.utils.lock.OutputLock`: another live
+    writer's temporaries would go too. Returns how many were removed."""
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    stale = [p for p in root.rglob(".*.tmp") if p.is_file() and _TEMPORARY.match(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run under %s", len(stale), root)
+    return len(stale)
+
+
+def check_separate(inputs: dict[str, str | Path], output: str | Path, what: str = "output") -> Path:
+    """Refuse an ``output`` folder that is, contains or lies inside any input folder (symlinks resolved),
+    so that no run ever writes into its own inputs. Returns the resolved output path."""
+    target = Path(output).expanduser().resolve()
+    for name, folder in inputs.items():
+        source = Path(folder).expanduser().resolve()
+        if target == source or source in target.parents or target in source.parents:
+            relation = ("is" if target == source else "lies inside" if source in target.parents else "contains")
+            raise UserInputError(
+                f"{what} '{target}' {relation} {name} '{source}': outputs must never overlap inputs (the inputs "
+                "would be overwritten or read back as new inputs); choose a separate folder."
+            )
+    return target
+
+
+def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and check that files can be written in it."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(f"{what} '{folder}' is a file, not a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserInputError(f"{what} '{folder}' cannot be written ({err.strerror or err}).") from err
+    return folder
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -199,11 +340,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
             with tifffile.TiffFile(path) as tif:
                 shape = tif.pages[0].shape
-            if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4):
-                return int(shape[1]), int(shape[2])
-            return int(shape[0]), int(shape[1])
+            planar = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4)
+            height, width = (int(shape[1]), int(shape[2])) if planar else (int(shape[0]), int(shape[1]))
+            _check_pixels(path, height, width)
+            return height, width
         with Image.open(path) as im:
             width, height = im.size
+        _check_pixels(path, height, width)
         return height, width
     except UserInputError:
         raise

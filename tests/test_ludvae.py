@@ -148,6 +148,23 @@ def test_temperature_and_direction_options():
         LUDVAEDegrader()
 
 
+def test_validation_scores_normalised_runs_on_the_real_images_scale(monkeypatch):
+    """AIM19: the network works in the clean domain's colour statistics; validation must map its samples back.
+    The translation is replaced by a constant 0.3 image; with equal stds the inverse normalisation is a shift
+    by mean_from - mean_to = 0.4, so the validated synthetic image must be 0.7 (0.3 without normalisation)."""
+    import degrade_lab.degradations.ludvae as ludvae_degrader
+
+    monkeypatch.setattr(ludvae_degrader, "translate", lambda module, image, *rest, **kw: torch.full_like(image, 0.3))
+    batch = {"clean": torch.rand(1, 3, 16, 16) * 0.3, "degraded": torch.rand(1, 3, 16, 16)}
+    for normalization, expected in ((None, 0.3), ({"mean_from": [153] * 3, "std_from": [50] * 3,
+                                                   "mean_to": [51] * 3, "std_to": [50] * 3}, 0.7)):
+        module = tiny_module(color_normalization=normalization, grid_samples=0).eval()
+        module.on_validation_epoch_start()
+        with torch.inference_mode():
+            synthetic = module.validation_step(batch, 0)["grid"][2]
+        assert torch.allclose(synthetic, torch.full_like(synthetic, expected), atol=0.51 / 255)
+
+
 def test_color_normalization_round_trip():
     norm = ColorNormalization([120.96, 115.84, 104.92], [61.84, 59.80, 65.43], [114.69, 111.67, 103.26],
                               [70.63, 67.03, 72.96])

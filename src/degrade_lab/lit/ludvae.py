@@ -178,7 +178,8 @@ class LUDVAEModule(pl.LightningModule):
             self, target, seeds, torch.full((batch_size,), self.noise_level_clean, device=self.device),
             torch.full((batch_size,), self.val_temperature, device=self.device),
         )
-        synthetic = quantize_8bit(synthetic)
+        # the network works in the normalised domain (AIM19): scores compare on the real images' scale
+        synthetic = quantize_8bit(self.normalization.inverse(synthetic))
         self.val_kld.update(synthetic, real, target)
         self.val_akld.update(synthetic, real, target)
         self.val_psnr.update(psnr(synthetic, target))
@@ -189,7 +190,7 @@ class LUDVAEModule(pl.LightningModule):
             seeds = torch.randint(2**62, (count,), generator=self._val_generator, device=self.device).tolist()
             extra = translate(self, target[:1].expand(count, -1, -1, -1), seeds,
                               torch.full((count,), self.noise_level_clean, device=self.device), temperatures)
-            panels += list(quantize_8bit(extra).split(1))
+            panels += list(quantize_8bit(self.normalization.inverse(extra)).split(1))
             caption += " | " + " | ".join(f"T={t:g}" for t in temperatures.tolist())
         return {"grid": panels, "caption": caption}
 

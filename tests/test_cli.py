@@ -157,3 +157,20 @@ def test_weights_and_report_commands(tiny_folders, tmp_path):
     assert result.returncode == 0 and "| noisy input |" in result.stdout
     assert (tmp_path / "report" / "report.png").is_file()
     assert "weights" in cli("--help").stdout and "report" in cli("--help").stdout
+
+
+def test_shell_completion_for_each_task():
+    """bash asks `degrade-lab -sc query=bash` with the typed line in COMP_LINE (Hydra's completion script)."""
+    def query(line):
+        env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
+        result = subprocess.run([sys.executable, "-m", "degrade_lab.cli", "-sc", "query=bash"], capture_output=True,
+                                text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.split()
+
+    assert query("degrade-lab tr") == ["train"]
+    assert "model=dncnn" in query("degrade-lab train model=dn")
+    assert "degrader=camera" in query("degrade-lab synthesize degrader=ca")
+    assert "ckpt=" in query("degrade-lab evaluate ck")
+    script = cli("train", "-sc", "install=bash")
+    assert script.returncode == 0 and "complete -o nospace -o default -F hydra_bash_completion" in script.stdout

@@ -103,8 +103,37 @@ def _run(task: str) -> None:
         _fail(task, f"the configuration cannot be composed: {err}")
 
 
+def _shell_completion(args: list[str]) -> str | None:
+    """Hydra's shell completion asks ``degrade-lab -sc query=bash`` with the typed line in ``COMP_LINE``
+    (``degrade-lab train model=dn``). Returns the task whose Hydra app should answer, with the task word
+    removed from the line (Hydra would parse it as an override), or answers the task name itself."""
+    if len(args) < 2 or args[0] != "-sc":
+        return None
+    if not args[1].startswith("query="):
+        return "train"  # install / uninstall: the same script for every task
+    line = os.environ.get("COMP_LINE", "")
+    words = line.split()
+    typing_task = len(words) < 2 or (len(words) == 2 and not line.endswith(" "))
+    if typing_task or words[1] not in TASKS:
+        prefix = words[1] if len(words) > 1 and not line.endswith(" ") else ""
+        print(" ".join(name for name in [*TASKS, *COMMANDS] if name.startswith(prefix)))
+        sys.exit(0)
+    task = words[1]
+    start = line.index(task)
+    os.environ["COMP_LINE"] = (line[:start] + line[start + len(task):].lstrip(" ")).rstrip("\n")
+    if os.environ.get("COMP_POINT", "").isdigit():
+        removed = len(line) - len(os.environ["COMP_LINE"])
+        os.environ["COMP_POINT"] = str(max(int(os.environ["COMP_POINT"]) - removed, 0))
+    return task
+
+
 def main() -> None:
     args = sys.argv[1:]
+    completing = _shell_completion(args)
+    if completing is not None:
+        sys.argv = [sys.argv[0], *args]
+        _run(completing)
+        return
     if args and args[0] in COMMANDS:
         from importlib import import_module
 

@@ -1,0 +1,95 @@
+"""Behaviour pins of the learned degraders: the synthesis of seeded tiny LUD-VAE and SeNM-VAE networks, recorded
+before the learned-degrader machinery was shared (issue 14), must not change. The reference numbers in
+tests/data/learned_degrader_pins.json were written by ``python tests/test_learned_degraders.py --write`` on the
+code before that refactor; values are compared to 1e-5 (CPU instruction sets round the last bits differently)."""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+PINS = Path(__file__).parent / "data" / "learned_degrader_pins.json"
+
+
+def _ludvae_module(**kwargs):
+    from degrade_lab.archs.ludvae import LUDVAE
+    from degrade_lab.lit.ludvae import LUDVAEModule
+
+    torch.manual_seed(0)
+    return _mid_grey(LUDVAEModule(LUDVAE(channels=8, latent_channels=4, levels=2), **kwargs).eval())
+
+
+def _mid_grey(module):
+    """Untrained outputs sit near 0 and would mostly clip: centre them so every pinned value is informative."""
+    out = module.net.out
+    last = out if isinstance(out, torch.nn.Conv2d) else [m for m in out.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.bias += 0.5
+    return module
+
+
+def _senmvae_module():
+    from degrade_lab.archs.discriminators import NLayerDiscriminator
+    from degrade_lab.archs.senmvae import NoiseLevelNet, SeNMVAE
+    from degrade_lab.lit.senmvae import SeNMVAEModule
+
+    torch.manual_seed(0)
+    net = SeNMVAE(features=8, levels=(1, 1), noise_channels=4, growth=4)
+    with torch.no_grad():  # zero-initialised layers would make the output ignore the level and the noise
+        generator = torch.Generator().manual_seed(1)
+        for parameter in net.parameters():
+            if not parameter.any():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    return _mid_grey(SeNMVAEModule(net, NoiseLevelNet(features=4), NLayerDiscriminator(features=4, layers=2),
+                                   lpips_weight=0.0, gan_weight=0.0).eval())
+
+
+def _clean() -> torch.Tensor:
+    return torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(7))
+
+
+def outputs() -> dict[str, torch.Tensor]:
+    """Every kind of learned synthesis the degraders offer, on a fixed clean batch and generator seed."""
+    from degrade_lab.degradations.ludvae import LUDVAEDegrader
+    from degrade_lab.degradations.senmvae import SeNMVAEDegrader
+
+    results = {}
+    lud = _ludvae_module()
+    for name, options in {"ludvae_c2n": {}, "ludvae_n2c": {"direction": "n2c"},
+                          "ludvae_ranges": {"noise_level": [10, 40], "temperature": [0.5, 2.0], "tile_size": 16},
+                          "ludvae_std_mode": {"temperature": 0.5, "temperature_mode": "std"}}.items():
+        degrader = LUDVAEDegrader(module=lud, **options)
+        results[name] = degrader(_clean(), torch.Generator().manual_seed(3))
+    aim = _ludvae_module(color_normalization={"mean_from": [150, 140, 130], "std_from": [60, 50, 40],
+                                              "mean_to": [100, 110, 120], "std_to": [50, 55, 60]})
+    results["ludvae_aim19"] = LUDVAEDegrader(module=aim)(_clean(), torch.Generator().manual_seed(3))
+    sen = _senmvae_module()
+    for name, options in {"senmvae_level": {"level": 0.05}, "senmvae_range": {"level": [0.01, 0.1], "tile_size": 16,
+                                                                            "temperature": [0.5, 1.5]},
+                          "senmvae_sidd": {"level": "sidd"}}.items():
+        degrader = SeNMVAEDegrader(module=sen, **options)
+        results[name] = degrader(_clean(), torch.Generator().manual_seed(3))
+    return results
+
+
+def _summary(image: torch.Tensor) -> dict:
+    image = image.detach().double()
+    return {"corner": image[:, :, :6, :6].flatten().tolist(), "mean": float(image.mean()), "std": float(image.std()),
+            "shape": list(image.shape)}
+
+
+def test_learned_synthesis_is_unchanged():
+    pins = json.loads(PINS.read_text())
+    results = outputs()
+    assert sorted(results) == sorted(pins)
+    for name, image in results.items():
+        got, expected = _summary(image), pins[name]
+        assert got["shape"] == expected["shape"], name
+        assert torch.allclose(torch.tensor(got["corner"]), torch.tensor(expected["corner"]), atol=1e-5), name
+        assert abs(got["mean"] - expected["mean"]) < 1e-5 and abs(got["std"] - expected["std"]) < 1e-5, name
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    PINS.write_text(json.dumps({name: _summary(image) for name, image in outputs().items()}, indent=1) + "\n")
+    print(f"wrote {PINS}")

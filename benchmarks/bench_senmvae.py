@@ -6,7 +6,7 @@ step is batch 8 of 64x64 crops with the network's own losses (reconstructions, K
 LPIPS and no discriminator, as the reference figure), timed per domain since a batch comes from one
 domain: paired (two decodes), source (the clean decode), target (the degraded decode); the last
 column adds the LPIPS (alex, if installed) and GAN terms to the paired step. Synthesis is
-``translate`` of one 256x256 image (no tiling).
+``synthesize`` of one 256x256 image (no tiling).
 
 Figures from the issue (this machine, 2 threads, fp32, the authors' network): 17.7 s per training step
 (batch 8, 64x64), 4.9 s per 256x256 translation. The quality comparison (KLD, AKLD, FID, downstream
@@ -26,7 +26,6 @@ from bench_foundation import timed
 from degrade_lab.archs.discriminators import NLayerDiscriminator
 from degrade_lab.archs.senmvae import NoiseLevelNet, SeNMVAE
 from degrade_lab.data import domains as D
-from degrade_lab.degradations.senmvae import translate
 from degrade_lab.lit.senmvae import SeNMVAEModule
 from degrade_lab.tasks.common import markdown_table
 
@@ -83,7 +82,7 @@ def translation_time(net: SeNMVAE, bf16: bool, repeats: int) -> float:
     @torch.inference_mode()
     def run():
         with autocast(bf16):
-            translate(net, clean, levels, temperatures, [0])
+            net.synthesize(clean, [0], levels, temperatures)
 
     return timed(run, repeats)
 

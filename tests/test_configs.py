@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from degrade_lab.degradations.base import Degrader
+from degrade_lab.degradations.build import is_learned
 from degrade_lab.paths import config_dir
 
 CONF = config_dir()
@@ -42,7 +43,7 @@ def test_experiments_compose_and_build_their_model(compose, experiment):
 @pytest.mark.parametrize("degrader", options("degrader"))
 def test_degrader_configs_instantiate(compose, degrader):
     cfg = compose("synthesize", [f"degrader={degrader}", "input=x", "output=y"])
-    if degrader in ("ludvae", "senmvae"):  # learned degraders: a checkpoint is required (test_ludvae.py, test_senmvae.py)
+    if is_learned(degrader):  # the degrader of a trained model: a checkpoint is required (its own tests)
         with pytest.raises(Exception, match="needs a checkpoint"):
             hydra.utils.instantiate(cfg.degrader, _convert_="all")
         return

@@ -9,7 +9,7 @@ from PIL import Image
 
 from degrade_lab.degradations.base import Degrader, Identity
 from degrade_lab.degradations.blur import GaussianBlur, gaussian_kernels
-from degrade_lab.degradations.build import available_degraders, build_degrader
+from degrade_lab.degradations.build import available_degraders, build_degrader, is_learned
 from degrade_lab.degradations.camera import CameraPipeline
 from degrade_lab.degradations.compose import Compose
 from degrade_lab.degradations.jpeg import JPEG
@@ -153,11 +153,16 @@ def test_second_order_and_compose_scale():
     assert composed(torch.rand(1, 3, 32, 32), gen()).shape == (1, 3, 16, 16)
 
 
+def test_learned_degraders_are_found_from_their_configs():
+    learned = {name for name in available_degraders() if is_learned(name)}
+    assert {"ludvae", "senmvae"} <= learned and not learned & {"awgn", "camera", "jpeg", "bicubic", "identity"}
+
+
 def test_every_degrader_config_builds_a_degrader():
     names = available_degraders()
     assert {"awgn", "camera", "jpeg", "bicubic", "identity", "second_order", "lowlight"} <= set(names)
     for name in names:
-        if name in ("ludvae", "senmvae"):  # learned: need a trained checkpoint (test_ludvae.py, test_senmvae.py)
+        if is_learned(name):  # the degrader of a trained model: needs its checkpoint (its own tests)
             continue
         degrader = build_degrader(name)
         assert isinstance(degrader, Degrader)

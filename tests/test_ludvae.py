@@ -152,9 +152,7 @@ def test_validation_scores_normalised_runs_on_the_real_images_scale(monkeypatch)
     """AIM19: the network works in the clean domain's colour statistics; validation must map its samples back.
     The translation is replaced by a constant 0.3 image; with equal stds the inverse normalisation is a shift
     by mean_from - mean_to = 0.4, so the validated synthetic image must be 0.7 (0.3 without normalisation)."""
-    import degrade_lab.degradations.ludvae as ludvae_degrader
-
-    monkeypatch.setattr(ludvae_degrader, "translate", lambda module, image, *rest, **kw: torch.full_like(image, 0.3))
+    monkeypatch.setattr(LUDVAE, "synthesize", lambda net, image, *rest, **kw: torch.full_like(image, 0.3))
     batch = {"clean": torch.rand(1, 3, 16, 16) * 0.3, "degraded": torch.rand(1, 3, 16, 16)}
     for normalization, expected in ((None, 0.3), ({"mean_from": [153] * 3, "std_from": [50] * 3,
                                                    "mean_to": [51] * 3, "std_to": [50] * 3}, 0.7)):

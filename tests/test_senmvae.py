@@ -17,7 +17,7 @@ from degrade_lab.archs.senmvae import NoiseLevelNet, SeNMVAE
 from degrade_lab.data import domains as D
 from degrade_lab.data.datamodules import folders
 from degrade_lab.degradations.build import build_degrader
-from degrade_lab.degradations.senmvae import SeNMVAEDegrader, sidd_levels, translate
+from degrade_lab.degradations.senmvae import SeNMVAEDegrader, sidd_levels
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.senmvae import SeNMVAEModule, true_level
 from degrade_lab.losses.kl import gaussian_kl
@@ -174,10 +174,10 @@ def test_tiled_translation_equals_the_whole_image():
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.05)
     clean = torch.rand(1, 3, 37, 45)  # odd sizes: padded to the network's multiple, cropped back
-    args = (torch.tensor([0.1]), torch.tensor([1.0]), [7])
+    args = ([7], torch.tensor([0.1]), torch.tensor([1.0]))
     with torch.no_grad():
-        whole = translate(net, clean, *args)
-        tiled = translate(net, clean, *args, tile_size=16)
+        whole = net.synthesize(clean, *args)
+        tiled = net.synthesize(clean, *args, tile_size=16)
     assert whole.shape == clean.shape and torch.allclose(whole, tiled, atol=1e-5)
 
 

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from degrade_lab.losses.kl import gaussian_kl
+from degrade_lab.utils.noise_field import normal_field
+from degrade_lab.utils.tiling import tiled
 
 
 class ConvBlock(nn.Sequential):
@@ -195,6 +197,31 @@ class LUDVAE(nn.Module):
         content = self.encode_content(conditioning)
         out, _ = self._decode(content, None, gate, generator, temperature, eps, temperature_mode)
         return out
+
+    @torch.no_grad()
+    def synthesize(self, image: torch.Tensor, seeds: list[int], noise_level: torch.Tensor, temperature: torch.Tensor,
+                   degrade: bool = True, temperature_mode: str = "sample", tile_size: int = 0,
+                   channels_last: bool = False) -> torch.Tensor:
+        """Translate ``image`` (already mapped by T for C2N, or normalised for N2C) by :meth:`sample`, with
+        the pre-processing noise h(.) of eq. (20) at per-image ``noise_level`` (0-255) and per-image
+        ``temperature``. Every random number (the pre-noise, each level's latent noise) is addressed by
+        (image seed, pixel position), and tiles carry :attr:`receptive_radius` pixels of context, so any
+        ``tile_size`` gives the whole-image result. Returns the network output, unclamped."""
+        batch, channels = image.shape[:2]
+        levels = (noise_level.to(image.device, image.dtype) / 255.0).view(-1, 1, 1, 1)
+
+        def window(part: torch.Tensor, top: int, left: int) -> torch.Tensor:
+            height, width = part.shape[-2:]
+            prenoise = normal_field(seeds, 0, channels, top, left, height, width, image.device, image.dtype)
+            conditioning = part + levels * prenoise
+            eps = [normal_field(seeds, 1 + i, shape[1], top, left, height, width, image.device, image.dtype)
+                   for i, shape in enumerate(self.latent_shapes(batch, height, width))]
+            if channels_last:
+                conditioning = conditioning.contiguous(memory_format=torch.channels_last)
+            return self.sample(conditioning, temperature=temperature, degrade=degrade, eps=eps,
+                               temperature_mode=temperature_mode)
+
+        return tiled(window, image, tile_size or 0, self.receptive_radius)
 
 
 def _float(tensor: torch.Tensor | None) -> torch.Tensor | None:

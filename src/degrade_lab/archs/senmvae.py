@@ -29,6 +29,8 @@ from torch import nn
 
 from degrade_lab.archs.rrdbnet import DenseBlock
 from degrade_lab.losses.kl import gaussian_kl
+from degrade_lab.utils.noise_field import normal_field
+from degrade_lab.utils.tiling import tiled
 
 
 class GaussianBlock(nn.Module):
@@ -231,6 +233,31 @@ class SeNMVAE(nn.Module):
                 radius += 5 * factor
         radius += 2  # output head
         return -(-radius // self.multiple) * self.multiple
+
+    @torch.no_grad()
+    def synthesize(self, clean: torch.Tensor, seeds: list[int], level: torch.Tensor, temperature: torch.Tensor,
+                   tile_size: int = 0) -> torch.Tensor:
+        """:meth:`translate` of ``clean`` (``B x 3 x H x W``, any size: reflect-padded to :attr:`multiple`)
+        at per-image ``level`` ([0, 1]) and ``temperature``. Every random number is addressed by (image seed,
+        position), and tiles carry :attr:`receptive_radius` pixels of context, so any ``tile_size`` gives
+        the whole-image result. Returns the network output, unclamped, at the input's size."""
+        batch, _, height, width = clean.shape
+        multiple = self.multiple
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
+        image = F.pad(clean, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else clean
+        tile = max(tile_size, multiple) // multiple * multiple if tile_size and tile_size > 0 else 0
+
+        def window(part: torch.Tensor, top: int, left: int) -> torch.Tensor:
+            eps = []
+            for index, (z_shape, noise_shape) in enumerate(self.latent_shapes(batch, *part.shape[-2:])):
+                factor = part.shape[-2] // z_shape[2]
+                position = (top // factor, left // factor, z_shape[2], z_shape[3])
+                eps.append((normal_field(seeds, 2 * index, z_shape[1], *position, image.device, image.dtype),
+                            normal_field(seeds, 2 * index + 1, noise_shape[1], *position, image.device,
+                                         image.dtype)))
+            return self.translate(part, level, temperature, eps=eps)
+
+        return tiled(window, image, tile, self.receptive_radius, multiple=multiple)[..., :height, :width]
 
     def denoise(self, degraded: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Degraded -> clean: z ~ q(z|L), decoded without z_n."""

@@ -18,6 +18,14 @@ def available_degraders() -> list[str]:
     return sorted(p.stem for p in (config_dir() / "degrader").glob("*.yaml"))
 
 
+def is_learned(name: str) -> bool:
+    """Whether ``conf/degrader/NAME.yaml`` builds the degrader of a trained model (it needs a checkpoint)."""
+    from degrade_lab.degradations.learned import LearnedDegrader
+
+    target = OmegaConf.load(config_dir() / "degrader" / f"{name}.yaml").get("_target_")
+    return isinstance(target, str) and issubclass(hydra.utils.get_class(target), LearnedDegrader)
+
+
 def learned_degrader(ckpt: str | Path, **options) -> Degrader:
     """The degrader of a trained degradation model's checkpoint (its LightningModule names the
     degrader class in ``degrader_target``)."""

@@ -11,71 +11,21 @@ noisy image's content decoded with the latents switched off.
 
 Large images are processed in tiles of ``tile_size`` pixels plus the network's receptive radius of
 context on every side, and every random number is addressed by pixel position
-(:mod:`degrade_lab.utils.noise_field`), so tiled and whole-image results are the same: no seams.
+(:meth:`degrade_lab.archs.ludvae.LUDVAE.synthesize`), so tiled and whole-image results are the same.
 """
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
 import torch
 
-from degrade_lab.degradations.base import Degrader, Range, as_range, sample_uniform
+from degrade_lab.degradations.base import Range
+from degrade_lab.degradations.learned import LearnedDegrader
 from degrade_lab.errors import UserInputError
-from degrade_lab.utils.noise_field import normal_field
 
 DIRECTIONS = ("c2n", "n2c")
 
 
-def _windows(size: int, tile: int) -> list[tuple[int, int]]:
-    return [(start, min(start + tile, size)) for start in range(0, size, tile)]
-
-
-def translate(
-    module, image: torch.Tensor, seeds: list[int], noise_levels: torch.Tensor, temperatures: torch.Tensor,
-    degrade: bool = True, temperature_mode: str = "sample", tile_size: int | None = None,
-) -> torch.Tensor:
-    """Run LUD-VAE's translation on ``image`` (already mapped by T, or normalised for N2C).
-
-    ``seeds`` (one per image) address all the random numbers by pixel position; ``noise_levels``
-    (0-255) and ``temperatures`` are per-image B-vectors. Returns the network output, unclamped.
-    """
-    net = module.net
-    batch, channels, height, width = image.shape
-    radius = net.receptive_radius
-    levels = (noise_levels.to(image.device, image.dtype) / 255.0).view(-1, 1, 1, 1)
-    tile = tile_size if tile_size and tile_size > 0 else max(height, width)
-    out = torch.empty_like(image)
-    for top, bottom in _windows(height, tile):
-        for left, right in _windows(width, tile):
-            # the window: the tile plus its context, cut at the image border (as zero padding would)
-            y0, y1 = max(top - radius, 0), min(bottom + radius, height)
-            x0, x1 = max(left - radius, 0), min(right + radius, width)
-            h, w = y1 - y0, x1 - x0
-            prenoise = normal_field(seeds, 0, channels, y0, x0, h, w, image.device, image.dtype)
-            conditioning = image[..., y0:y1, x0:x1] + levels * prenoise
-            eps = [normal_field(seeds, 1 + i, shape[1], y0, x0, h, w, image.device, image.dtype)
-                   for i, shape in enumerate(net.latent_shapes(batch, h, w))]
-            if module.channels_last:
-                conditioning = conditioning.contiguous(memory_format=torch.channels_last)
-            result = net.sample(conditioning, temperature=temperatures, degrade=degrade, eps=eps,
-                                temperature_mode=temperature_mode)
-            out[..., top:bottom, left:right] = result[..., top - y0 : bottom - y0, left - x0 : right - x0].to(
-                out.dtype
-            )
-    return out
-
-
-def load_ludvae(ckpt: str | Path | None):
-    """The LUDVAEModule of ``ckpt`` (eval mode), or a clear error for another model type."""
-    from degrade_lab.lit.ludvae import LUDVAEModule
-    from degrade_lab.utils.checkpoint import load_model_of
-
-    return load_model_of(ckpt, LUDVAEModule, "ludvae")
-
-
-class LUDVAEDegrader(Degrader):
+class LUDVAEDegrader(LearnedDegrader):
     """A trained LUD-VAE checkpoint as a degrader.
 
     Args:
@@ -92,6 +42,8 @@ class LUDVAEDegrader(Degrader):
         bf16: run under bfloat16 autocast (faster on recent CPUs and GPUs).
     """
 
+    trained_by, name = "degrade_lab.lit.ludvae.LUDVAEModule", "ludvae"
+
     def __init__(
         self,
         ckpt: str | None = None,
@@ -103,40 +55,35 @@ class LUDVAEDegrader(Degrader):
         bf16: bool = False,
         module=None,
     ):
-        super().__init__()
         if direction not in DIRECTIONS:
             raise UserInputError(f"degrader.direction must be one of {DIRECTIONS}, got {direction!r}.")
         if temperature_mode not in ("sample", "std"):
             raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
-        if module is None:
-            module = load_ludvae(ckpt).requires_grad_(False)
-        self.module = module.eval()
+        super().__init__(ckpt, module, tile_size, bf16)
+        module = self.module
         self.direction, self.temperature_mode = direction, temperature_mode
         self.degrade_direction = direction == "c2n"
         #: what the output is: synthesis writes N2C results as the clean side of a pair
         self.produces = "degraded" if self.degrade_direction else "clean"
         self.scale = module.scale if self.degrade_direction else 1
         default_level = module.noise_level_clean if self.degrade_direction else module.noise_level_degraded
-        self.noise_level = as_range(default_level if noise_level is None else noise_level, "noise_level")
-        self.temperature = as_range(temperature, "temperature")
-        if self.noise_level[0] < 0 or self.temperature[0] < 0:
-            raise UserInputError("degrader.noise_level and degrader.temperature must be >= 0.")
-        self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
+        self.noise_level = self.option(default_level if noise_level is None else noise_level, "noise_level")
+        self.temperature = self.option(temperature, "temperature")
 
     def degrade(self, image, generator=None):
         batch, device = image.shape[0], image.device
-        seeds = torch.randint(2**62, (batch,), generator=generator, device=device).tolist()
-        levels = sample_uniform(self.noise_level, batch, generator, device)
-        temperatures = sample_uniform(self.temperature, batch, generator, device)
+        seeds = self.seeds(batch, generator, device)
+        levels = self.draw(self.noise_level, batch, generator, device)
+        temperatures = self.draw(self.temperature, batch, generator, device)
         image = image.float()
         if self.degrade_direction:
             source = self.module.clean_operator(image, generator)
         else:
             source = self.module.normalization(image)
-        autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext())
-        with autocast:
-            out = translate(self.module, source, seeds, levels, temperatures, self.degrade_direction,
-                            self.temperature_mode, self.tile_size).float()
+        with self.autocast(device):
+            out = self.module.net.synthesize(source, seeds, levels, temperatures, self.degrade_direction,
+                                             self.temperature_mode, self.tile_size,
+                                             self.module.channels_last).float()
         if self.degrade_direction:
             out = self.module.normalization.inverse(out)
         return out.clamp(0, 1)

@@ -22,22 +22,20 @@ recorded (``level``, [0, 1]; ``sigma``, 0-255) for synthesis manifests and non-b
 
 Images are padded (reflect) to a multiple of the network's down-sampling and, above ``tile_size``,
 processed in tiles with the network's receptive radius of context; the latent noise is addressed by
-pixel position (:mod:`degrade_lab.utils.noise_field`), so tiled and whole results are identical.
+pixel position (:meth:`degrade_lab.archs.senmvae.SeNMVAE.synthesize`), so tiled and whole results are
+identical.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from degrade_lab.degradations.base import Degrader, Range, as_range, sample_uniform
+from degrade_lab.degradations.base import Range, as_range, sample_uniform
+from degrade_lab.degradations.learned import LearnedDegrader
 from degrade_lab.errors import UserInputError
-from degrade_lab.utils.noise_field import normal_field
 
 log = logging.getLogger(__name__)
 
@@ -55,49 +53,7 @@ def sidd_levels(batch: int, generator: torch.Generator | None, device) -> torch.
     return torch.sqrt(10**log_shot + 10**log_read).float()
 
 
-def _windows(size: int, tile: int) -> list[tuple[int, int]]:
-    return [(start, min(start + tile, size)) for start in range(0, size, tile)]
-
-
-def translate(net, clean: torch.Tensor, levels: torch.Tensor, temperatures: torch.Tensor, seeds: list[int],
-              tile_size: int = 0) -> torch.Tensor:
-    """SeNM-VAE's clean -> degraded translation of ``clean`` (``B x 3 x H x W``, any size) at per-image
-    ``levels`` ([0, 1]) and ``temperatures``; ``seeds`` (one per image) address every random number by
-    pixel position. Returns the network output, unclamped, at the input's size."""
-    batch, _, height, width = clean.shape
-    multiple = net.multiple
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    image = F.pad(clean, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else clean
-    full_h, full_w = image.shape[-2:]
-    radius = net.receptive_radius
-    tile = max(tile_size, multiple) // multiple * multiple if tile_size and tile_size > 0 else max(full_h, full_w)
-    out = torch.empty_like(image)
-    for top, bottom in _windows(full_h, tile):
-        for left, right in _windows(full_w, tile):
-            # the tile plus its context, cut at the image border; every edge a multiple of `multiple`
-            y0, y1 = max(top - radius, 0), min(bottom + radius, full_h)
-            x0, x1 = max(left - radius, 0), min(right + radius, full_w)
-            eps = []
-            for level, (z_shape, noise_shape) in enumerate(net.latent_shapes(batch, y1 - y0, x1 - x0)):
-                factor = (y1 - y0) // z_shape[2]
-                position = (y0 // factor, x0 // factor, z_shape[2], z_shape[3])
-                eps.append((normal_field(seeds, 2 * level, z_shape[1], *position, image.device, image.dtype),
-                            normal_field(seeds, 2 * level + 1, noise_shape[1], *position, image.device,
-                                         image.dtype)))
-            result = net.translate(image[..., y0:y1, x0:x1], levels, temperatures, eps=eps)
-            out[..., top:bottom, left:right] = result[..., top - y0 : bottom - y0, left - x0 : right - x0].to(out)
-    return out[..., :height, :width]
-
-
-def load_senmvae(ckpt: str | Path | None):
-    """The SeNMVAEModule of ``ckpt`` (eval mode), or a clear error for another model type."""
-    from degrade_lab.lit.senmvae import SeNMVAEModule
-    from degrade_lab.utils.checkpoint import load_model_of
-
-    return load_model_of(ckpt, SeNMVAEModule, "senmvae")
-
-
-class SeNMVAEDegrader(Degrader):
+class SeNMVAEDegrader(LearnedDegrader):
     """A trained SeNM-VAE checkpoint as a degrader.
 
     Args:
@@ -112,12 +68,12 @@ class SeNMVAEDegrader(Degrader):
         bf16: run under bfloat16 autocast.
     """
 
+    trained_by, name = "degrade_lab.lit.senmvae.SeNMVAEModule", "senmvae"
+
     def __init__(self, ckpt: str | None = None, level: Range | str = "paired", level_steps: list[float] | None = None,
                  temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, module=None):
-        super().__init__()
-        if module is None:
-            module = load_senmvae(ckpt).requires_grad_(False)
-        self.module = module.eval()
+        super().__init__(ckpt, module, tile_size, bf16)
+        module = self.module
         self.trained_range = module.trained_level_range()
         self.level_steps = [float(v) for v in level_steps] if level_steps else None
         if isinstance(level, str):
@@ -132,10 +88,7 @@ class SeNMVAEDegrader(Degrader):
         if min(requested, default=0.0) < 0:
             raise UserInputError("degrader.level and degrader.level_steps must be >= 0.")
         self._check_range(requested)
-        self.temperature = as_range(temperature, "temperature")
-        if self.temperature[0] < 0:
-            raise UserInputError("degrader.temperature must be >= 0.")
-        self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
+        self.temperature = self.option(temperature, "temperature")
         self.produces, self.scale = "degraded", 1
         self._warned_sidd = False  # the SIDD prior's range is checked once, on its first draws
 
@@ -166,14 +119,13 @@ class SeNMVAEDegrader(Degrader):
 
     def degrade(self, image, generator=None):
         batch, device = image.shape[0], image.device
-        seeds = torch.randint(2**62, (batch,), generator=generator, device=device).tolist()
+        seeds = self.seeds(batch, generator, device)
         levels = self.draw_levels(batch, generator, device)
-        temperatures = sample_uniform(self.temperature, batch, generator, device)
+        temperatures = self.draw(self.temperature, batch, generator, device)
         self.record("level", levels)
         self.record("sigma", levels * 255)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with autocast:
-            out = translate(self.module.net, image.float(), levels, temperatures, seeds, self.tile_size).float()
+        with self.autocast(device):
+            out = self.module.net.synthesize(image.float(), seeds, levels, temperatures, self.tile_size).float()
         return out.clamp(0, 1)
 
     def extra_repr(self):

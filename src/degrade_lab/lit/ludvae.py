@@ -168,15 +168,13 @@ class LUDVAEModule(pl.LightningModule):
         self._val_generator = torch.Generator(device=self.device).manual_seed(12345)
 
     def validation_step(self, batch, batch_idx):
-        from degrade_lab.degradations.ludvae import translate
-
         clean, real = batch["clean"], batch["degraded"]
         target = self.clean_operator(clean, self._val_generator)
         batch_size = clean.shape[0]
         seeds = torch.randint(2**62, (batch_size,), generator=self._val_generator, device=self.device).tolist()
-        synthetic = translate(
-            self, target, seeds, torch.full((batch_size,), self.noise_level_clean, device=self.device),
-            torch.full((batch_size,), self.val_temperature, device=self.device),
+        synthetic = self.net.synthesize(
+            target, seeds, torch.full((batch_size,), self.noise_level_clean, device=self.device),
+            torch.full((batch_size,), self.val_temperature, device=self.device), channels_last=self.channels_last,
         )
         # the network works in the normalised domain (AIM19): scores compare on the real images' scale
         synthetic = quantize_8bit(self.normalization.inverse(synthetic))
@@ -188,8 +186,9 @@ class LUDVAEModule(pl.LightningModule):
             count = self.grid_samples * len(self.grid_temperatures)
             temperatures = torch.tensor(self.grid_temperatures, device=self.device).repeat_interleave(self.grid_samples)
             seeds = torch.randint(2**62, (count,), generator=self._val_generator, device=self.device).tolist()
-            extra = translate(self, target[:1].expand(count, -1, -1, -1), seeds,
-                              torch.full((count,), self.noise_level_clean, device=self.device), temperatures)
+            extra = self.net.synthesize(target[:1].expand(count, -1, -1, -1), seeds,
+                                        torch.full((count,), self.noise_level_clean, device=self.device), temperatures,
+                                        channels_last=self.channels_last)
             panels += list(quantize_8bit(self.normalization.inverse(extra)).split(1))
             caption += " | " + " | ".join(f"T={t:g}" for t in temperatures.tolist())
         return {"grid": panels, "caption": caption}

@@ -42,7 +42,6 @@ from torchmetrics import MeanMetric, MinMetric
 
 from degrade_lab.archs.senmvae import NoiseLevelNet, SeNMVAE
 from degrade_lab.data import domains as D
-from degrade_lab.degradations.senmvae import translate
 from degrade_lab.lit.adversarial import (
     TwoOptimizerSteps,
     relativistic_discriminator_loss,
@@ -276,7 +275,7 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
     def _translate(self, clean: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         seeds = torch.randint(2**62, (clean.shape[0],), generator=self._val_generator, device=self.device).tolist()
         temperatures = torch.full((clean.shape[0],), self.val_temperature, device=self.device)
-        return quantize_8bit(translate(self.net, clean, levels, temperatures, seeds))
+        return quantize_8bit(self.net.synthesize(clean, seeds, levels, temperatures))
 
     def validation_step(self, batch, batch_idx):
         clean, real = batch["clean"], batch["degraded"]

@@ -1,12 +1,13 @@
-"""What every task does around its work: seed, run folder, config record, summary."""
+"""What every task does around its work: run folder, config record, tables, example crops."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from degrade_lab.utils.io import atomic_write_text
+from degrade_lab.utils.io import atomic_write_text, write_png
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -33,3 +34,18 @@ def save_config(cfg: DictConfig, out: Path, overwrite: bool = True) -> dict:
     if overwrite or not path.exists():
         atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     return resolved
+
+
+def save_examples(folder, images: dict[str, torch.Tensor], size: int = 128) -> None:
+    """A centre crop of each panel (``examples/<name>.png``), at the clean image's position."""
+    for name, image in images.items():
+        height, width = image.shape[-2:]
+        top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
+        write_png(folder / f"{name}.png", image[0, :, top : top + size, left : left + size].float().cpu())
+
+
+def metric_notes(labels: dict, unavailable: dict) -> str:
+    """Markdown lines naming the weights behind each number and why any metric is missing."""
+    lines = [f"- `{key}`: {label}" for key, label in labels.items()]
+    lines += [f"- `{key}` unavailable: {reason}" for key, reason in unavailable.items()]
+    return ("Weights and notes:\n\n" + "\n".join(lines) + "\n") if lines else ""

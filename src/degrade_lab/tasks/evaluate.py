@@ -23,7 +23,7 @@ from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import psnr, ssim
 from degrade_lab.metrics.image_quality import SSIM_WINDOW
 from degrade_lab.metrics.optional import build_or_explain
-from degrade_lab.tasks.common import markdown_table, output_dir, save_config
+from degrade_lab.tasks.common import markdown_table, metric_notes, output_dir, save_config, save_examples
 from degrade_lab.utils.checkpoint import load_model
 from degrade_lab.utils.inference import self_ensemble, tiled
 from degrade_lab.utils.io import (
@@ -32,24 +32,8 @@ from degrade_lab.utils.io import (
     atomic_write_text,
     image_size,
     quantize_8bit,
-    write_png,
 )
 from degrade_lab.utils.runs import count_parameters, write_summary
-
-
-def save_examples(folder, images: dict[str, torch.Tensor], size: int = 128) -> None:
-    """A centre crop of each panel (``examples/<name>.png``), at the clean image's position."""
-    for name, image in images.items():
-        height, width = image.shape[-2:]
-        top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
-        write_png(folder / f"{name}.png", image[0, :, top : top + size, left : left + size].float().cpu())
-
-
-def metric_notes(labels: dict, unavailable: dict) -> str:
-    """Markdown lines naming the weights behind each number and why any metric is missing."""
-    lines = [f"- `{key}`: {label}" for key, label in labels.items()]
-    lines += [f"- `{key}` unavailable: {reason}" for key, reason in unavailable.items()]
-    return ("Weights and notes:\n\n" + "\n".join(lines) + "\n") if lines else ""
 
 
 def _restorer(model, cfg: DictConfig, scale: int):

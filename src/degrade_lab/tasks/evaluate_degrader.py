@@ -38,8 +38,7 @@ from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
 from degrade_lab.metrics.optional import build_or_explain, tiles
 from degrade_lab.plots.degradation_sheet import degradation_sheet
-from degrade_lab.tasks.common import markdown_table, output_dir, save_config
-from degrade_lab.tasks.evaluate import metric_notes, save_examples
+from degrade_lab.tasks.common import markdown_table, metric_notes, output_dir, save_config, save_examples
 from degrade_lab.tasks.synthesize import image_seed
 from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
 from degrade_lab.utils.runs import count_parameters, write_summary

@@ -96,20 +96,20 @@ def load_model(path: str | Path):
     return module.eval(), record
 
 
-def load_model_of(path: str | Path | None, cls: type, name: str):
-    """The LightningModule of checkpoint ``path`` (eval mode), which must be a ``cls``: a learned degrader
-    named ``name`` (``degrader=name``) refuses a missing path and other models' checkpoints with a clear
-    message."""
+def load_model_of(path: str | Path | None, class_path: str, name: str):
+    """The LightningModule of checkpoint ``path`` (eval mode), which must be a ``class_path`` (dotted name):
+    a learned degrader named ``name`` (``degrader=name``) refuses a missing path and other models'
+    checkpoints with a clear message."""
     if not path:
         raise UserInputError(
             f"degrader '{name}' needs a checkpoint: degrader.ckpt=RUN/checkpoints/last.ckpt "
             "(for training pairs on the fly: data.degrader=RUN/checkpoints/last.ckpt)."
         )
     module, record = load_model(path)
-    if not isinstance(module, cls):
+    if f"{type(module).__module__}.{type(module).__qualname__}" != class_path:
         target = record["config"]["model"].get("_target_", type(module).__name__)
         raise UserInputError(
             f"checkpoint '{path}' holds a {type(module).__name__} model ({target}), but degrader '{name}' needs a "
-            f"{cls.__name__} checkpoint (from `degrade-lab train model={name}`)."
+            f"{class_path.rsplit('.', 1)[-1]} checkpoint (from `degrade-lab train model={name}`)."
         )
     return module

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import torch
 
+from degrade_lab.utils.tiling import tiled as tile_windows
+
 Restore = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -28,28 +30,7 @@ def self_ensemble(restore: Restore, degraded: torch.Tensor) -> torch.Tensor:
 
 def tiled(restore: Restore, degraded: torch.Tensor, tile: int, margin: int = 32, scale: int = 1,
           multiple: int = 8) -> torch.Tensor:
-    """``restore`` applied tile by tile, for images larger than memory allows, without seams.
-
-    Each ``tile x tile`` block is restored with ``margin`` pixels of context on every side (clipped at
-    the image border) and only its own block is kept, so a network whose receptive field is within
-    the margin gives exactly the whole-image result. Context windows start on multiples of
-    ``multiple`` so down-sampling networks (U-Nets, VDIR's 1/4 latent) see the same pixel grid.
-    """
-    height, width = degraded.shape[-2:]
-    if tile <= 0 or (height <= tile and width <= tile):
-        return restore(degraded)
-    out = None
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            ctx_top = max(top - margin, 0) // multiple * multiple
-            ctx_left = max(left - margin, 0) // multiple * multiple
-            ctx_bottom, ctx_right = min(bottom + margin, height), min(right + margin, width)
-            block = restore(degraded[..., ctx_top:ctx_bottom, ctx_left:ctx_right])
-            if out is None:
-                out = block.new_zeros(*block.shape[:-2], height * scale, width * scale)
-            out[..., top * scale : bottom * scale, left * scale : right * scale] = block[
-                ..., (top - ctx_top) * scale : (bottom - ctx_top) * scale,
-                (left - ctx_left) * scale : (right - ctx_left) * scale,
-            ]
-    return out
+    """``restore`` applied tile by tile (:func:`degrade_lab.utils.tiling.tiled`), for images larger than
+    memory allows, without seams when the network's receptive field is within ``margin``; context windows
+    start on multiples of ``multiple`` (U-Nets, VDIR's 1/4 latent)."""
+    return tile_windows(lambda window, top, left: restore(window), degraded, tile, margin, scale, multiple)

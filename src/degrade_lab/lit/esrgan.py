@@ -10,7 +10,8 @@ then a discriminator step on L_D^Ra with G(y) detached; then the EMA copy of the
 weights. Defaults are the papers' SR configs: 1e-2 L1, 1 perceptual, 5e-3 GAN. The perceptual loss
 is the VGG16 substitute of ESRGAN's VGG19 ``conv5_4`` (``conf/loss/perceptual.yaml``); without its
 installed weights the run stops with the install command, unless ``model.perceptual_weight=0``.
-``init_from`` starts the generator from a PSNR-oriented RRDBNet run (ESRGAN's two-stage training).
+``init_from`` starts the generator from a PSNR-oriented RRDBNet run (ESRGAN's two-stage training). Both the
+VGG loss and ``init_from`` are used when training starts, never when a checkpoint is rebuilt.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from degrade_lab.lit.adversarial import (
     TwoOptimizerSteps,
     relativistic_discriminator_loss,
     relativistic_generator_loss,
-    two_optimizers,
 )
 from degrade_lab.lit.restoration import RestorationModule
 from degrade_lab.weights import MissingWeightsError
@@ -40,26 +40,34 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
                  gan_weight: float = 5e-3, ema_decay: float = 0.999, init_from: str | None = None,
                  scale: int = 4, crop_border: int = 0, y_channel: bool = False, channels_last: bool = False,
                  val_lpips: str | None = None):
-        super().__init__(net, "l1", optimizer, scheduler, scale, crop_border, y_channel, channels_last, val_lpips)
+        super().__init__(net, loss="l1", optimizer=optimizer, scheduler=scheduler, scale=scale, crop_border=crop_border,
+                         y_channel=y_channel, channels_last=channels_last, val_lpips=val_lpips)
         self.automatic_optimization = False
-        if init_from:
-            self._load_generator(init_from)
         self.discriminator = discriminator
         self.discriminator_optimizer_factory = discriminator_optimizer
         self.pixel_weight, self.perceptual_weight, self.gan_weight = pixel_weight, perceptual_weight, gan_weight
+        if perceptual_weight > 0 and perceptual is None:
+            raise ValueError("perceptual_weight > 0 needs a perceptual loss (model.perceptual)")
+        self.perceptual_factory, self.init_from = perceptual, init_from
         self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)
-        perceptual_loss = None
-        if perceptual_weight > 0:
-            if perceptual is None:
-                raise ValueError("perceptual_weight > 0 needs a perceptual loss (model.perceptual)")
+        # built when training starts (setup): rebuilding a checkpoint needs neither the VGG weights nor
+        # the init_from run
+        self.keep_out_of_checkpoints("perceptual_loss", None)
+        self.skipped: dict[str, int] = {}
+
+    def setup(self, stage: str) -> None:
+        """Before training: start the generator (and its average) from ``init_from``, build the VGG loss."""
+        if stage != "fit":
+            return
+        if self.init_from and self.trainer.ckpt_path is None:  # a resumed run loads its own weights
+            self._load_generator(self.init_from)
+            self.ema.module.load_state_dict(self.net.state_dict())
+        if self.perceptual_weight > 0 and self.perceptual_loss is None:
             try:
-                perceptual_loss = perceptual()
+                self.keep_out_of_checkpoints("perceptual_loss", self.perceptual_factory())
             except MissingWeightsError as err:
                 raise MissingWeightsError(f"{err} Or train without the perceptual term: model.perceptual_weight=0.") from err
-        # kept out of the module tree: checkpoints neither carry nor need the VGG backbone
-        object.__setattr__(self, "perceptual_loss", perceptual_loss)
-        self.skipped: dict[str, int] = {}
 
     def _load_generator(self, path: str) -> None:
         from degrade_lab.utils.checkpoint import load_model
@@ -110,7 +118,4 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
         self.finish_iteration(terms, size)
 
     def configure_optimizers(self):
-        if self.optimizer_factory is None:
-            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
-        return two_optimizers(self.net, self.discriminator, self.optimizer_factory,
-                              self.discriminator_optimizer_factory, self.scheduler_factory)
+        return self.build_optimizers(self.net.parameters(), self.discriminator.parameters())

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,13 +32,13 @@ from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.data.normalization import ColorNormalization, NoNormalization
 from degrade_lab.degradations.base import Identity
 from degrade_lab.degradations.build import build_degrader
+from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.lit.degradation_scores import log_validation_scores
-from degrade_lab.lit.optimization import configure_optimizers
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 from degrade_lab.utils.io import quantize_8bit
 
 
-class LUDVAEModule(pl.LightningModule):
+class LUDVAEModule(DegradeLabModule):
     """LUD-VAE as a LightningModule.
 
     Args:
@@ -99,13 +98,6 @@ class LUDVAEModule(pl.LightningModule):
         self.skipped_steps = 0
 
     # ---- the objective -------------------------------------------------------------------------
-    def current_kl_weight(self, step: int | None = None) -> float:
-        """Linear KL annealing: ``kl_weight * min(step / kl_anneal_steps, 1)``."""
-        step = self.global_step if step is None else step
-        if self.kl_anneal_steps <= 0:
-            return self.kl_weight
-        return self.kl_weight * min(step / self.kl_anneal_steps, 1.0)
-
     def prenoise(self, image: torch.Tensor, level: float | torch.Tensor) -> torch.Tensor:
         """h(.) of eq. (20): ``image + N(0, (level / 255)^2)``."""
         return image + torch.randn_like(image) * (level / 255.0)
@@ -152,10 +144,7 @@ class LUDVAEModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         terms = self.loss_terms(batch)
         loss = terms["loss"]
-        if not torch.isfinite(loss):
-            # returning None makes Lightning skip the optimizer step: the weights stay intact
-            self.skipped_steps += 1
-            self.log("train/skipped_steps", float(self.skipped_steps))
+        if self.skip_non_finite(loss):
             return None
         size = next(v for k, v in batch.items() if k in ("clean", "degraded")).shape[0]
         for name, value in terms.items():
@@ -164,14 +153,11 @@ class LUDVAEModule(pl.LightningModule):
         return loss
 
     # ---- validation: how close is the synthetic noise to the real one --------------------------
-    def on_validation_epoch_start(self):
-        self._val_generator = torch.Generator(device=self.device).manual_seed(12345)
-
     def validation_step(self, batch, batch_idx):
         clean, real = batch["clean"], batch["degraded"]
-        target = self.clean_operator(clean, self._val_generator)
+        target = self.clean_operator(clean, self.validation_generator)
         batch_size = clean.shape[0]
-        seeds = torch.randint(2**62, (batch_size,), generator=self._val_generator, device=self.device).tolist()
+        seeds = torch.randint(2**62, (batch_size,), generator=self.validation_generator, device=self.device).tolist()
         synthetic = self.net.synthesize(
             target, seeds, torch.full((batch_size,), self.noise_level_clean, device=self.device),
             torch.full((batch_size,), self.val_temperature, device=self.device), channels_last=self.channels_last,
@@ -185,7 +171,7 @@ class LUDVAEModule(pl.LightningModule):
         if batch_idx == 0 and self.grid_samples > 0:  # only the grid's first row needs more samples
             count = self.grid_samples * len(self.grid_temperatures)
             temperatures = torch.tensor(self.grid_temperatures, device=self.device).repeat_interleave(self.grid_samples)
-            seeds = torch.randint(2**62, (count,), generator=self._val_generator, device=self.device).tolist()
+            seeds = torch.randint(2**62, (count,), generator=self.validation_generator, device=self.device).tolist()
             extra = self.net.synthesize(target[:1].expand(count, -1, -1, -1), seeds,
                                         torch.full((count,), self.noise_level_clean, device=self.device), temperatures,
                                         channels_last=self.channels_last)
@@ -198,4 +184,4 @@ class LUDVAEModule(pl.LightningModule):
                               {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr})
 
     def configure_optimizers(self):
-        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+        return self.build_optimizers(self.net.parameters())

@@ -5,21 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MaxMetric
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.lit.optimization import configure_optimizers
+from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.metrics import PSNR, SSIM
 
 _LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 log = logging.getLogger(__name__)
 
 
-class RestorationModule(pl.LightningModule):
+class RestorationModule(DegradeLabModule):
     """Trains ``net`` to map ``batch["degraded"]`` to ``batch["clean"]`` with a pixel loss.
 
     Args:
@@ -37,10 +36,6 @@ class RestorationModule(pl.LightningModule):
             sigma (0-255) used when a batch does not carry its own (``batch["parameters"]["sigma"]``,
             recorded by on-the-fly degraders), e.g. real test pairs or ``evaluate noise_level=25``.
     """
-
-    data_kind = "paired"
-    #: what checkpoints/best.ckpt tracks, and in which direction
-    monitor, monitor_mode = "val/psnr", "max"
 
     def __init__(
         self,
@@ -69,7 +64,7 @@ class RestorationModule(pl.LightningModule):
         self.skipped_steps = 0
         self.noise_level = noise_level
         # kept out of the module tree, so checkpoints do not carry (or need) the LPIPS backbone
-        object.__setattr__(self, "val_lpips", _optional_lpips(val_lpips))
+        self.keep_out_of_checkpoints("val_lpips", _optional_lpips(val_lpips))
 
     def forward(self, degraded: torch.Tensor) -> torch.Tensor:
         return self.restore(degraded)
@@ -106,10 +101,7 @@ class RestorationModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         restored = self.restore(batch["degraded"], batch)
         loss = self.loss_fn(restored.float(), batch["clean"])
-        if not torch.isfinite(loss):
-            # returning None makes Lightning skip the optimizer step: the weights stay intact
-            self.skipped_steps += 1
-            self.log("train/skipped_steps", float(self.skipped_steps))
+        if self.skip_non_finite(loss):
             return None
         self.log(f"train/{self.loss_name}", loss, prog_bar=True, batch_size=batch["degraded"].shape[0])
         return loss
@@ -135,7 +127,7 @@ class RestorationModule(pl.LightningModule):
             self.val_lpips.reset()
 
     def configure_optimizers(self):
-        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+        return self.build_optimizers(self.net.parameters())
 
 
 def _optional_lpips(net: str | None):

@@ -34,7 +34,6 @@ import logging
 import math
 from collections.abc import Callable
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,6 +46,7 @@ from degrade_lab.lit.adversarial import (
     relativistic_discriminator_loss,
     relativistic_generator_loss,
 )
+from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.lit.degradation_scores import log_validation_scores
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 from degrade_lab.utils.io import quantize_8bit
@@ -60,7 +60,7 @@ def true_level(clean: torch.Tensor, degraded: torch.Tensor) -> torch.Tensor:
     return (degraded.float() - clean.float()).flatten(1).std(dim=1)
 
 
-class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
+class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
     """SeNM-VAE as a LightningModule (manual optimization: generator + level predictor, then the
     discriminator).
 
@@ -132,7 +132,7 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
         self.val_kld, self.val_akld, self.val_psnr, self.val_level_error = NoiseKLD(), AKLD(), MeanMetric(), MeanMetric()
         self.val_akld_best = MinMetric()
         self.skipped: dict[str, int] = {}
-        object.__setattr__(self, "lpips_loss", None)  # built at fit start, kept out of checkpoints
+        self.keep_out_of_checkpoints("lpips_loss", None)  # built at fit start
 
     # ---- set-up --------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -140,20 +140,13 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
             from degrade_lab.losses.perceptual import LPIPSLoss
 
             try:
-                object.__setattr__(self, "lpips_loss", LPIPSLoss(self.lpips_net, self.weights_source))
+                self.keep_out_of_checkpoints("lpips_loss", LPIPSLoss(self.lpips_net, self.weights_source))
             except MissingWeightsError as err:
                 raise MissingWeightsError(f"{err} Or train without the LPIPS term: model.lpips_weight=0.") from err
 
     def trained_level_range(self) -> tuple[float, float] | None:
         low, high = self.level_range.tolist()
         return (low, high) if low <= high else None
-
-    def current_kl_weight(self, step: int | None = None) -> float:
-        """w: ``kl_weight * min(step / kl_anneal_steps, 1)``."""
-        step = self.global_step if step is None else step
-        if self.kl_anneal_steps <= 0:
-            return self.kl_weight
-        return self.kl_weight * min(step / self.kl_anneal_steps, 1.0)
 
     # ---- the objective, per domain -------------------------------------------------------------
     def paired_terms(self, clean: torch.Tensor, degraded: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -269,11 +262,8 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
         self.finish_iteration(terms, size)
 
     # ---- validation: synthetic vs real degradation at the real pair's level --------------------
-    def on_validation_epoch_start(self):
-        self._val_generator = torch.Generator(device=self.device).manual_seed(12345)
-
     def _translate(self, clean: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        seeds = torch.randint(2**62, (clean.shape[0],), generator=self._val_generator, device=self.device).tolist()
+        seeds = torch.randint(2**62, (clean.shape[0],), generator=self.validation_generator, device=self.device).tolist()
         temperatures = torch.full((clean.shape[0],), self.val_temperature, device=self.device)
         return quantize_8bit(self.net.synthesize(clean, seeds, levels, temperatures))
 
@@ -299,12 +289,5 @@ class SeNMVAEModule(TwoOptimizerSteps, pl.LightningModule):
                                "val/level_error": self.val_level_error})
 
     def configure_optimizers(self):
-        if self.optimizer_factory is None:
-            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
-        optimizers = [self.optimizer_factory(params=self._generator_parameters())]
-        if self.discriminator is not None:
-            factory = self.discriminator_optimizer_factory or self.optimizer_factory
-            optimizers.append(factory(params=self.discriminator.parameters()))
-        if self.scheduler_factory is None:
-            return optimizers
-        return optimizers, [{"scheduler": self.scheduler_factory(optimizer=o), "interval": "step"} for o in optimizers]
+        discriminator = self.discriminator.parameters() if self.discriminator is not None else None
+        return self.build_optimizers(self._generator_parameters(), discriminator)

@@ -30,7 +30,6 @@ from degrade_lab.lit.adversarial import (
     TwoOptimizerSteps,
     standard_gan_losses,
     standard_generator_loss,
-    two_optimizers,
 )
 from degrade_lab.lit.restoration import RestorationModule
 from degrade_lab.losses.kl import gaussian_kl
@@ -61,7 +60,8 @@ class VDIRModule(TwoOptimizerSteps, RestorationModule):
                  known_parameter: str | None = "sigma", parameter_scale: float = 1 / 255,
                  inference_sample: bool = True, scale: int = 1, crop_border: int = 0, y_channel: bool = False,
                  channels_last: bool = False, val_lpips: str | None = None):
-        super().__init__(net, "l1", optimizer, scheduler, scale, crop_border, y_channel, channels_last, val_lpips)
+        super().__init__(net, loss="l1", optimizer=optimizer, scheduler=scheduler, scale=scale, crop_border=crop_border,
+                         y_channel=y_channel, channels_last=channels_last, val_lpips=val_lpips)
         self.automatic_optimization = False
         if not net.use_encoder:  # the "restorer alone" ablation: only the restoration term is left
             discriminator, adversarial_weight, kl_weight = None, 0.0, 0.0
@@ -154,12 +154,5 @@ class VDIRModule(TwoOptimizerSteps, RestorationModule):
         self.finish_iteration(terms, size)
 
     def configure_optimizers(self):
-        if self.optimizer_factory is None:
-            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
-        if self.discriminator is None:
-            optimizer = self.optimizer_factory(params=self.net.parameters())
-            if self.scheduler_factory is None:
-                return optimizer
-            return [optimizer], [{"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}]
-        return two_optimizers(self.net, self.discriminator, self.optimizer_factory,
-                              self.discriminator_optimizer_factory, self.scheduler_factory)
+        discriminator = self.discriminator.parameters() if self.discriminator is not None else None
+        return self.build_optimizers(self.net.parameters(), discriminator)

@@ -131,6 +131,9 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
     finally:
         _finish_wandb(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    optimized = str(cfg.get("optimized_metric") or "auto")
+    if optimized == "auto":  # what a sweeper optimises: the model's own validation metric at its best
+        metrics["optimized"] = metrics.get(f"{model.monitor}_best")
     if trainer.is_global_zero:
         session = time.time() - start
         earlier = _previous_wall_seconds(out) if ckpt_path else 0.0

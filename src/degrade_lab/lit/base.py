@@ -1,0 +1,72 @@
+"""What every degrade_lab LightningModule shares: the metric ``best.ckpt`` tracks, optimizers from partial
+configs (one, or generator + discriminator), the KL warm-up, the seeded validation generator, the guard
+that skips a step whose loss is not finite, and loss / metric networks kept out of checkpoints.
+
+A new model subclasses :class:`DegradeLabModule`, sets ``data_kind`` (``paired``, ``unpaired``, ``semi``),
+``monitor`` / ``monitor_mode`` (the checkpoint callback's ``monitor: auto`` and the sweeper's
+``optimized_metric`` follow them) and, for a degradation model, ``degrader_target``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import pytorch_lightning as pl
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class DegradeLabModule(pl.LightningModule):
+    #: which data module the train task builds: ``paired``, ``unpaired`` or ``semi``
+    data_kind = "paired"
+    #: what checkpoints/best.ckpt tracks, and in which direction
+    monitor, monitor_mode = "val/psnr", "max"
+    #: degradation models: the Degrader class (dotted path) that runs their checkpoints
+    degrader_target: str | None = None
+    #: every validation starts from this seed, so validation scores are comparable between steps
+    validation_seed = 12345
+    #: models with a KL term set these (the weight after the linear warm-up, and its length in steps)
+    kl_weight, kl_anneal_steps = 0.0, 0
+
+    optimizer_factory: Callable | None = None
+    scheduler_factory: Callable | None = None
+    discriminator_optimizer_factory: Callable | None = None
+
+    def keep_out_of_checkpoints(self, name: str, value) -> None:
+        """Attach a network (a perceptual loss, an LPIPS metric) without registering it as a sub-module:
+        checkpoints neither carry it nor need its backbone's weights to load."""
+        object.__setattr__(self, name, value)
+
+    def current_kl_weight(self, step: int | None = None) -> float:
+        """The linear KL warm-up: ``kl_weight * min(step / kl_anneal_steps, 1)``."""
+        step = self.global_step if step is None else step
+        if self.kl_anneal_steps <= 0:
+            return self.kl_weight
+        return self.kl_weight * min(step / self.kl_anneal_steps, 1.0)
+
+    def on_validation_epoch_start(self):
+        self.validation_generator = torch.Generator(device=self.device).manual_seed(self.validation_seed)
+
+    def skip_non_finite(self, loss: torch.Tensor) -> bool:
+        """True (and counted in ``train/skipped_steps``) when ``loss`` is not finite: the caller returns
+        ``None`` so that Lightning skips the optimizer step and the weights stay intact."""
+        if torch.isfinite(loss):
+            return False
+        self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        return True
+
+    def build_optimizers(self, parameters: Iterable, discriminator_parameters: Iterable | None = None):
+        """``configure_optimizers``' answer: the partial optimizer on ``parameters`` (and the discriminator's,
+        default the same config, on ``discriminator_parameters``), each with the optional per-step scheduler."""
+        if self.optimizer_factory is None:
+            raise ValueError("model.optimizer is not set (a partial optimizer config is needed to train)")
+        optimizers = [self.optimizer_factory(params=parameters)]
+        if discriminator_parameters is not None:
+            factory = self.discriminator_optimizer_factory or self.optimizer_factory
+            optimizers.append(factory(params=discriminator_parameters))
+        if self.scheduler_factory is None:
+            return optimizers[0] if len(optimizers) == 1 else optimizers
+        return optimizers, [{"scheduler": self.scheduler_factory(optimizer=o), "interval": "step"} for o in optimizers]

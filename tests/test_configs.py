@@ -104,3 +104,30 @@ def test_ludvae_paper_presets(compose, name, sigmas, scale, operator):
     assert sum(p.numel() for p in module.net.parameters()) == 5_709_827
     assert cfg.trainer.max_steps == 200_000 and cfg.model.optimizer.lr == 1e-4 and cfg.model.kl_anneal_steps == 10_000
     assert (cfg.model.color_normalization is not None) == (name == "aim19")
+
+
+@pytest.mark.parametrize("task", ["train", "evaluate", "synthesize"])
+def test_every_preset_composes_with_a_task_or_is_refused_in_one_line(compose, task, capsys):
+    """`degrade-lab TASK experiment=NAME --cfg job`: composes, or stops (exit 2) naming the tasks it is for."""
+    from degrade_lab.cli import _check_experiment, preset_groups, task_groups
+
+    for name in options("experiment"):
+        if preset_groups(name) <= task_groups(task):
+            compose(task, [f"experiment={name}"])
+            continue
+        with pytest.raises(SystemExit) as stop:
+            _check_experiment(task, [f"experiment={name}"])
+        message = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(message.splitlines()) == 1
+        assert f"experiment={name}" in message and "degrade-lab train" in message
+    if task == "train":  # every preset is a training preset
+        assert all(preset_groups(name) <= task_groups("train") for name in options("experiment"))
+
+
+def test_evaluate_and_synthesize_take_the_hardware_group(compose):
+    from degrade_lab.tasks.common import task_device
+
+    for task in ("evaluate", "synthesize"):
+        assert task_device(compose(task, [])).type == "cpu"
+        assert task_device(compose(task, ["hardware=gpu"])).type == "cuda"
+        assert task_device(compose(task, ["hardware=gpu", "device=cpu"])).type == "cpu"  # the older alias wins

@@ -1,8 +1,10 @@
 """``degrade-lab <task> [hydra overrides]``: one console script, one Hydra app per task.
 
 Every task composes ``conf/<task>.yaml`` (found next to the package, never via the working
-directory), accepts ``--multirun``, ``--help`` and ``experiment=...``, and prints its run folder
-as the last line of output. Bad input exits with status 2 and a one-paragraph message.
+directory), accepts ``--multirun``, ``--help`` and ``hardware=...``, and prints its run folder as the
+last line of output; ``experiment=...`` presets that set what a task lacks (a model, a trainer) are
+refused in one line naming the task they are for. Bad input and config errors exit with status 2 and a
+one-paragraph message. Shell completion (``-sc install=bash``) completes each task's options.
 """
 
 from __future__ import annotations
@@ -49,6 +51,55 @@ def _check_resume(task: str, args: list[str]) -> None:
             checkpoint = path if path.is_file() else path / "checkpoints" / "last.ckpt"
             if not checkpoint.is_file():
                 _fail(task, f"cannot resume: checkpoint '{checkpoint}' does not exist.")
+
+
+def preset_groups(name: str) -> set[str] | None:
+    """The config groups and top-level keys that ``conf/experiment/NAME.yaml`` sets (None: no such preset)."""
+    from omegaconf import OmegaConf
+
+    from degrade_lab.paths import config_dir
+
+    path = config_dir() / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    preset = OmegaConf.to_container(OmegaConf.load(path))
+    used = {key for key in preset if key not in ("defaults", "experiment_name")}
+    for entry in preset.get("defaults") or []:
+        key = next(iter(entry)) if isinstance(entry, dict) else str(entry)
+        if key.startswith("override "):
+            used.add(key.removeprefix("override ").strip().lstrip("/").split("@")[0].split("/")[0])
+        elif key != "_self_":  # another preset it builds on
+            used |= preset_groups(key.removeprefix("/experiment/")) or set()
+    return used
+
+
+def task_groups(task: str) -> set[str]:
+    """The config groups and top-level keys of ``conf/<task>.yaml``."""
+    from omegaconf import OmegaConf
+
+    from degrade_lab.paths import config_dir
+
+    config = OmegaConf.to_container(OmegaConf.load(config_dir() / f"{task}.yaml"))
+    groups = {next(iter(e)).removeprefix("optional ").strip() if isinstance(e, dict) else str(e)
+              for e in config.get("defaults") or []}
+    return groups | {key for key in config if key != "defaults"}
+
+
+def _check_experiment(task: str, args: list[str]) -> None:
+    """A preset that sets what this task does not have (a model, a trainer) is refused in one line that
+    names the tasks it applies to (Hydra would say "Could not override 'model'")."""
+    for arg in args:
+        if not arg.startswith("experiment=") or arg.split("=", 1)[1] in ("", "null"):
+            continue
+        name = arg.split("=", 1)[1]
+        used = preset_groups(name)
+        if used is None:
+            return  # Hydra lists the available presets
+        foreign = sorted(used - task_groups(task))
+        if foreign:
+            fits = [other for other in TASKS if not used - task_groups(other)]
+            _fail(task, f"experiment={name} sets {', '.join(foreign)}, which `degrade-lab {task}` does not use; "
+                        f"it is a preset for: {', '.join(f'degrade-lab {t}' for t in fits) or 'no task'}.")
 
 
 def _run(task: str) -> None:
@@ -153,6 +204,7 @@ def main() -> None:
             sys.exit(2)
         return
     _check_resume(task, args)
+    _check_experiment(task, args)
     sys.argv = [sys.argv[0], *args]
     _run(task)
 

@@ -21,6 +21,17 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def task_device(cfg: DictConfig) -> torch.device:
+    """The device of a task that runs no Trainer (evaluate, synthesize): ``device=`` when given, else the
+    ``hardware=`` choice's accelerator (``gpu`` -> CUDA, ``auto`` -> CUDA where available)."""
+    if cfg.get("device"):
+        return torch.device(str(cfg.device))
+    accelerator = str((cfg.get("trainer") or {}).get("accelerator", "cpu"))
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    return torch.device({"gpu": "cuda", "cuda": "cuda", "mps": "mps"}.get(accelerator, "cpu"))
+
+
 def output_dir(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,14 @@ from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import psnr, ssim
 from degrade_lab.metrics.image_quality import SSIM_WINDOW
 from degrade_lab.metrics.optional import build_or_explain
-from degrade_lab.tasks.common import markdown_table, metric_notes, output_dir, save_config, save_examples
+from degrade_lab.tasks.common import (
+    markdown_table,
+    metric_notes,
+    output_dir,
+    save_config,
+    save_examples,
+    task_device,
+)
 from degrade_lab.utils.checkpoint import load_model
 from degrade_lab.utils.inference import self_ensemble, tiled
 from degrade_lab.utils.io import (
@@ -139,7 +146,7 @@ def evaluate(cfg: DictConfig) -> dict:
     # the default border: the scale for SR (BasicSR's convention), none for denoising
     crop = (scale if scale > 1 else 0) if cfg.metrics.get("crop_border") is None else int(cfg.metrics.crop_border)
     y_channel = bool(cfg.metrics.y_channel)
-    device = torch.device(cfg.device)
+    device = task_device(cfg)
     if model is not None:
         model.to(device)
     restore = _restorer(model, cfg, scale)

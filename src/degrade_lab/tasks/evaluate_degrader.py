@@ -38,7 +38,14 @@ from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
 from degrade_lab.metrics.optional import build_or_explain, tiles
 from degrade_lab.plots.degradation_sheet import degradation_sheet
-from degrade_lab.tasks.common import markdown_table, metric_notes, output_dir, save_config, save_examples
+from degrade_lab.tasks.common import (
+    markdown_table,
+    metric_notes,
+    output_dir,
+    save_config,
+    save_examples,
+    task_device,
+)
 from degrade_lab.tasks.synthesize import image_seed
 from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
 from degrade_lab.utils.runs import count_parameters, write_summary
@@ -78,7 +85,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     data_scale = int(cfg.data.get("scale", 1))
     if data_scale not in (1, scale):
         raise UserInputError(f"the degrader works at scale {scale} but data.scale is {data_scale}.")
-    device = torch.device(cfg.device)
+    device = task_device(cfg)
     degrader.to(device).eval()
     dataset = PairedImageDataset(cfg.data.test, scale=scale)
     samples, mmd_samples = int(cfg.metrics.samples), int(cfg.metrics.mmd_samples)

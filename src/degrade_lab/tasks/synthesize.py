@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.tasks.common import output_dir, save_config
+from degrade_lab.tasks.common import output_dir, save_config, task_device
 from degrade_lab.utils.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -99,7 +99,7 @@ def synthesize(cfg: DictConfig) -> dict:
     _bit_depth(cfg.get("bit_depth", "auto"), 8)  # check the option before any work
     files = list_images(source, "input folder")
     degrader = hydra.utils.instantiate(cfg.degrader, _convert_="all")
-    device = torch.device(cfg.device)
+    device = task_device(cfg)
     degrader.to(device).eval()
     scale = int(getattr(degrader, "scale", 1))
     _check_inputs(files, scale)

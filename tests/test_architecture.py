@@ -83,3 +83,17 @@ def test_networks_training_modules_and_degraders_stay_apart():
                            for i in imports), (name, imports)
         if name.startswith("degrade_lab.degradations"):
             assert not any(i.startswith(("degrade_lab.lit", "degrade_lab.tasks")) for i in imports), (name, imports)
+
+
+def test_the_readme_is_short_and_every_local_link_resolves():
+    import re
+
+    repo = ROOT.parent.parent
+    readme = repo / "README.md"
+    if not readme.is_file():  # an installed wheel carries no docs
+        return
+    assert len(readme.read_text().splitlines()) <= 250
+    for page in [readme, *sorted((repo / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if not target.startswith(("http://", "https://")):
+                assert (page.parent / target).exists(), f"{page.name} links to missing {target}"

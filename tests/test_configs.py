@@ -75,9 +75,11 @@ def test_data_configs_instantiate(compose, tiny_folders):
         if data == "folders":
             overrides += [f"data.paired={tiny_folders / 'paired'}", f"data.test={tiny_folders / 'test'}",
                           "data.crop_size=32"]
+        if data == "builtin_clean":  # clean images only: the pairs come from a degrader on the fly
+            overrides += ["+degrader@data.degrader=awgn"]
         cfg = compose("train", overrides)
         dm = hydra.utils.instantiate(cfg.data, kind="paired", seed=0)
-        batch = next(iter(dm.train_dataloader()))
+        batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
         assert batch["clean"].shape[-1] == cfg.data.crop_size
         assert batch["degraded"].shape[-1] == cfg.data.crop_size // cfg.data.scale
     # the builtin data exists with its manifest, in the cache, not the working directory

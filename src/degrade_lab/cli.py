@@ -66,10 +66,14 @@ def preset_groups(name: str) -> set[str] | None:
     used = {key for key in preset if key not in ("defaults", "experiment_name")}
     for entry in preset.get("defaults") or []:
         key = next(iter(entry)) if isinstance(entry, dict) else str(entry)
-        if key.startswith("override "):
-            used.add(key.removeprefix("override ").strip().lstrip("/").split("@")[0].split("/")[0])
-        elif key != "_self_":  # another preset it builds on
-            used |= preset_groups(key.removeprefix("/experiment/")) or set()
+        overriding = key.startswith("override ")
+        path = key.removeprefix("override ").strip()
+        if "@" in path:  # a group placed at a package: /degrader@data.degrader sets data
+            used.add(path.split("@", 1)[1].split(".")[0])
+        elif path.startswith("/") or overriding:  # a group of the task's config
+            used.add(path.lstrip("/").split("/")[0])
+        elif path != "_self_":  # another preset it builds on
+            used |= preset_groups(path) or set()
     return used
 
 

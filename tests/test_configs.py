@@ -95,14 +95,15 @@ def test_paths_do_not_depend_on_the_working_directory(compose, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("name, sigmas, scale, operator", [
-    ("sidd", (40, 20), 1, None), ("dnd", (20, 10), 1, None), ("aim19", (15, 10), 4, "bicubic"),
-    ("ntire20", (8, 3), 4, "bicubic"), ("lol", (3, 2), 1, "lowlight"),
+    ("sidd", (40, 20), 1, "Identity"), ("dnd", (20, 10), 1, "Identity"), ("aim19", (15, 10), 4, "Bicubic"),
+    ("ntire20", (8, 3), 4, "Bicubic"), ("lol", (3, 2), 1, "LowLight"),
 ])
 def test_ludvae_paper_presets(compose, name, sigmas, scale, operator):
     cfg = compose("train", [f"experiment=ludvae_{name}"])
     module = hydra.utils.instantiate(cfg.model)
     assert (module.noise_level_clean, module.noise_level_degraded) == sigmas
-    assert module.scale == scale == cfg.data.scale and cfg.model.clean_operator == operator
+    assert module.scale == scale == cfg.data.scale and type(module.clean_operator).__name__ == operator
+    assert cfg.model.clean_operator._target_.endswith(operator)  # a config: the constructor reads no file
     assert sum(p.numel() for p in module.net.parameters()) == 5_709_827
     assert cfg.trainer.max_steps == 200_000 and cfg.model.optimizer.lr == 1e-4 and cfg.model.kl_anneal_steps == 10_000
     assert (cfg.model.color_normalization is not None) == (name == "aim19")

@@ -44,7 +44,9 @@ class LUDVAEModule(DegradeLabModule):
     Args:
         net: the :class:`~degrade_lab.archs.ludvae.LUDVAE` network.
         optimizer / scheduler: partial optimizer and (per-step) scheduler factories.
-        clean_operator: the task's known operator T on the clean side, a degrader name or config
+        clean_operator: the task's known operator T on the clean side: a Degrader (Hydra builds it from
+            ``conf/degrader``, so the constructor reads no file), or, in checkpoints written before that,
+            a degrader name or config
             (``null`` = identity, ``bicubic`` for x4 SR, ``lowlight``).
         noise_level_clean / noise_level_degraded: sigma_x / sigma_y of the pre-processing noise (0-255).
         kl_weight / kl_anneal_steps: final KL weight and the length of its linear warm-up.

@@ -8,6 +8,7 @@ from degrade_lab.archs.dncnn import DnCNN
 from degrade_lab.lit.restoration import RestorationModule
 from degrade_lab.metrics import PSNR, SSIM, psnr, ssim
 from degrade_lab.metrics.image_quality import rgb_to_y
+from degrade_lab.paths import config_dir
 from degrade_lab.utils.runs import count_parameters
 
 
@@ -97,3 +98,30 @@ def test_channels_last_gives_the_same_output():
     expected = plain(x)
     fast = RestorationModule(net, channels_last=True).eval()
     assert torch.allclose(fast(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (config_dir() / "model").glob("*.yaml")))
+def test_every_model_rebuilds_from_its_config_alone(compose, name, tmp_path, monkeypatch):
+    """What load_model does with a checkpoint's stored config: no config file may be read, no backbone
+    weights may be needed (none are installed here) and no other run's checkpoint (ESRGAN's init_from)."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    import degrade_lab.degradations.build as build
+    import degrade_lab.paths as paths
+
+    cfg = compose("train", [f"model={name}", "data.scale=4"] if name in ("rrdbnet", "esrgan") else [f"model={name}"])
+    stored = OmegaConf.to_container(cfg.model, resolve=True)
+    if "init_from" in stored:
+        stored["init_from"] = str(tmp_path / "deleted_stage_one" / "last.ckpt")
+    if stored.get("val_lpips"):
+        stored["val_lpips"] = None  # load_model switches the validation-only metric off
+
+    def no_config(*args, **kwargs):
+        raise AssertionError("a constructor read a config file")
+
+    monkeypatch.setattr(paths, "config_dir", no_config)
+    monkeypatch.setattr(build, "config_dir", no_config)
+    monkeypatch.setenv("DEGRADE_LAB_WEIGHTS", str(tmp_path / "no_weights"))
+    module = hydra.utils.instantiate(stored)
+    assert sum(p.numel() for p in module.parameters()) > 0

@@ -13,8 +13,17 @@ from degrade_lab.utils.runs import count_parameters
 
 
 def test_dncnn_parameter_counts_at_paper_settings():
-    assert count_parameters(DnCNN())["total"] == 559_363  # KAIR colour DnCNN, 17 layers
-    assert count_parameters(DnCNN(depth=20))["total"] == 670_531  # VDIR Table II's 20-layer DnCNN (~0.67 M)
+    """KAIR's colour DnCNN, counted layer by layer: a 3x3 conv 3 -> 64 with bias, (depth - 2) blocks of a
+    3x3 conv 64 -> 64 with bias and BatchNorm (scale and shift), a 3x3 conv 64 -> 3 with bias."""
+    def formula(depth, channels=64, colours=3):
+        first = colours * channels * 9 + channels
+        middle = (depth - 2) * (channels * channels * 9 + channels + 2 * channels)
+        last = channels * colours * 9 + colours
+        return first + middle + last
+
+    assert formula(17) == 559_363  # KAIR's released count
+    assert count_parameters(DnCNN())["total"] == formula(17)
+    assert count_parameters(DnCNN(depth=20))["total"] == formula(20)  # VDIR Table II's 20-layer DnCNN (~0.67 M)
 
 
 def test_dncnn_is_residual_and_keeps_shape():

@@ -200,7 +200,10 @@ def test_restorer_presets_run_a_fast_dev_run(compose, experiment):
         pytest.skip("ESRGAN's perceptual loss needs `degrade-lab weights install` (`make test` runs it)")
     cfg = compose("train", [f"experiment={experiment}", "debug=fdr", "data.batch_size=2", "data.val_crop=64",
                             "logger=csv", "callbacks.progress.refresh_rate=0"])
-    train(cfg)
+    metrics = train(cfg)
+    losses = {k: v for k, v in metrics.items() if k.startswith("train/") and "skipped" not in k}
+    assert losses and all(math.isfinite(v) for v in losses.values()), metrics  # one real, finite step
+    assert math.isfinite(metrics["val/psnr"]) and 0 < metrics["val/psnr"] < 60
 
 
 def test_tiled_inference_equals_whole_image_inference():

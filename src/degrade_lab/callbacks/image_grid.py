@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
+from degrade_lab.data.transforms import center_crop
 from degrade_lab.utils.io import write_png
 
 
@@ -40,8 +41,7 @@ class ImageGrid(pl.Callback):
         height, width = max(p.shape[-2] for p in panels), max(p.shape[-1] for p in panels)
         panels = [F.interpolate(p, size=(height, width), mode="nearest") for p in panels]
         row = torch.cat(panels).clamp(0, 1)
-        top, left = max((height - self.size) // 2, 0), max((width - self.size) // 2, 0)
-        self.rows.append(row[..., top : top + self.size, left : left + self.size].cpu())
+        self.rows.append(center_crop(row, self.size).cpu())
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if not self.rows or trainer.sanity_checking or not trainer.is_global_zero:

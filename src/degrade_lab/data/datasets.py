@@ -13,7 +13,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from degrade_lab.data.transforms import random_augment, random_crop, random_crop_pair
+from degrade_lab.data.transforms import (
+    center_crop,
+    center_offset,
+    random_augment,
+    random_crop,
+    random_crop_pair,
+)
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.io import image_size, list_images, read_image, relative_stems
 
@@ -163,7 +169,7 @@ class PairedImageDataset(Dataset):
         clean = read_image(clean_path)[:, : height * self.scale, : width * self.scale]
         if self.crop:  # the same scene region on both sides
             size = self.crop // self.scale
-            top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
+            top, left = center_offset(height, width, size)
             degraded = degraded[:, top : top + size, left : left + size]
             s = self.scale
             clean = clean[:, top * s : (top + size) * s, left * s : (left + size) * s]
@@ -195,9 +201,7 @@ class DegradedImageDataset(Dataset):
         name, path = self.items[index]
         clean = read_image(path)
         if self.crop:
-            height, width = clean.shape[-2:]
-            top, left = max((height - self.crop) // 2, 0), max((width - self.crop) // 2, 0)
-            clean = clean[:, top : top + self.crop, left : left + self.crop]
+            clean = center_crop(clean, self.crop)
         height, width = clean.shape[-2:]
         clean = clean[:, : height - height % self.scale, : width - width % self.scale]
         generator = torch.Generator().manual_seed(self.seeds[name])

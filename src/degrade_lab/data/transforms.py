@@ -21,6 +21,17 @@ def augment(images: list[torch.Tensor], mode: int) -> list[torch.Tensor]:
     return out
 
 
+def center_offset(height: int, width: int, size: int) -> tuple[int, int]:
+    """(top, left) of the centred ``size x size`` window of a ``height x width`` image (0 where it is smaller)."""
+    return max((height - size) // 2, 0), max((width - size) // 2, 0)
+
+
+def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The centred ``size x size`` window of ``... x H x W`` images (the whole side where it is smaller)."""
+    top, left = center_offset(*image.shape[-2:], size)
+    return image[..., top : top + size, left : left + size]
+
+
 def random_augment(images: list[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """One of the 8 modes, drawn from ``generator`` (the global stream when ``None``)."""
     return augment(images, int(torch.randint(8, (1,), generator=generator)))

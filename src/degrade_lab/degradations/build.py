@@ -18,11 +18,19 @@ def available_degraders() -> list[str]:
     return sorted(p.stem for p in (config_dir() / "degrader").glob("*.yaml"))
 
 
+def degrader_config(name: str) -> DictConfig:
+    """``conf/degrader/NAME.yaml``, or an error listing the available names."""
+    path = config_dir() / "degrader" / f"{name}.yaml"
+    if not path.is_file():
+        raise UserInputError(f"unknown degrader '{name}'; choose one of: {', '.join(available_degraders())}.")
+    return OmegaConf.load(path)
+
+
 def is_learned(name: str) -> bool:
     """Whether ``conf/degrader/NAME.yaml`` builds the degrader of a trained model (it needs a checkpoint)."""
     from degrade_lab.degradations.learned import LearnedDegrader
 
-    target = OmegaConf.load(config_dir() / "degrader" / f"{name}.yaml").get("_target_")
+    target = degrader_config(name).get("_target_")
     return isinstance(target, str) and issubclass(hydra.utils.get_class(target), LearnedDegrader)
 
 
@@ -52,12 +60,7 @@ def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:
     if isinstance(spec, (str, Path)) and str(spec).endswith(".ckpt"):
         return learned_degrader(spec)
     if isinstance(spec, str):
-        path = config_dir() / "degrader" / f"{spec}.yaml"
-        if not path.is_file():
-            raise UserInputError(
-                f"unknown degrader '{spec}'; choose one of: {', '.join(available_degraders())}."
-            )
-        spec = OmegaConf.load(path)
+        spec = degrader_config(spec)
     if isinstance(spec, dict):
         spec = OmegaConf.create(spec)
     if isinstance(spec, DictConfig) and "_target_" in spec:

@@ -17,13 +17,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from degrade_lab.data.transforms import center_crop
 from degrade_lab.utils.io import atomic_write_bytes  # noqa: E402
 
 
 def _crop(image: torch.Tensor, size: int) -> np.ndarray:
-    height, width = image.shape[-2:]
-    top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
-    crop = image[..., top : top + size, left : left + size].clamp(0, 1)
+    crop = center_crop(image, size).clamp(0, 1)
     return crop.permute(1, 2, 0).cpu().numpy()
 
 

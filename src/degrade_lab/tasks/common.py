@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from degrade_lab.data.transforms import center_crop
 from degrade_lab.utils.io import atomic_write_text, write_png
 
 
@@ -50,9 +51,7 @@ def save_config(cfg: DictConfig, out: Path, overwrite: bool = True) -> dict:
 def save_examples(folder, images: dict[str, torch.Tensor], size: int = 128) -> None:
     """A centre crop of each panel (``examples/<name>.png``), at the clean image's position."""
     for name, image in images.items():
-        height, width = image.shape[-2:]
-        top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
-        write_png(folder / f"{name}.png", image[0, :, top : top + size, left : left + size].float().cpu())
+        write_png(folder / f"{name}.png", center_crop(image[0], size).float().cpu())
 
 
 def metric_notes(labels: dict, unavailable: dict) -> str:

@@ -66,16 +66,9 @@ def _sweep_dataset(cfg: DictConfig, sweep, value):
     from omegaconf import OmegaConf, open_dict
 
     from degrade_lab.data.datasets import DegradedImageDataset
-    from degrade_lab.degradations.build import build_degrader
+    from degrade_lab.degradations.build import build_degrader, degrader_config
 
-    spec = sweep.degrader
-    if isinstance(spec, str):
-        from degrade_lab.paths import config_dir
-
-        path = config_dir() / "degrader" / f"{spec}.yaml"
-        if not path.is_file():
-            raise UserInputError(f"sweep.degrader '{spec}' is not a degrader config (conf/degrader/).")
-        spec = OmegaConf.load(path)
+    spec = degrader_config(sweep.degrader) if isinstance(sweep.degrader, str) else sweep.degrader
     spec = OmegaConf.create(OmegaConf.to_container(spec, resolve=True))
     with open_dict(spec):
         OmegaConf.update(spec, str(sweep.parameter), value, merge=False)
@@ -111,119 +104,146 @@ def _check_sizes(dataset, crop: int) -> None:
             )
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    if not cfg.data.get("test"):
-        raise UserInputError("evaluate needs test pairs: data.test=DIR (with clean/ and degraded/).")
-    if cfg.get("degrader") is not None:
-        if cfg.get("ckpt") is not None:
-            raise UserInputError("give either ckpt=... (a restorer) or degrader=... (a degrader), not both.")
-        from degrade_lab.tasks.evaluate_degrader import evaluate_degrader
-
-        return evaluate_degrader(cfg)
-    if cfg.get("ckpt") is None:
-        raise UserInputError(
-            "evaluate needs ckpt=RUN/checkpoints/last.ckpt (a restorer; ckpt=identity scores the input) "
-            "or degrader=NAME (a degrader, e.g. degrader=ludvae degrader.ckpt=RUN/checkpoints/last.ckpt)."
-        )
-    start = time.time()
-    out = output_dir(cfg)
-    save_config(cfg, out)
-    scale = int(cfg.data.get("scale", 1))
-    model, record = (None, None) if str(cfg.ckpt) == "identity" else load_model(cfg.ckpt)
-    if model is not None and getattr(model, "data_kind", "paired") != "paired":
+def _load_restorer(cfg: DictConfig, scale: int):
+    """The restorer of ``cfg.ckpt`` (``(None, None)`` for ``ckpt=identity``), checked against the data."""
+    if str(cfg.ckpt) == "identity":
+        return None, None
+    model, record = load_model(cfg.ckpt)
+    if getattr(model, "data_kind", "paired") != "paired":
+        name = model.degrader_target.rsplit(".", 1)[-1].lower().replace("degrader", "")
         raise UserInputError(
             f"checkpoint '{cfg.ckpt}' is a degradation model ({type(model).__name__}), not a restorer: judge it "
-            f"with degrade-lab evaluate degrader={model.degrader_target.rsplit('.', 1)[-1].lower().replace('degrader', '')} "
-            f"degrader.ckpt={cfg.ckpt}."
+            f"with degrade-lab evaluate degrader={name} degrader.ckpt={cfg.ckpt}."
         )
-    if model is not None and int(getattr(model, "scale", 1)) != scale:
+    if int(getattr(model, "scale", 1)) != scale:
         raise UserInputError(
             f"checkpoint '{cfg.ckpt}' restores at scale {model.scale} but data.scale is {scale}: "
             f"evaluate it on x{model.scale} pairs (data.scale={model.scale})."
         )
-    if model is not None and cfg.get("noise_level") is not None:
+    if cfg.get("noise_level") is not None:
         model.noise_level = float(cfg.noise_level)  # non-blind networks (DRUNet with its noise map)
-    # the default border: the scale for SR (BasicSR's convention), none for denoising
-    crop = (scale if scale > 1 else 0) if cfg.metrics.get("crop_border") is None else int(cfg.metrics.crop_border)
-    y_channel = bool(cfg.metrics.y_channel)
-    device = task_device(cfg)
-    if model is not None:
-        model.to(device)
-    restore = _restorer(model, cfg, scale)
+    return model, record
 
-    unavailable, labels = {}, {}
-    lpips_metric = None
-    if cfg.metrics.get("lpips"):
-        from degrade_lab.metrics.lpips import LPIPS
 
-        lpips_metric = build_or_explain(["test/lpips", "input/lpips"],
-                                        lambda: LPIPS(cfg.metrics.lpips, cfg.weights.source), unavailable, labels)
-        if lpips_metric is not None:
-            lpips_metric.to(device)
+def _lpips(cfg: DictConfig, device, unavailable: dict, labels: dict):
+    """The LPIPS metric the config asks for, or ``None`` (with the reason under ``unavailable``)."""
+    if not cfg.metrics.get("lpips"):
+        return None
+    from degrade_lab.metrics.lpips import LPIPS
 
+    metric = build_or_explain(["test/lpips", "input/lpips"], lambda: LPIPS(cfg.metrics.lpips, cfg.weights.source),
+                              unavailable, labels)
+    return metric.to(device) if metric is not None else None
+
+
+def _groups(cfg: DictConfig, scale: int) -> list:
+    """``(sweep value, dataset)`` per table row: the test pairs, or the clean images at each sweep value."""
     sweep = cfg.get("sweep") or {}
     levels = list(sweep.get("values") or []) if sweep.get("degrader") else []
-    groups = [(None, PairedImageDataset(cfg.data.test, scale=scale))] if not levels else [
-        (value, _sweep_dataset(cfg, sweep, value)) for value in levels
-    ]
-    keys = ["test/psnr", "test/ssim", "input/psnr", "input/ssim"]
-    keys += ["test/lpips", "input/lpips"] if lpips_metric is not None else []
-    for _, dataset in groups:
-        _check_sizes(dataset, crop)
-    rows, per_level = [], {}
-    with torch.inference_mode():
-        for value, dataset in groups:
-            level_rows = []
-            for sample in tqdm(dataset, desc="evaluate" if value is None else f"evaluate {sweep.parameter}={value}",
-                               unit="img", disable=not cfg.progress):
-                clean = sample["clean"][None].to(device)
-                degraded = sample["degraded"][None].to(device)
-                restored = restore(degraded).float() if model is not None else degraded
-                if restored.shape != clean.shape:  # the input of an SR pair: bicubic up-sampling
-                    restored = imresize(restored, scale).clamp(0, 1)
-                restored = quantize_8bit(restored)
-                baseline = imresize(degraded, scale).clamp(0, 1) if scale > 1 else degraded
-                row = {
-                    "name": sample["name"],
-                    "test/psnr": float(psnr(restored, clean, crop, y_channel)),
-                    "test/ssim": float(ssim(restored, clean, crop, y_channel)),
-                    "input/psnr": float(psnr(baseline, clean, crop, y_channel)),
-                    "input/ssim": float(ssim(baseline, clean, crop, y_channel)),
-                }
-                if lpips_metric is not None:
-                    row["test/lpips"] = float(lpips_metric.per_image(restored, clean))
-                    row["input/lpips"] = float(lpips_metric.per_image(baseline, clean))
-                if value is not None:
-                    row[str(sweep.parameter)] = value
-                if not rows and not level_rows:
-                    save_examples(out / "examples", {"degraded": baseline, "restored": restored, "clean": clean})
-                level_rows.append(row)
-            if not level_rows:
-                raise UserInputError(f"no test images in '{cfg.data.test}'.")
-            per_level[value] = {k: sum(r[k] for r in level_rows) / len(level_rows) for k in keys}
-            rows += level_rows
+    if not levels:
+        return [(None, PairedImageDataset(cfg.data.test, scale=scale))]
+    return [(value, _sweep_dataset(cfg, sweep, value)) for value in levels]
+
+
+def _score(sample: dict, restore, scale: int, crop: int, y_channel: bool, lpips_metric, device) -> tuple[dict, dict]:
+    """One image's row of scores, and its panels (degraded, restored, clean) for the examples."""
+    clean = sample["clean"][None].to(device)
+    degraded = sample["degraded"][None].to(device)
+    restored = restore(degraded).float() if restore is not None else degraded
+    if restored.shape != clean.shape:  # the input of an SR pair: bicubic up-sampling
+        restored = imresize(restored, scale).clamp(0, 1)
+    restored = quantize_8bit(restored)
+    baseline = imresize(degraded, scale).clamp(0, 1) if scale > 1 else degraded
+    row = {
+        "name": sample["name"],
+        "test/psnr": float(psnr(restored, clean, crop, y_channel)),
+        "test/ssim": float(ssim(restored, clean, crop, y_channel)),
+        "input/psnr": float(psnr(baseline, clean, crop, y_channel)),
+        "input/ssim": float(ssim(baseline, clean, crop, y_channel)),
+    }
+    if lpips_metric is not None:
+        row["test/lpips"] = float(lpips_metric.per_image(restored, clean))
+        row["input/lpips"] = float(lpips_metric.per_image(baseline, clean))
+    return row, {"degraded": baseline, "restored": restored, "clean": clean}
+
+
+def _write_outputs(cfg: DictConfig, out: Path, rows: list[dict], per_level: dict, keys: list[str], model,
+                   crop: int, labels: dict, unavailable: dict) -> tuple[dict, str]:
+    """metrics.json / .csv / .md; returns the metrics and the Markdown table."""
+    sweep = cfg.get("sweep") or {}
+    levels = [value for value in per_level if value is not None]
     metrics = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
-    for value, means in per_level.items():
-        if value is not None:
-            metrics.update({f"{k}@{sweep.parameter}={value}": v for k, v in means.items()})
+    for value in levels:
+        metrics.update({f"{k}@{sweep.parameter}={value}": v for k, v in per_level[value].items()})
     metrics["test/images"] = len(rows)
     metrics["labels"], metrics["unavailable"] = labels, unavailable
-
-    level_key = [str(sweep.parameter)] if levels else []
-    atomic_write_csv(out / "metrics.csv", rows, ["name", *level_key, *keys])
+    atomic_write_csv(out / "metrics.csv", rows, ["name", *([str(sweep.parameter)] if levels else []), *keys])
     atomic_write_json(out / "metrics.json", metrics)
-    label = "input (identity)" if model is None else str(cfg.ckpt)
     table = _table(per_level, sweep.get("parameter") if levels else None, model is not None)
-    conventions = "RGB" if not y_channel else "Y (BT.601)"
     options = [name for name, on in (("x8 self-ensemble", cfg.get("self_ensemble")),
                                      (f"tiles of {cfg.get('tile')} px", cfg.get("tile"))) if on]
     source = (f"clean images `{cfg.data.test}` degraded by `{sweep.degrader}` at {sweep.parameter} = {levels}"
               if levels else f"test pairs `{cfg.data.test}`")
     atomic_write_text(
         out / "metrics.md",
-        f"# Evaluation of {label}\n\n{source} ({len(rows)} images), {conventions}, border crop {crop}"
+        f"# Evaluation of {'input (identity)' if model is None else cfg.ckpt}\n\n{source} ({len(rows)} images), "
+        f"{'Y (BT.601)' if cfg.metrics.y_channel else 'RGB'}, border crop {crop}"
         f"{', ' + ', '.join(options) if options else ''}.\n\n{table}\n{metric_notes(labels, unavailable)}",
     )
+    return metrics, table
+
+
+def _check_request(cfg: DictConfig) -> None:
+    if not cfg.data.get("test"):
+        raise UserInputError("evaluate needs test pairs: data.test=DIR (with clean/ and degraded/).")
+    if cfg.get("degrader") is not None and cfg.get("ckpt") is not None:
+        raise UserInputError("give either ckpt=... (a restorer) or degrader=... (a degrader), not both.")
+    if cfg.get("degrader") is None and cfg.get("ckpt") is None:
+        raise UserInputError(
+            "evaluate needs ckpt=RUN/checkpoints/last.ckpt (a restorer; ckpt=identity scores the input) "
+            "or degrader=NAME (a degrader, e.g. degrader=ludvae degrader.ckpt=RUN/checkpoints/last.ckpt)."
+        )
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Score a restorer (or the input) on test pairs; ``degrader=...`` judges a degrader instead."""
+    _check_request(cfg)
+    if cfg.get("degrader") is not None:
+        from degrade_lab.tasks.evaluate_degrader import evaluate_degrader
+
+        return evaluate_degrader(cfg)
+    start = time.time()
+    out = output_dir(cfg)
+    save_config(cfg, out)
+    scale, device = int(cfg.data.get("scale", 1)), task_device(cfg)
+    model, record = _load_restorer(cfg, scale)
+    restore = _restorer(model.to(device), cfg, scale) if model is not None else None
+    # the default border: the scale for SR (BasicSR's convention), none for denoising
+    crop = (scale if scale > 1 else 0) if cfg.metrics.get("crop_border") is None else int(cfg.metrics.crop_border)
+    unavailable, labels = {}, {}
+    lpips_metric = _lpips(cfg, device, unavailable, labels)
+    keys = ["test/psnr", "test/ssim", "input/psnr", "input/ssim"]
+    keys += ["test/lpips", "input/lpips"] if lpips_metric is not None else []
+    groups = _groups(cfg, scale)
+    for _, dataset in groups:
+        _check_sizes(dataset, crop)
+    rows, per_level = [], {}
+    with torch.inference_mode():
+        for value, dataset in groups:
+            desc = "evaluate" if value is None else f"evaluate {cfg.sweep.parameter}={value}"
+            level_rows = []
+            for sample in tqdm(dataset, desc=desc, unit="img", disable=not cfg.progress):
+                row, panels = _score(sample, restore, scale, crop, bool(cfg.metrics.y_channel), lpips_metric, device)
+                if value is not None:
+                    row[str(cfg.sweep.parameter)] = value
+                if not rows and not level_rows:
+                    save_examples(out / "examples", panels)
+                level_rows.append(row)
+            if not level_rows:
+                raise UserInputError(f"no test images in '{cfg.data.test}'.")
+            per_level[value] = {k: sum(r[k] for r in level_rows) / len(level_rows) for k in keys}
+            rows += level_rows
+    metrics, table = _write_outputs(cfg, out, rows, per_level, keys, model, crop, labels, unavailable)
     write_summary(
         out, task="evaluate", ckpt=str(cfg.ckpt), params=count_parameters(model),
         global_step=None if record is None else record.get("global_step"),

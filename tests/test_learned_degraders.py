@@ -90,6 +90,50 @@ def test_learned_synthesis_is_unchanged():
         assert abs(got["mean"] - expected["mean"]) < 1e-5 and abs(got["std"] - expected["std"]) < 1e-5, name
 
 
+class _GainNet(torch.nn.Module):
+    """A toy degradation network: ``image * gain + offset * N(0, 1)`` with the noise drawn from each image's seed."""
+
+    def synthesize(self, image, seeds, tile_size=0, *, gain=None, offset=None):
+        gain = torch.ones(len(image)) if gain is None else gain
+        offset = torch.zeros(len(image)) if offset is None else offset
+        noise = torch.stack([torch.randn(image.shape[1:], generator=torch.Generator().manual_seed(seed))
+                             for seed in seeds])
+        return image * gain.view(-1, 1, 1, 1) + offset.view(-1, 1, 1, 1) * noise
+
+
+class _GainModule(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _GainNet()
+
+
+def test_generic_learned_degrader_draws_options_per_image_and_checks_them():
+    """The degrader of a new model is LearnedDegrader itself: options go to ``net.synthesize`` by name, ranges
+    are drawn per image and recorded, the seeds come from the caller's generator, unknown options are refused."""
+    import pytest
+
+    from degrade_lab.degradations.build import build_degrader
+    from degrade_lab.degradations.learned import LearnedDegrader
+    from degrade_lab.errors import UserInputError
+
+    clean = torch.full((64, 3, 4, 4), 0.5)
+    degrader = LearnedDegrader(module=_GainModule(), options={"gain": [0.2, 0.6]})
+    out = degrader(clean, torch.Generator().manual_seed(1))
+    gains = degrader.last_parameters["gain"]
+    assert gains.shape == (64,) and 0.2 <= gains.min() < 0.25 and 0.55 < gains.max() <= 0.6
+    torch.testing.assert_close(out, clean * gains.view(-1, 1, 1, 1))  # offset kept the network's default, 0
+    noisy = LearnedDegrader(module=_GainModule(), options={"offset": 0.1})
+    first, again = (noisy(clean[:2], torch.Generator().manual_seed(4)) for _ in range(2))
+    other = noisy(clean[:2], torch.Generator().manual_seed(5))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert abs(float((first - 0.5).std()) - 0.1) < 0.03  # N(0, 0.1^2) around the clean value
+    with pytest.raises(UserInputError, match="brightness is not an option of _GainNet; it takes: gain, offset"):
+        LearnedDegrader(module=_GainModule(), options={"brightness": 1.0})
+    with pytest.raises(UserInputError, match="needs a checkpoint"):
+        build_degrader({"_target_": "degrade_lab.degradations.learned.LearnedDegrader",
+                        "trained_by": "degrade_lab.lit.ludvae.LUDVAEModule"})
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     PINS.write_text(json.dumps({name: _summary(image) for name, image in outputs().items()}, indent=1) + "\n")
     print(f"wrote {PINS}")

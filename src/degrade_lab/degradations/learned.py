@@ -1,18 +1,25 @@
-"""What every trained degradation model shares as a degrader: loading its checkpoint, per-image options,
-autocast, per-image seeds.
+"""The degrader of a trained degradation model: its checkpoint loaded safely, per-image options, autocast,
+per-image seeds, seamless tiles.
 
 A learned degrader wraps the LightningModule of a checkpoint written by ``degrade-lab train`` (rebuilt
 from the checkpoint's own config, safely: :func:`~degrade_lab.utils.checkpoint.load_model_of`). Its
-network does the translation itself (``net.synthesize(image, seeds, ..., tile_size=...)``: position-
-addressed noise, seamless tiles); the degrader draws each image's options (a number, or a ``[low, high]``
-range drawn per image) and a seed per image from the caller's generator, and runs the network under
-bfloat16 autocast when asked. A new learned model subclasses :class:`LearnedDegrader` with the dotted name of
-its LightningModule (``trained_by``) and its config name; nothing here knows the models.
+network does the translation itself: ``net.synthesize(image, seeds, tile_size=..., **options)``, with
+position-addressed noise so that tiles join without seams. This degrader draws a seed per image from the
+caller's generator and each per-image option (a number, or a ``[low, high]`` range drawn per image),
+and runs the network under bfloat16 autocast when asked.
+
+:class:`LearnedDegrader` is complete as it is: a new learned model needs only a config,
+``conf/degrader/NAME.yaml``, with ``_target_: degrade_lab.degradations.learned.LearnedDegrader``,
+``trained_by`` (its LightningModule's dotted name) and the ``options`` its ``net.synthesize`` takes.
+A model whose options need more than numbers and ranges (LUD-VAE's two directions, SeNM-VAE's level
+priors) subclasses it and overrides ``__init__`` / :meth:`degrade`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 
 import torch
 
@@ -21,22 +28,60 @@ from degrade_lab.errors import UserInputError
 from degrade_lab.utils.checkpoint import load_model_of
 
 
+def model_name(class_path: str) -> str:
+    """``degrade_lab.lit.deflow.DeFlowModule`` -> ``deflow`` (the ``model=`` / ``degrader=`` name)."""
+    parts = class_path.split(".")
+    return parts[-2] if len(parts) >= 2 else class_path
+
+
 class LearnedDegrader(Degrader):
-    """Base of the degraders of trained models. Args: ``ckpt`` (a run's ``checkpoints/last.ckpt`` or
-    ``best.ckpt``), ``module`` (an already loaded LightningModule instead), ``tile_size`` (pixels; 0 = never
-    tile), ``bf16`` (bfloat16 autocast)."""
+    """A trained degradation model's checkpoint as a degrader.
 
-    #: the LightningModule class (dotted path) whose checkpoints this degrader runs
+    Args:
+        ckpt: a run's ``checkpoints/last.ckpt`` or ``best.ckpt``.
+        trained_by: the dotted name of the LightningModule whose checkpoints this degrader runs (a config
+            sets it; subclasses fix it).
+        options: the per-image options of the network's ``synthesize``: ``{name: number or [low, high]}``,
+            a range drawn uniformly per image (``degrader.options.temperature=[0.8,1]``); options not
+            given keep the network's defaults.
+        tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
+        bf16: run under bfloat16 autocast (faster where the hardware has bf16 units).
+        module: an already loaded LightningModule instead of ``ckpt``.
+    """
+
+    #: the LightningModule class (dotted path) whose checkpoints a subclass runs
     trained_by: str = ""
-    #: the degrader's config name (``degrader=NAME``)
-    name: str = ""
+    #: what the output is (synthesis writes ``clean`` outputs as the clean side of a pair)
+    produces = "degraded"
 
-    def __init__(self, ckpt: str | None = None, module=None, tile_size: int = 512, bf16: bool = False):
+    def __init__(self, ckpt: str | None = None, trained_by: str | None = None, options: dict | None = None,
+                 tile_size: int = 512, bf16: bool = False, module=None):
         super().__init__()
+        self.trained_by = trained_by or self.trained_by
+        self.name = model_name(self.trained_by)
         if module is None:
+            if not self.trained_by:
+                raise UserInputError("a learned degrader's config must name the model it runs: trained_by=...")
             module = load_model_of(ckpt, self.trained_by, self.name).requires_grad_(False)
         self.module = module.eval()
         self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
+        self.scale = int(getattr(module, "scale", 1))
+        self.options = self._network_options(options or {})
+
+    def _network_options(self, options: dict) -> dict[str, tuple[float, float]]:
+        """``options`` checked against the keyword arguments of the network's ``synthesize``."""
+        if not options:
+            return {}
+        accepted = [name for name, parameter in inspect.signature(self.module.net.synthesize).parameters.items()
+                    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+                    or (parameter.default is not inspect.Parameter.empty and name != "tile_size")]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise UserInputError(
+                f"degrader.options: {', '.join(unknown)} is not an option of {type(self.module.net).__name__}; "
+                f"it takes: {', '.join(accepted) or 'none'}."
+            )
+        return {key: self.option(value, f"options.{key}", -math.inf) for key, value in options.items()}
 
     @staticmethod
     def option(value: Range, name: str, minimum: float = 0.0) -> tuple[float, float]:
@@ -57,3 +102,16 @@ class LearnedDegrader(Degrader):
 
     def autocast(self, device: torch.device):
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    def degrade(self, image, generator=None):
+        batch, device = image.shape[0], image.device
+        seeds = self.seeds(batch, generator, device)
+        drawn = {key: self.draw(low_high, batch, generator, device) for key, low_high in self.options.items()}
+        for key, values in drawn.items():
+            self.record(key, values)
+        with self.autocast(device):
+            out = self.module.net.synthesize(image.float(), seeds, tile_size=self.tile_size, **drawn).float()
+        return out.clamp(0, 1)
+
+    def extra_repr(self):
+        return f"model={self.name}, options={self.options}, tile_size={self.tile_size}, bf16={self.bf16}"

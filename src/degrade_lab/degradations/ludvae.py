@@ -42,7 +42,7 @@ class LUDVAEDegrader(LearnedDegrader):
         bf16: run under bfloat16 autocast (faster on recent CPUs and GPUs).
     """
 
-    trained_by, name = "degrade_lab.lit.ludvae.LUDVAEModule", "ludvae"
+    trained_by = "degrade_lab.lit.ludvae.LUDVAEModule"
 
     def __init__(
         self,
@@ -59,7 +59,7 @@ class LUDVAEDegrader(LearnedDegrader):
             raise UserInputError(f"degrader.direction must be one of {DIRECTIONS}, got {direction!r}.")
         if temperature_mode not in ("sample", "std"):
             raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
-        super().__init__(ckpt, module, tile_size, bf16)
+        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16)
         module = self.module
         self.direction, self.temperature_mode = direction, temperature_mode
         self.degrade_direction = direction == "c2n"

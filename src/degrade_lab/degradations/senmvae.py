@@ -68,11 +68,11 @@ class SeNMVAEDegrader(LearnedDegrader):
         bf16: run under bfloat16 autocast.
     """
 
-    trained_by, name = "degrade_lab.lit.senmvae.SeNMVAEModule", "senmvae"
+    trained_by = "degrade_lab.lit.senmvae.SeNMVAEModule"
 
     def __init__(self, ckpt: str | None = None, level: Range | str = "paired", level_steps: list[float] | None = None,
                  temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, module=None):
-        super().__init__(ckpt, module, tile_size, bf16)
+        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16)
         module = self.module
         self.trained_range = module.trained_level_range()
         self.level_steps = [float(v) for v in level_steps] if level_steps else None

@@ -110,7 +110,7 @@ def _load_restorer(cfg: DictConfig, scale: int):
         return None, None
     model, record = load_model(cfg.ckpt)
     if getattr(model, "data_kind", "paired") != "paired":
-        name = model.degrader_target.rsplit(".", 1)[-1].lower().replace("degrader", "")
+        name = type(model).__module__.rsplit(".", 1)[-1]  # degrade_lab.lit.NAME: the model's config name
         raise UserInputError(
             f"checkpoint '{cfg.ckpt}' is a degradation model ({type(model).__name__}), not a restorer: judge it "
             f"with degrade-lab evaluate degrader={name} degrader.ckpt={cfg.ckpt}."

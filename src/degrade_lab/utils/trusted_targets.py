@@ -3,55 +3,29 @@
 A checkpoint is read with ``torch.load(weights_only=True)`` (no pickled code), but its stored config
 is then *instantiated* by Hydra: every ``_target_`` string there is imported and called. A file that is
 plain data could therefore still name any callable (``os.system``, ``degrade_lab.utils.io.atomic_write_text``).
-:func:`check_config` accepts only the explicit list below: degrade_lab's own models, networks,
-degraders and losses, and torch's optimizers and schedulers. A new model adds its classes here (the
-test ``test_every_shipped_config_target_is_trusted`` fails until it does).
+:func:`check_config` accepts only
+
+* degrade_lab's own networks, training modules, degraders and losses: a class ``degrade_lab.P.FILE.Class``
+  with ``P`` one of :data:`PACKAGES`, defined in that file and a subclass of ``torch.nn.Module``
+  (LightningModules and degraders are). A new model's classes are trusted without a list to edit;
+  nothing in ``degrade_lab.utils``, ``tasks`` or ``cli``, and no function, is.
+* torch's optimizers and learning-rate schedulers named in :data:`TORCH_TARGETS`.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from pathlib import Path
+
+import torch
 
 from degrade_lab.errors import UserInputError
 
-LIGHTNING_MODULES = (
-    "degrade_lab.lit.restoration.RestorationModule",
-    "degrade_lab.lit.esrgan.ESRGANModule",
-    "degrade_lab.lit.vdir.VDIRModule",
-    "degrade_lab.lit.ludvae.LUDVAEModule",
-    "degrade_lab.lit.senmvae.SeNMVAEModule",
-)
-NETWORKS = (
-    "degrade_lab.archs.dncnn.DnCNN",
-    "degrade_lab.archs.drunet.DRUNet",
-    "degrade_lab.archs.rrdbnet.RRDBNet",
-    "degrade_lab.archs.vdir.VDIR",
-    "degrade_lab.archs.ludvae.LUDVAE",
-    "degrade_lab.archs.senmvae.SeNMVAE",
-    "degrade_lab.archs.senmvae.NoiseLevelNet",
-    "degrade_lab.archs.discriminators.VGGStyleDiscriminator",
-    "degrade_lab.archs.discriminators.PatchDiscriminator",
-    "degrade_lab.archs.discriminators.NLayerDiscriminator",
-)
-DEGRADERS = (
-    "degrade_lab.degradations.base.Identity",
-    "degrade_lab.degradations.noise.AWGN",
-    "degrade_lab.degradations.noise.PoissonGaussian",
-    "degrade_lab.degradations.blur.GaussianBlur",
-    "degrade_lab.degradations.jpeg.JPEG",
-    "degrade_lab.degradations.resize.Bicubic",
-    "degrade_lab.degradations.resize.Decimate",
-    "degrade_lab.degradations.lowlight.LowLight",
-    "degrade_lab.degradations.camera.CameraPipeline",
-    "degrade_lab.degradations.second_order.SecondOrder",
-    "degrade_lab.degradations.compose.Compose",
-    "degrade_lab.degradations.ludvae.LUDVAEDegrader",
-    "degrade_lab.degradations.senmvae.SeNMVAEDegrader",
-)
-LOSSES = (
-    "degrade_lab.losses.perceptual.VGGPerceptualLoss",
-    "degrade_lab.losses.perceptual.LPIPSLoss",
-)
+#: the packages whose ``nn.Module`` classes a stored config may name
+PACKAGES = ("archs", "lit", "degradations", "losses")
+_OWN_CLASS = re.compile(rf"degrade_lab\.(?:{'|'.join(PACKAGES)})\.[a-z_][a-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
+
 OPTIMIZERS = tuple(
     f"torch.optim.{name}"
     for name in ("Adam", "AdamW", "Adamax", "Adadelta", "Adagrad", "NAdam", "RAdam", "RMSprop", "SGD")
@@ -61,7 +35,23 @@ SCHEDULERS = tuple(
     for name in ("MultiStepLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
                  "OneCycleLR", "LinearLR", "ConstantLR", "PolynomialLR")
 )
-TRUSTED_TARGETS = frozenset(LIGHTNING_MODULES + NETWORKS + DEGRADERS + LOSSES + OPTIMIZERS + SCHEDULERS)
+TORCH_TARGETS = frozenset(OPTIMIZERS + SCHEDULERS)
+
+
+def is_trusted(target) -> bool:
+    """Whether a stored config may name ``target`` (see the module docstring)."""
+    if not isinstance(target, str):
+        return False
+    if target in TORCH_TARGETS:
+        return True
+    if not _OWN_CLASS.fullmatch(target):
+        return False
+    file, name = target.rsplit(".", 1)
+    try:  # importing one of degrade_lab's own files runs only degrade_lab's code
+        obj = getattr(importlib.import_module(file), name, None)
+    except ImportError:
+        return False
+    return isinstance(obj, type) and obj.__module__ == file and issubclass(obj, torch.nn.Module)
 
 
 def _walk(node, where: str):
@@ -79,10 +69,10 @@ def _walk(node, where: str):
 
 
 def check_config(config, source: str | Path, where: str = "") -> None:
-    """Refuse a stored config (plain dicts and lists) that names anything outside :data:`TRUSTED_TARGETS`
+    """Refuse a stored config (plain dicts and lists) that names anything :func:`is_trusted` refuses
     or holds OmegaConf interpolations (``${...}`` resolvers run code too): the file may be unsafe."""
     for path, key, value in _walk(config, where):
-        if key == "_target_" and (not isinstance(value, str) or value not in TRUSTED_TARGETS):
+        if key == "_target_" and not is_trusted(value):
             raise UserInputError(
                 f"model file '{source}' may be unsafe: its stored config names {value!r} at '{path}', which "
                 "is not one of degrade_lab's models, networks, degraders, losses, optimizers or schedulers; it "

@@ -1,10 +1,12 @@
 """LUD-VAE training objective, the learned degrader (C2N/N2C, tiling, seeds) and its tasks end to end."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.data.normalization import ColorNormalization
@@ -15,7 +17,8 @@ from degrade_lab.lit.ludvae import LUDVAEModule
 from degrade_lab.tasks.evaluate import evaluate
 from degrade_lab.tasks.synthesize import synthesize
 from degrade_lab.tasks.train import train
-from degrade_lab.utils.io import read_image
+from degrade_lab.utils.checkpoint import load_model
+from degrade_lab.utils.io import read_image, write_png
 from degrade_lab.utils.noise_field import normal_field
 
 
@@ -186,6 +189,34 @@ def ludvae_run(compose, tiny_folders):
     return Path(cfg.paths.output_dir), metrics
 
 
+def test_auto_pre_noise_levels_come_from_the_target_folder(compose, tiny_folders, tmp_path):
+    """model.noise_level_*=auto: the target folder's noise (N(0, 20^2) on smooth images) is estimated with no clean
+    image, and the rule sigma_x^2 = sigma_y^2 + noise^2 with sigma_y = noise / sqrt(3) fills the run's config."""
+    given = {"noise_level_clean": "auto", "noise_level_degraded": 10.0}
+    assert LUDVAEModule.settings_from_noise(given, 15.0) == {"noise_level_clean": 18.03}  # sqrt(10^2 + 15^2)
+    both = LUDVAEModule.settings_from_noise({"noise_level_clean": "auto", "noise_level_degraded": "auto"}, 30.0)
+    assert both == {"noise_level_clean": 34.64, "noise_level_degraded": 17.32}
+    generator = torch.Generator().manual_seed(0)
+    for i in range(3):  # gentle gradients with N(0, 20^2), unclipped by construction, 8-bit
+        ramp = torch.linspace(0.3, 0.7, 96)
+        clean = torch.stack([ramp[None, :].expand(96, 96), ramp[:, None].expand(96, 96), torch.full((96, 96), 0.5)])
+        write_png(tmp_path / "target" / f"t{i}.png", clean + torch.randn(clean.shape, generator=generator) * 20 / 255)
+    cfg = compose("train", [*TINY, "trainer.max_steps=1", "trainer.val_check_interval=1",
+                            "model.noise_level_clean=auto", "model.noise_level_degraded=auto",
+                            f"data.source={tiny_folders / 'source'}", f"data.target={tmp_path / 'target'}"])
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    saved = OmegaConf.load(run / "config.yaml").model
+    assert saved.noise_level_degraded == pytest.approx(20 / math.sqrt(3), rel=0.1)
+    assert saved.noise_level_clean == pytest.approx(2 * saved.noise_level_degraded, abs=0.02)
+    assert json.loads((run / "noise_estimate.json").read_text())["images"] == 3
+    module, _ = load_model(run / "checkpoints" / "last.ckpt")
+    assert module.noise_level_clean == saved.noise_level_clean
+    with pytest.raises(UserInputError, match="data.target"):
+        train(compose("train", [*TINY, "model.noise_level_clean=auto", "data=folders",
+                                f"data.source={tiny_folders / 'source'}", "data.target=null"]))
+
+
 def test_train_synthesize_evaluate_a_ludvae(ludvae_run, compose, tiny_folders, tmp_path):
     run, metrics = ludvae_run
     assert {"val/akld", "val/kld", "val/akld_best", "train/kl"} <= set(metrics)
@@ -209,7 +240,8 @@ def test_train_synthesize_evaluate_a_ludvae(ludvae_run, compose, tiny_folders, t
     cfg = compose("evaluate", ["degrader=ludvae", f"degrader.ckpt={ckpt}", "data=folders",
                                f"data.test={tiny_folders / 'test'}", "progress=false", "metrics.mmd_crop=32"])
     result = evaluate(cfg)
-    for key in ("degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/mmd"):
+    for key in ("degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/mmd",
+                "degradation/residual_mean_r", "degradation/residual_lowpass_std", "input/residual_highpass_std"):
         assert key in result and result[key] == result[key]  # present and not NaN
     out = Path(cfg.paths.output_dir)
     assert json.loads((out / "metrics.json").read_text())["test/images"] == 2

@@ -20,6 +20,7 @@ against the real one: ``val/kld``, ``val/akld`` (model selection: lowest AKLD), 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -32,9 +33,11 @@ from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.data.normalization import ColorNormalization, NoNormalization
 from degrade_lab.degradations.base import Identity
 from degrade_lab.degradations.build import build_degrader
+from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.lit.degradation_scores import log_validation_scores
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
+from degrade_lab.metrics.residual import ResidualStatistics
 from degrade_lab.utils.io import quantize_8bit
 
 
@@ -64,14 +67,25 @@ class LUDVAEModule(DegradeLabModule):
     #: the degrader that turns a checkpoint of this module into a Degrader
     degrader_target = "degrade_lab.degradations.ludvae.LUDVAEDegrader"
 
+    @staticmethod
+    def settings_from_noise(settings: dict, noise_std: float) -> dict[str, float]:
+        """The model ``settings`` given as ``auto``, from the target folder's estimated per-pixel noise std ``noise_std``
+        (0-255, ``degrade-lab estimate-noise``): the pre-noise rule of sec. 3.4, sigma_x^2 = sigma_y^2 + noise^2,
+        with sigma_y = noise / sqrt(3) when it is ``auto`` too (so sigma_x = 2 sigma_y, the ratio of the authors'
+        SIDD setting, 40 / 20, and of ludvae_cpu, 20 / 10)."""
+        degraded = settings.get("noise_level_degraded", "auto")
+        degraded = noise_std / math.sqrt(3) if degraded == "auto" else float(degraded)
+        values = {"noise_level_degraded": degraded, "noise_level_clean": math.sqrt(degraded**2 + noise_std**2)}
+        return {key: round(value, 2) for key, value in values.items() if settings.get(key) == "auto"}
+
     def __init__(
         self,
         net: LUDVAE,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         clean_operator: Any = None,
-        noise_level_clean: float = 15.0,
-        noise_level_degraded: float = 10.0,
+        noise_level_clean: float | str = 15.0,
+        noise_level_degraded: float | str = 10.0,
         kl_weight: float = 1e-4,
         kl_anneal_steps: int = 10_000,
         color_normalization: dict | None = None,
@@ -81,6 +95,9 @@ class LUDVAEModule(DegradeLabModule):
         grid_samples: int = 2,
     ):
         super().__init__()
+        if "auto" in (noise_level_clean, noise_level_degraded):
+            raise UserInputError("noise_level_clean / noise_level_degraded = auto are set by `degrade-lab train` from the "
+                                 "noise it estimates in data.target; give numbers when building the module directly.")
         if noise_level_clean < 0 or noise_level_degraded < 0:
             raise ValueError("pre-processing noise levels must be >= 0")
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
@@ -96,6 +113,7 @@ class LUDVAEModule(DegradeLabModule):
         self.val_temperature = float(val_temperature)
         self.grid_temperatures, self.grid_samples = [float(t) for t in grid_temperatures], int(grid_samples)
         self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()
+        self.val_residual = ResidualStatistics()
         self.val_akld_best = MinMetric()
         self.skipped_steps = 0
 
@@ -169,6 +187,7 @@ class LUDVAEModule(DegradeLabModule):
         self.val_kld.update(synthetic, real, target)
         self.val_akld.update(synthetic, real, target)
         self.val_psnr.update(psnr(synthetic, target))
+        self.val_residual.update(synthetic, real, target)
         panels, caption = [target, real, synthetic], "T(clean) | real degraded | synthetic"
         if batch_idx == 0 and self.grid_samples > 0:  # only the grid's first row needs more samples
             count = self.grid_samples * len(self.grid_temperatures)
@@ -183,7 +202,8 @@ class LUDVAEModule(DegradeLabModule):
 
     def on_validation_epoch_end(self):
         log_validation_scores(self, self.val_akld, self.val_akld_best,
-                              {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr})
+                              {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr,
+                               "val/residual": self.val_residual})
 
     def configure_optimizers(self):
         return self.build_optimizers(self.net.parameters())

@@ -49,6 +49,7 @@ from degrade_lab.lit.adversarial import (
 from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.lit.degradation_scores import log_validation_scores
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
+from degrade_lab.metrics.residual import ResidualStatistics
 from degrade_lab.utils.io import quantize_8bit
 from degrade_lab.weights import MissingWeightsError
 
@@ -130,6 +131,7 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
         # the range of true levels of the training pairs (the degrader's default range; it warns outside)
         self.register_buffer("level_range", torch.tensor([float("inf"), float("-inf")]))
         self.val_kld, self.val_akld, self.val_psnr, self.val_level_error = NoiseKLD(), AKLD(), MeanMetric(), MeanMetric()
+        self.val_residual = ResidualStatistics()
         self.val_akld_best = MinMetric()
         self.skipped: dict[str, int] = {}
         self.keep_out_of_checkpoints("lpips_loss", None)  # built at fit start
@@ -274,6 +276,7 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
         self.val_kld.update(synthetic, real, clean)
         self.val_akld.update(synthetic, real, clean)
         self.val_psnr.update(psnr(synthetic, clean))
+        self.val_residual.update(synthetic, real, clean)
         self.val_level_error.update((self.level_net(real).float() - level).abs() * 255)
         panels, caption = [clean, real, synthetic], "clean | real degraded | synthetic at the real level"
         if batch_idx == 0 and self.grid_level_factors:  # only the grid's first row needs more samples
@@ -286,7 +289,7 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
     def on_validation_epoch_end(self):
         log_validation_scores(self, self.val_akld, self.val_akld_best,
                               {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr,
-                               "val/level_error": self.val_level_error})
+                               "val/level_error": self.val_level_error, "val/residual": self.val_residual})
 
     def configure_optimizers(self):
         discriminator = self.discriminator.parameters() if self.discriminator is not None else None

@@ -8,7 +8,8 @@ inside the patch, eq. 13); for a flat patch it follows ``sigma^2 Gamma(r / 2, 2 
 (``r = rank(D^T D)``, eq. 17), so the patches below that distribution's ``1 - 1e-6`` quantile are
 weak-textured. The algorithm alternates: estimate ``sigma`` from the selected patches (all at first), select
 again with the new threshold (3 rounds, patches of 7 x 7, as the authors' code). Per channel, on the 0-255
-scale; like the authors' code, the second-moment matrix is not mean-centred.
+scale; like the authors' code, the second-moment matrix is not mean-centred. Unlike it, patches with a clipped
+pixel (0 or 255) are left out: clipping squashes their noise and, flat, they would be chosen first.
 
 Signal-dependent noise: the same estimate on the patches of each band of mean intensity gives the noise level
 function ``sigma(intensity)``; a weighted least-squares line through ``sigma^2 = shot * x + read`` gives the
@@ -82,7 +83,8 @@ def texture_threshold(patch: int = PATCH, confidence: float = CONFIDENCE) -> flo
 def patches(image: torch.Tensor, patch: int = PATCH, max_patches: int | None = None,
             generator: torch.Generator | None = None) -> Patches:
     """All overlapping ``patch x patch`` patches of a ``C x H x W`` image in [0, 1] (or a random subset of
-    ``max_patches``), with their texture and mean intensity, on the 0-255 scale."""
+    ``max_patches``), with their texture and mean intensity, on the 0-255 scale. A patch with a clipped pixel
+    (0 or 255) in a channel gets an infinite texture there: the estimate leaves it out."""
     x = image.float() * 255
     gradient_h = ((x[:, :, 2:] - x[:, :, :-2]) / 2) ** 2
     gradient_v = ((x[:, 2:, :] - x[:, :-2, :]) / 2) ** 2
@@ -90,6 +92,9 @@ def patches(image: torch.Tensor, patch: int = PATCH, max_patches: int | None = N
     texture = (F.avg_pool2d(gradient_h[:, None], (patch, patch - 2), stride=1)
                + F.avg_pool2d(gradient_v[:, None], (patch - 2, patch), stride=1)).flatten(1) * inner
     mean = F.avg_pool2d(x[:, None], patch, stride=1).flatten(1)
+    # a patch touching black or white was clipped: its noise is squashed, and being flat it would be chosen
+    clipped = F.max_pool2d(((image == 0) | (image == 1)).float()[:, None], patch, stride=1).flatten(1) > 0
+    texture = texture.masked_fill(clipped, math.inf)
     rows, cols = x.shape[1] - patch + 1, x.shape[2] - patch + 1
     chosen = torch.arange(rows * cols)
     if max_patches is not None and rows * cols > max_patches:  # chosen before any patch is copied
@@ -114,6 +119,8 @@ def _smallest_eigenvalue(values: torch.Tensor) -> float:
 def _weak_texture_level(values: torch.Tensor, texture: torch.Tensor, threshold: float, rounds: int) -> tuple[float, int]:
     """Liu et al.'s alternation on one channel's patches: ``(sigma^2, patches used)``."""
     dimensions = values.shape[0]
+    usable = torch.isfinite(texture)  # patches with clipped pixels are left out
+    values, texture = values[:, usable], texture[usable]
     if values.shape[1] < dimensions:
         return math.nan, values.shape[1]
     variance = _smallest_eigenvalue(values)

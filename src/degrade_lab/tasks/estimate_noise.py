@@ -87,6 +87,14 @@ def estimate_folder(folder: str | Path, bins: int = 16, max_patches: int = MAX_P
     return result
 
 
+def per_pixel_std(result: dict) -> float:
+    """One figure for the folder's per-pixel noise std (0-255): the largest of the three scales' readings
+    (averaged over channels). White noise reads the same at each; correlated noise reads low at full resolution
+    and approaches its std at 4x4 (docs/metrics.md)."""
+    readings = [sum(v for v in by_channel.values() if v is not None) / 3 for by_channel in result["sigma_by_scale"].values()]
+    return max(readings)
+
+
 def summary(result: dict) -> str:
     """The printed report: sigma and the Poisson-Gaussian fit per channel, then the noise level function."""
     def show(value):

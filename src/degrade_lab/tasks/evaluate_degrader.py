@@ -10,6 +10,9 @@ at the degraded side's resolution (MATLAB bicubic for SR):
 * ``degradation/psnr``: synthetic vs reference (how strong the synthetic degradation is), next to
   ``input/psnr``: real vs reference (how strong the real one is);
 * ``degradation/noise_std`` and ``input/noise_std``: the noise standard deviation (0-255);
+* ``degradation/residual_*`` and ``input/residual_*``: whether the degradation keeps the content
+  (:mod:`degrade_lab.metrics.residual`): the residual's mean per channel (a colour cast) and the std of its
+  low-pass (Gaussian, 3 px) and high-pass parts, grey levels;
 * ``degradation/mmd`` for LUD-VAE checkpoints: the MMD between q(z|x) and q(z|y) samples on a centre
   crop of every pair (Table 6: the inference-invariance check);
 * ``degradation/fid``: FID between the synthetic and the real degraded images, pooled over the test
@@ -38,6 +41,7 @@ from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
 from degrade_lab.metrics.optional import build_or_explain, tiles
+from degrade_lab.metrics.residual import CHANNELS, flat, residual_statistics
 from degrade_lab.plots.degradation_sheet import degradation_sheet
 from degrade_lab.tasks.common import (
     markdown_table,
@@ -52,8 +56,9 @@ from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_wri
 from degrade_lab.utils.runs import count_parameters, write_summary
 
 HISTOGRAM_SPAN = 80  # noise histogram range (grey levels) written for `degrade-lab report`
+RESIDUAL = [f"residual_mean_{c}" for c in CHANNELS] + ["residual_lowpass_std", "residual_highpass_std"]
 KEYS = ["degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
-        "input/noise_std"]
+        "input/noise_std", *(f"{side}/{key}" for side in ("degradation", "input") for key in RESIDUAL)]
 
 
 def _fid(fid_metric, clean_fid, unavailable: dict) -> dict:
@@ -66,10 +71,25 @@ def _fid(fid_metric, clean_fid, unavailable: dict) -> dict:
     return {"degradation/fid": float(fid_metric.compute()), "input/fid": float(clean_fid.compute())}
 
 
-def evaluate_degrader(cfg: DictConfig) -> dict:
-    start = time.time()
-    out = output_dir(cfg)
-    save_config(cfg, out)
+def _scores(synthetic: torch.Tensor, real: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """One test image's scores: ``synthetic`` (its samples) against the ``real`` degraded image."""
+    reals, references = real.expand_as(synthetic), reference.expand_as(synthetic)
+    row = {
+        "degradation/kld": float(noise_kld(synthetic, reals, references).mean()),
+        "degradation/akld": float(akld(synthetic, reals, references).mean()),
+        "degradation/psnr": float(psnr(synthetic, references).mean()),
+        "input/psnr": float(psnr(real, reference).mean()),
+        "degradation/noise_std": float((synthetic - references).std() * 255),
+        "input/noise_std": float((real - reference).std() * 255),
+    }
+    for side, images in (("degradation", synthetic), ("input", real)):
+        statistics = flat(residual_statistics(images, reference.expand_as(images)), f"{side}/residual_")
+        row.update({key: float(values.mean()) for key, values in statistics.items()})
+    return row
+
+
+def _load_degrader(cfg: DictConfig):
+    """The degrader to judge and its scale, checked against the data."""
     degrader = hydra.utils.instantiate(cfg.degrader, _convert_="all")
     if getattr(degrader, "produces", "degraded") != "degraded":
         raise UserInputError(
@@ -80,6 +100,14 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     data_scale = int(cfg.data.get("scale", 1))
     if data_scale not in (1, scale):
         raise UserInputError(f"the degrader works at scale {scale} but data.scale is {data_scale}.")
+    return degrader, scale
+
+
+def evaluate_degrader(cfg: DictConfig) -> dict:
+    start = time.time()
+    out = output_dir(cfg)
+    save_config(cfg, out)
+    degrader, scale = _load_degrader(cfg)
     device = task_device(cfg)
     degrader.to(device).eval()
     dataset = PairedImageDataset(cfg.data.test, scale=scale)
@@ -112,16 +140,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
                     f"'{sample['name']}': the degrader makes {tuple(synthetic.shape[-2:])} images from the "
                     f"clean one, but the real degraded image is {tuple(real.shape[-2:])}."
                 )
-            reals, references = real.expand_as(synthetic), reference.expand_as(synthetic)
-            row = {
-                "name": sample["name"],
-                "degradation/kld": float(noise_kld(synthetic, reals, references).mean()),
-                "degradation/akld": float(akld(synthetic, reals, references).mean()),
-                "degradation/psnr": float(psnr(synthetic, references).mean()),
-                "input/psnr": float(psnr(real, reference).mean()),
-                "degradation/noise_std": float((synthetic - references).std() * 255),
-                "input/noise_std": float((real - reference).std() * 255),
-            }
+            row = {"name": sample["name"], **_scores(synthetic, real, reference)}
             if has_latents:
                 crop = int(cfg.metrics.mmd_crop)
                 z_clean = degrader.latent_samples(center_crop(clean, crop * scale), False, mmd_samples, generator)
@@ -151,6 +170,19 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     metrics["test/images"] = len(rows)
     metrics["degradation/samples_per_image"] = samples
     metrics["labels"], metrics["unavailable"] = labels, unavailable
+    tables = _write_outputs(cfg, out, rows, metrics, keys, histogram, sheet, has_latents)
+    write_summary(
+        out, task="evaluate", degrader=str(cfg.degrader.get("ckpt") or cfg.degrader.get("_target_")),
+        params=count_parameters(degrader), global_step=None, wall_seconds=round(time.time() - start, 2),
+        seed=cfg.seed, metrics=metrics,
+    )
+    print(tables)
+    return metrics
+
+
+def _write_outputs(cfg, out, rows, metrics, keys, histogram, sheet, has_latents) -> str:
+    """metrics.csv / .json / .md, noise_histogram.csv and degradation.png; returns the printed tables."""
+    samples, fid_crop = metrics["degradation/samples_per_image"], int(cfg.metrics.get("fid_crop", 0))
     total = {kind: counts / counts.sum().clamp(min=1) for kind, counts in histogram.items()}
     atomic_write_csv(out / "noise_histogram.csv",
                      [{"noise": int(centre), "real": float(r), "synthetic": float(f)}
@@ -172,21 +204,23 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
         real_row.append("")
         clean_row.append("")
     table = markdown_table(header, [real_row, synthetic_row, clean_row])
+    residual_table = markdown_table(
+        ["residual (degraded - clean)", *(f"mean {c.upper()}" for c in CHANNELS), "low-pass std", "high-pass std"],
+        [[name, *(metrics[f"{side}/{key}"] for key in RESIDUAL)]
+         for name, side in (("real", "input"), ("synthetic", "degradation"))])
     atomic_write_text(
         out / "metrics.md",
         f"# Degradation model evaluation: {label}\n\nTest pairs: `{cfg.data.test}` ({len(rows)} images, "
         f"{samples} synthetic samples each). KLD = KL(real || synthetic) of noise histograms; AKLD as in "
         "DANet; FID against the real degraded images "
         f"({fid_crop}x{fid_crop} tiles); PSNR against the clean reference; MMD between q(z|x) and q(z|y) "
-        f"(LUD-VAE).\n\n{table}\n{metric_notes(labels, unavailable)}\n![samples](degradation.png)\n",
+        f"(LUD-VAE).\n\n{table}\n\nDoes the degradation keep the content? The residual's mean per channel (a colour cast) and "
+        "the std of its low-pass (Gaussian, 3 px) and high-pass parts, grey levels; real sensor noise is zero-mean "
+        f"and mostly high-pass.\n\n{residual_table}\n{metric_notes(metrics['labels'], metrics['unavailable'])}\n![samples](degradation.png)\n",
     )
     degradation_sheet(
         out / "degradation.png", sheet,
         f"{label}: KLD {metrics['degradation/kld']:.3f}, AKLD {metrics['degradation/akld']:.3f}",
     )
-    write_summary(
-        out, task="evaluate", degrader=str(label), params=count_parameters(degrader), global_step=None,
-        wall_seconds=round(time.time() - start, 2), seed=cfg.seed, metrics=metrics,
-    )
-    print(table)
-    return metrics
+    return f"{table}\n\n{residual_table}"
+

@@ -35,6 +35,8 @@ COLUMNS = {
     "degradation/kld": ("KLD", True),
     "degradation/akld": ("AKLD", True),
     "degradation/noise_std": ("noise std", None),
+    "degradation/residual_lowpass_std": ("residual low-pass std", None),
+    "degradation/residual_highpass_std": ("residual high-pass std", None),
     "test/psnr": ("PSNR (dB)", False),
     "test/ssim": ("SSIM", False),
     "test/lpips": ("LPIPS", True),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from degrade_lab.callbacks.random_state import RandomState
 from degrade_lab.callbacks.run_record import RunRecord
@@ -46,7 +46,6 @@ def _differences(old, new, where: str = "model") -> list[str]:
 def _check_same_model(ckpt: str, cfg: DictConfig) -> None:
     """A resumed run continues the same model: any change to ``model`` would not fit the stored weights
     (or would silently train another model), so it stops before training with the keys that differ."""
-    from omegaconf import OmegaConf
 
     stored = read_checkpoint(ckpt)["degrade_lab"]["config"].get("model")
     changed = _differences(stored, OmegaConf.to_container(cfg.model, resolve=True))
@@ -92,11 +91,38 @@ def train(cfg: DictConfig) -> dict:
         return _train(cfg, out, start)
 
 
+def _resolve_auto(cfg: DictConfig, out: Path) -> None:
+    """Model settings given as ``auto`` (LUD-VAE's pre-noise levels) are computed by the model class's
+    ``settings_from_noise`` from the noise estimated in ``data.target`` (``degrade-lab estimate-noise``, no clean
+    image used); the resolved numbers replace ``auto`` in the run's config and the estimate is kept as
+    ``noise_estimate.json``."""
+    auto = {key: value for key, value in cfg.model.items() if isinstance(value, str) and value == "auto"}
+    if not auto:
+        return
+    model_class = hydra.utils.get_class(cfg.model._target_)
+    resolve = getattr(model_class, "settings_from_noise", None)
+    if resolve is None:
+        raise UserInputError(f"model.{next(iter(auto))}=auto: {model_class.__name__} sets nothing automatically.")
+    if not cfg.data.get("target"):
+        raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of data.target: give "
+                             "data.target=DEGRADED_DIR.")
+    from degrade_lab.tasks.estimate_noise import estimate_folder, per_pixel_std
+
+    estimate = estimate_folder(cfg.data.target, progress=False)
+    values = resolve(OmegaConf.to_container(cfg.model), per_pixel_std(estimate))
+    with open_dict(cfg):
+        cfg.model.update(values)
+    atomic_write_json(out / "noise_estimate.json", estimate)
+    log.info("estimated noise std of %s: %.2f; set %s", cfg.data.target, per_pixel_std(estimate),
+             ", ".join(f"model.{k}={v}" for k, v in values.items()))
+
+
 def _train(cfg: DictConfig, out: Path, start: float) -> dict:
     # Lightning looks for state_dict() on the DataLoader itself; ours resumes through the data module's
     # state (sampler position, per-sample seeds), tested bit-exact in tests/test_safety.py
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     pl.seed_everything(cfg.seed, workers=True)
+    _resolve_auto(cfg, out)
     ckpt_path = _resume_checkpoint(cfg, out)
     if ckpt_path:
         _check_same_model(ckpt_path, cfg)

@@ -173,12 +173,6 @@ def _pairs(folder, scale, crop, degrader=None, seed: int = 0):
     return PairedImageDataset(folder, scale=scale, crop=crop)
 
 
-def _need(value, name: str, why: str) -> Path:
-    if not value:
-        raise UserInputError(f"{why} needs data.{name}=DIR.")
-    return Path(value).expanduser()
-
-
 def _folders(value) -> list:
     """A folder setting: one folder or a list of them (``data.paired=[DIR1,DIR2]``)."""
     if value is None or value == "":

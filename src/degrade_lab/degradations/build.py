@@ -34,7 +34,7 @@ def is_learned(name: str) -> bool:
     return isinstance(target, str) and issubclass(hydra.utils.get_class(target), LearnedDegrader)
 
 
-def learned_degrader(ckpt: str | Path, **options) -> Degrader:
+def learned_degrader(ckpt: str | Path) -> Degrader:
     """The degrader of a trained degradation model's checkpoint (its LightningModule names the
     degrader class in ``degrader_target``)."""
     from degrade_lab.utils.checkpoint import load_model
@@ -47,7 +47,7 @@ def learned_degrader(ckpt: str | Path, **options) -> Degrader:
             f"checkpoint '{ckpt}' holds a {type(module).__name__} ({model}), which is not a degradation "
             "model; give the checkpoint of a model trained to degrade (model=ludvae, ...)."
         )
-    return hydra.utils.get_class(target)(module=module, **options)
+    return hydra.utils.get_class(target)(module=module)
 
 
 def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:

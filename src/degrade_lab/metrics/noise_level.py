@@ -160,12 +160,14 @@ class NoiseLevelFunction:
         for sigma, count in zip(self.sigma.double() / 255, self.count.double(), strict=True):
             ok = torch.isfinite(sigma) & (count > 0)
             if int(ok.sum()) < 2:
-                shots.append(math.nan), reads.append(math.nan)
+                shots.append(math.nan)
+                reads.append(math.nan)
                 continue
             design = torch.stack([x[ok], torch.ones_like(x[ok])], dim=1) * count[ok].sqrt()[:, None]
             target = sigma[ok] ** 2 * count[ok].sqrt()
             shot, read = torch.linalg.lstsq(design, target[:, None]).solution.flatten().tolist()
-            shots.append(shot), reads.append(read)
+            shots.append(shot)
+            reads.append(read)
         return torch.tensor(shots), torch.tensor(reads)
 
 

@@ -25,6 +25,8 @@ from torchmetrics import Metric
 
 LOWPASS_SIGMA = 3.0
 CHANNELS = ("r", "g", "b")
+#: the names of the statistics, in the order :func:`named_statistics` and :class:`ResidualStatistics` use
+NAMES = (*(f"mean_{c}" for c in CHANNELS), "lowpass_std", "highpass_std")
 
 
 def residual_statistics(degraded: torch.Tensor, reference: torch.Tensor, sigma: float = LOWPASS_SIGMA) -> dict:
@@ -41,12 +43,10 @@ def residual_statistics(degraded: torch.Tensor, reference: torch.Tensor, sigma: 
     return {"mean": residual.mean(dim=(2, 3)), "lowpass_std": std(low), "highpass_std": std(high)}
 
 
-def flat(statistics: dict, prefix: str) -> dict[str, torch.Tensor]:
-    """``{prefix}mean_r`` ... ``{prefix}highpass_std``: the per-image statistics as named ``B`` vectors."""
-    named = {f"{prefix}mean_{c}": statistics["mean"][:, i] for i, c in enumerate(CHANNELS)}
-    named[f"{prefix}lowpass_std"] = statistics["lowpass_std"]
-    named[f"{prefix}highpass_std"] = statistics["highpass_std"]
-    return named
+def named_statistics(statistics: dict, prefix: str) -> dict[str, torch.Tensor]:
+    """``{prefix}mean_r`` ... ``{prefix}highpass_std`` (:data:`NAMES`): the per-image statistics as ``B`` vectors."""
+    columns = [*statistics["mean"].unbind(1), statistics["lowpass_std"], statistics["highpass_std"]]
+    return {f"{prefix}{name}": column for name, column in zip(NAMES, columns, strict=True)}
 
 
 class ResidualStatistics(Metric):
@@ -58,17 +58,16 @@ class ResidualStatistics(Metric):
     def __init__(self, sigma: float = LOWPASS_SIGMA, **kwargs):
         super().__init__(**kwargs)
         self.sigma = sigma
-        self.add_state("sums", default=torch.zeros(2, 5, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sums", default=torch.zeros(2, len(NAMES), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, synthetic: torch.Tensor, real: torch.Tensor, reference: torch.Tensor) -> None:
         for row, degraded in enumerate((synthetic, real)):
-            values = torch.stack(list(flat(residual_statistics(degraded, reference, self.sigma), "").values()), 1)
+            values = torch.stack(list(named_statistics(residual_statistics(degraded, reference, self.sigma), "").values()), 1)
             self.sums[row] += values.double().sum(0)
         self.count += synthetic.shape[0]
 
     def compute(self) -> dict[str, torch.Tensor]:
         means = self.sums / self.count.clamp(min=1)
-        names = [f"mean_{c}" for c in CHANNELS] + ["lowpass_std", "highpass_std"]
-        return {**{f"residual_{n}": means[0, i].float() for i, n in enumerate(names)},
-                **{f"real_residual_{n}": means[1, i].float() for i, n in enumerate(names)}}
+        return {**{f"residual_{n}": means[0, i].float() for i, n in enumerate(NAMES)},
+                **{f"real_residual_{n}": means[1, i].float() for i, n in enumerate(NAMES)}}

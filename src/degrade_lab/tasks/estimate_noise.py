@@ -60,7 +60,7 @@ def estimate_folder(folder: str | Path, bins: int = 16, max_patches: int = MAX_P
                 averaged = F.avg_pool2d(image[None], scale)[0] if scale > 1 else image
                 pooled[scale].append(patches(averaged, max_patches=share, generator=generator))
         if per_image:
-            images[str(Path(file).relative_to(folder))] = [_number(v) for v in estimate(image).tolist()]
+            images[str(file.relative_to(Path(folder).expanduser()))] = [_number(v) for v in estimate(image).tolist()]
     found = Patches.cat(pooled[1])
     sigma = noise_level(found)
     by_scale = {scale: noise_level(Patches.cat(parts)) * scale for scale, parts in pooled.items() if parts}
@@ -91,8 +91,8 @@ def per_pixel_std(result: dict) -> float:
     """One figure for the folder's per-pixel noise std (0-255): the largest of the three scales' readings
     (averaged over channels). White noise reads the same at each; correlated noise reads low at full resolution
     and approaches its std at 4x4 (docs/metrics.md)."""
-    readings = [sum(v for v in by_channel.values() if v is not None) / 3 for by_channel in result["sigma_by_scale"].values()]
-    return max(readings)
+    readings = [[v for v in by_channel.values() if v is not None] for by_channel in result["sigma_by_scale"].values()]
+    return max(sum(values) / len(values) for values in readings if values)
 
 
 def summary(result: dict) -> str:

@@ -41,7 +41,7 @@ from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
 from degrade_lab.metrics.optional import build_or_explain, tiles
-from degrade_lab.metrics.residual import CHANNELS, flat, residual_statistics
+from degrade_lab.metrics.residual import CHANNELS, NAMES, named_statistics, residual_statistics
 from degrade_lab.plots.degradation_sheet import degradation_sheet
 from degrade_lab.tasks.common import (
     markdown_table,
@@ -56,7 +56,7 @@ from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_wri
 from degrade_lab.utils.runs import count_parameters, write_summary
 
 HISTOGRAM_SPAN = 80  # noise histogram range (grey levels) written for `degrade-lab report`
-RESIDUAL = [f"residual_mean_{c}" for c in CHANNELS] + ["residual_lowpass_std", "residual_highpass_std"]
+RESIDUAL = [f"residual_{name}" for name in NAMES]
 KEYS = ["degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
         "input/noise_std", *(f"{side}/{key}" for side in ("degradation", "input") for key in RESIDUAL)]
 
@@ -83,7 +83,7 @@ def _scores(synthetic: torch.Tensor, real: torch.Tensor, reference: torch.Tensor
         "input/noise_std": float((real - reference).std() * 255),
     }
     for side, images in (("degradation", synthetic), ("input", real)):
-        statistics = flat(residual_statistics(images, reference.expand_as(images)), f"{side}/residual_")
+        statistics = named_statistics(residual_statistics(images, reference.expand_as(images)), f"{side}/residual_")
         row.update({key: float(values.mean()) for key, values in statistics.items()})
     return row
 

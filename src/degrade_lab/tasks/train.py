@@ -109,11 +109,12 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     from degrade_lab.tasks.estimate_noise import estimate_folder, per_pixel_std
 
     estimate = estimate_folder(cfg.data.target, progress=False)
-    values = resolve(OmegaConf.to_container(cfg.model), per_pixel_std(estimate))
+    noise_std = per_pixel_std(estimate)
+    values = resolve(OmegaConf.to_container(cfg.model), noise_std)
     with open_dict(cfg):
         cfg.model.update(values)
     atomic_write_json(out / "noise_estimate.json", estimate)
-    log.info("estimated noise std of %s: %.2f; set %s", cfg.data.target, per_pixel_std(estimate),
+    log.info("estimated noise std of %s: %.2f; set %s", cfg.data.target, noise_std,
              ", ".join(f"model.{k}={v}" for k, v in values.items()))
 
 

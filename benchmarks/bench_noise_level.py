@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.degradations.noise import PoissonGaussian
 from degrade_lab.metrics.noise_level import Patches, noise_level, noise_level_function, patches
+from degrade_lab.metrics.pooled_noise import MAX_PATCHES_PER_IMAGE
 from degrade_lab.tasks.common import markdown_table
-from degrade_lab.tasks.estimate_noise import MAX_PATCHES_PER_IMAGE
 from degrade_lab.utils.io import list_images, read_image
 
 

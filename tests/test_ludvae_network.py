@@ -90,3 +90,38 @@ def test_sampling_is_seeded_and_temperature_scales_the_whole_sample():
     assert torch.allclose(run(3, temperature=0.0), clean_translation)  # T multiplies mean AND noise
     per_image = run(3, temperature=torch.tensor([0.0, 1.0]))
     assert torch.allclose(per_image[0], clean_translation[0]) and torch.allclose(per_image[1], run(3)[1])
+
+
+def test_lowpass_sigma_keeps_the_inputs_colours_and_tiles_without_seams():
+    """With lowpass_sigma the output's low frequencies are the input's: a decoder that outputs a flat colour
+    (its last conv's bias) gives that colour without it, and the input's own channel means with it."""
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 40, 44)
+    cast = torch.tensor([0.2, -0.1, 0.05])
+    means = {}
+    for sigma in (0.0, 3.0):
+        torch.manual_seed(1)
+        model = LUDVAE(channels=8, latent_channels=4, levels=2, lowpass_sigma=sigma)
+        with torch.no_grad():
+            model.out.weight.zero_()
+            model.out.bias.copy_(cast)
+        recon, _ = model(image, image, torch.ones(1))
+        means[sigma] = recon.mean(dim=(0, 2, 3))
+        assert model.receptive_radius == 16 + (9 if sigma else 0)
+    torch.testing.assert_close(means[0.0], cast)
+    # blur(image) averages to the image's mean, up to the replicated borders
+    assert (means[3.0] - image.mean(dim=(0, 2, 3))).abs().max() < 0.01
+
+    torch.manual_seed(2)
+    model = LUDVAE(channels=8, latent_channels=4, levels=2, lowpass_sigma=3.0)
+    levels, temperatures = torch.full((1,), 10.0), torch.ones(1)
+    whole = model.synthesize(image, [7], levels, temperatures)
+    tiles = model.synthesize(image, [7], levels, temperatures, tile_size=16)
+    torch.testing.assert_close(tiles, whole, atol=1e-5, rtol=0)
+    # a flat grey image: the untrained network alone moves its colour, with the low-pass kept it does not
+    flat = torch.full((1, 3, 40, 44), 0.5)
+    plain = LUDVAE(channels=8, latent_channels=4, levels=2)
+    plain.load_state_dict(model.state_dict())
+    shift = {name: (net.synthesize(flat, [3], levels, temperatures) - flat).mean(dim=(2, 3)).abs().max()
+             for name, net in (("plain", plain), ("lowpass", model))}
+    assert shift["lowpass"] < 1e-3 < 0.02 < shift["plain"]

@@ -107,7 +107,7 @@ def test_patch_subset_is_seeded_and_unbiased(photos):
     assert every.count == 250 * 250
     # patch k of the full set is the 7 x 7 window at (k // 250, k % 250), row-major, channel by channel
     k = 250 * 17 + 42
-    torch.testing.assert_close(every.values[1, :, k], noisy[1, 17:24, 42:49].flatten() * 255)
+    torch.testing.assert_close(every.values[1, k, :], noisy[1, 17:24, 42:49].flatten() * 255)
     assert torch.allclose(noise_level(first), noise_level(every), rtol=0.05)
 
 

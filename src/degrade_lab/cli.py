@@ -16,6 +16,7 @@ TASKS = {
     "train": "Fit a model (restorer or degradation model) on paired / unpaired / semi-supervised data.",
     "synthesize": "Degrade a folder of clean images into a paired folder (clean/ + degraded/).",
     "evaluate": "Score a checkpoint (or ckpt=identity) on paired test images: PSNR/SSIM/LPIPS tables.",
+    "calibrate": "Tune a trained degradation model's noise strength to a degraded folder (no pairs needed).",
 }
 # plain commands (argparse, no Hydra run folder)
 COMMANDS = {

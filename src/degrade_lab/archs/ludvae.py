@@ -11,6 +11,10 @@ the authors' code:
   clean images (label 0) are decoded from content alone and contribute no KL (eq. 10-11, 18-19).
 
 Default widths (128 features, 128 latent channels, 3 levels) give the paper's 5,709,827 parameters.
+
+``lowpass_sigma > 0`` (not in the paper) makes the output keep the input image's low frequencies
+(:mod:`degrade_lab.archs.lowpass`): the model then learns only the degradation's detail, not the degraded
+folder's colours, when the two folders show different scenes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from degrade_lab.archs.lowpass import KeepLowFrequencies
 from degrade_lab.losses.kl import gaussian_kl
 from degrade_lab.utils.noise_field import normal_field
 from degrade_lab.utils.tiling import tiled
@@ -66,9 +71,12 @@ class LUDVAE(nn.Module):
         channels: feature width of every block (paper: 128).
         latent_channels: channels of every latent z_i (paper: 128).
         levels: number of latent levels N (paper: 3; Table 7 studies 1-5).
+        lowpass_sigma: keep the input image's frequencies below a Gaussian of this std (pixels) in the
+            output, so only detail is learned (0: off, the paper's network).
     """
 
-    def __init__(self, in_channels: int = 3, channels: int = 128, latent_channels: int = 128, levels: int = 3):
+    def __init__(self, in_channels: int = 3, channels: int = 128, latent_channels: int = 128, levels: int = 3,
+                 lowpass_sigma: float = 0.0):
         super().__init__()
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
@@ -85,6 +93,7 @@ class LUDVAE(nn.Module):
         self.merge_noise = nn.ModuleList(Merge(channels, channels, channels) for _ in range(levels - 1))
         self.decoder_blocks = nn.ModuleList(ConvBlock(channels) for _ in range(levels))
         self.out = nn.Conv2d(channels, in_channels, 1)
+        self.keep_low_frequencies = KeepLowFrequencies(lowpass_sigma)
 
     def _encode(self, image: torch.Tensor, stem: nn.Module, blocks: nn.ModuleList) -> list[torch.Tensor]:
         features, out = stem(image), []
@@ -100,8 +109,9 @@ class LUDVAE(nn.Module):
     @property
     def receptive_radius(self) -> int:
         """Pixels each output depends on in every direction: the longest path has 8 x levels 3x3 convs
-        (content encoder to the top level, then every decoder block). Tiles need this much context."""
-        return 8 * self.levels
+        (content encoder to the top level, then every decoder block), plus the low-pass blur's radius.
+        Tiles need this much context."""
+        return 8 * self.levels + self.keep_low_frequencies.radius
 
     def latent_shapes(self, batch: int, height: int, width: int) -> list[tuple[int, ...]]:
         """Shapes of the latent noise ``eps`` of each level (level 1 first)."""
@@ -173,13 +183,15 @@ class LUDVAE(nn.Module):
         gate = label.to(image.dtype).view(-1, 1, 1, 1)
         content = self.encode_content(conditioning)
         noise = self._encode(image, self.noise_in, self.noise_blocks)
-        return self._decode(content, noise, gate, generator)
+        out, kls = self._decode(content, noise, gate, generator)
+        return self.keep_low_frequencies(out, image), kls
 
     @torch.no_grad()
     def sample(
         self, conditioning: torch.Tensor, generator: torch.Generator | None = None,
         temperature: torch.Tensor | float = 1.0, degrade: bool = True,
         eps: list[torch.Tensor] | None = None, temperature_mode: str = "sample",
+        image: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Translate by sampling the prior (the C2N sampling of sec. 3.4): ``degrade=True`` decodes the
         content of ``hx`` with sampled degradation latents (clean -> noisy); ``degrade=False`` decodes it
@@ -188,7 +200,9 @@ class LUDVAE(nn.Module):
 
         ``temperature`` (a number or a B-vector) multiplies the whole latent sample, mean included, as in
         the authors' code; ``temperature_mode="std"`` scales only the standard deviation instead.
-        ``eps`` gives the latents' standard-normal noise explicitly (see :meth:`latent_shapes`)."""
+        ``eps`` gives the latents' standard-normal noise explicitly (see :meth:`latent_shapes`).
+        ``image``: the image before the pre-noise, whose low frequencies the output keeps when
+        ``lowpass_sigma > 0`` (default: ``conditioning``)."""
         batch = conditioning.shape[0]
         gate = torch.full((batch, 1, 1, 1), 1.0 if degrade else 0.0, device=conditioning.device,
                           dtype=conditioning.dtype)
@@ -196,7 +210,7 @@ class LUDVAE(nn.Module):
             temperature = temperature.to(conditioning.device, conditioning.dtype).view(-1, 1, 1, 1)
         content = self.encode_content(conditioning)
         out, _ = self._decode(content, None, gate, generator, temperature, eps, temperature_mode)
-        return out
+        return self.keep_low_frequencies(out, conditioning if image is None else image)
 
     @torch.no_grad()
     def synthesize(self, image: torch.Tensor, seeds: list[int], noise_level: torch.Tensor, temperature: torch.Tensor,
@@ -219,7 +233,7 @@ class LUDVAE(nn.Module):
             if channels_last:
                 conditioning = conditioning.contiguous(memory_format=torch.channels_last)
             return self.sample(conditioning, temperature=temperature, degrade=degrade, eps=eps,
-                               temperature_mode=temperature_mode)
+                               temperature_mode=temperature_mode, image=part)
 
         return tiled(window, image, tile_size or 0, self.receptive_radius)
 

@@ -12,13 +12,18 @@ and runs the network under bfloat16 autocast when asked.
 ``conf/degrader/NAME.yaml``, with ``_target_: degrade_lab.degradations.learned.LearnedDegrader``,
 ``trained_by`` (its LightningModule's dotted name) and the ``options`` its ``net.synthesize`` takes.
 A model whose options need more than numbers and ranges (LUD-VAE's two directions, SeNM-VAE's level
-priors) subclasses it and overrides ``__init__`` / :meth:`degrade`.
+priors) subclasses it and overrides ``__init__`` / :meth:`degrade` / :meth:`set_option`.
+
+**Calibration.** A checkpoint calibrated by ``degrade-lab calibrate`` (or at the end of training) stores
+the value of one option (``module.calibration``, :mod:`degrade_lab.degradations.calibration`); an option
+left unset (``null``) takes that value, with a log line saying so; an explicit option overrides it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 
 import torch
@@ -26,6 +31,8 @@ import torch
 from degrade_lab.degradations.base import Degrader, Range, as_range, sample_uniform
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.checkpoint import load_model_of
+
+log = logging.getLogger(__name__)
 
 
 def model_name(class_path: str) -> str:
@@ -66,15 +73,43 @@ class LearnedDegrader(Degrader):
         self.module = module.eval()
         self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
         self.scale = int(getattr(module, "scale", 1))
-        self.options = self._network_options(options or {})
+        #: the stored calibration (``{"option", "value", ...}``) or None
+        self.calibration = getattr(module, "calibration", None) or None
+        options = dict(options or {})
+        if self.calibration and self.calibration["option"] in self._accepted_options():
+            name = self.calibration["option"]
+            options[name] = self.calibrated(name, options.get(name), None)
+        self.options = self._network_options({key: value for key, value in options.items() if value is not None})
+
+    def calibrated(self, option: str, value, default):
+        """``value`` when given; else the checkpoint's calibrated value when ``option`` is the calibrated one
+        (logged); else ``default``."""
+        if value is not None:
+            return value
+        if self.calibration and self.calibration.get("option") == option:
+            log.info("%s: using the calibrated %s = %g (noise std %.2f synthetic / %.2f target); set "
+                     "degrader.%s to override", self.name, option, self.calibration["value"],
+                     self.calibration.get("noise_std_synthetic", math.nan),
+                     self.calibration.get("noise_std_target", math.nan), option)
+            return self.calibration["value"]
+        return default
+
+    def set_option(self, name: str, value: Range) -> None:
+        """Fix option ``name`` (a number or ``[low, high]``) from now on (calibration searches this way)."""
+        self.options.update(self._network_options({name: value}))
+
+    def _accepted_options(self) -> list[str]:
+        """The per-image options of the network's ``synthesize``: its keyword-only arguments and those with
+        defaults (``tile_size`` aside)."""
+        return [name for name, parameter in inspect.signature(self.module.net.synthesize).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+                or (parameter.default is not inspect.Parameter.empty and name != "tile_size")]
 
     def _network_options(self, options: dict) -> dict[str, tuple[float, float]]:
         """``options`` checked against the keyword arguments of the network's ``synthesize``."""
         if not options:
             return {}
-        accepted = [name for name, parameter in inspect.signature(self.module.net.synthesize).parameters.items()
-                    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-                    or (parameter.default is not inspect.Parameter.empty and name != "tile_size")]
+        accepted = self._accepted_options()
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise UserInputError(

@@ -38,6 +38,7 @@ class LUDVAEDegrader(LearnedDegrader):
             level of the input's domain (sigma_x for C2N, sigma_y for N2C).
         temperature: multiplies the whole latent sample (mean included) as in the authors' code, fixed
             or a range per image (DND: U(1, 3)); ``temperature_mode="std"`` scales only the std.
+            Default (None): the checkpoint's calibrated temperature (``degrade-lab calibrate``), else 1.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast (faster on recent CPUs and GPUs).
     """
@@ -49,7 +50,7 @@ class LUDVAEDegrader(LearnedDegrader):
         ckpt: str | None = None,
         direction: str = "c2n",
         noise_level: Range | None = None,
-        temperature: Range = 1.0,
+        temperature: Range | None = None,
         temperature_mode: str = "sample",
         tile_size: int = 512,
         bf16: bool = False,
@@ -68,13 +69,20 @@ class LUDVAEDegrader(LearnedDegrader):
         self.scale = module.scale if self.degrade_direction else 1
         default_level = module.noise_level_clean if self.degrade_direction else module.noise_level_degraded
         self.noise_level = self.option(default_level if noise_level is None else noise_level, "noise_level")
-        self.temperature = self.option(temperature, "temperature")
+        self.temperature = self.option(self.calibrated("temperature", temperature, 1.0), "temperature")
+
+    def set_option(self, name, value):
+        if name not in ("temperature", "noise_level"):
+            raise UserInputError(f"LUD-VAE degraders have no option {name!r}; they take temperature, noise_level.")
+        setattr(self, name, self.option(value, name))
 
     def degrade(self, image, generator=None):
         batch, device = image.shape[0], image.device
         seeds = self.seeds(batch, generator, device)
         levels = self.draw(self.noise_level, batch, generator, device)
         temperatures = self.draw(self.temperature, batch, generator, device)
+        self.record("temperature", temperatures)
+        self.record("noise_level", levels)
         image = image.float()
         if self.degrade_direction:
             source = self.module.clean_operator(image, generator)

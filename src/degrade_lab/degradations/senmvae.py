@@ -70,12 +70,13 @@ class SeNMVAEDegrader(LearnedDegrader):
 
     trained_by = "degrade_lab.lit.senmvae.SeNMVAEModule"
 
-    def __init__(self, ckpt: str | None = None, level: Range | str = "paired", level_steps: list[float] | None = None,
+    def __init__(self, ckpt: str | None = None, level: Range | str | None = None, level_steps: list[float] | None = None,
                  temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, module=None):
         super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16)
         module = self.module
         self.trained_range = module.trained_level_range()
         self.level_steps = [float(v) for v in level_steps] if level_steps else None
+        level = self.calibrated("level", level, "paired")
         if isinstance(level, str):
             if level not in ("paired", "sidd"):
                 raise UserInputError(f"degrader.level must be a number, [low, high], 'paired' or 'sidd'; got {level!r}.")
@@ -91,6 +92,14 @@ class SeNMVAEDegrader(LearnedDegrader):
         self.temperature = self.option(temperature, "temperature")
         self.produces, self.scale = "degraded", 1
         self._warned_sidd = False  # the SIDD prior's range is checked once, on its first draws
+
+    def set_option(self, name, value):
+        if name == "level":
+            self.level, self.level_steps = as_range(value, "level"), None
+        elif name == "temperature":
+            self.temperature = self.option(value, "temperature")
+        else:
+            raise UserInputError(f"SeNM-VAE degraders have no option {name!r}; they take level, temperature.")
 
     def _check_range(self, levels) -> None:
         """Warn once when asked for levels the prior never saw in training."""

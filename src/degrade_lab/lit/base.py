@@ -4,7 +4,8 @@ that skips a step whose loss is not finite, and loss / metric networks kept out 
 
 A new model subclasses :class:`DegradeLabModule`, sets ``data_kind`` (``paired``, ``unpaired``, ``semi``),
 ``monitor`` / ``monitor_mode`` (the checkpoint callback's ``monitor: auto`` and the sweeper's
-``optimized_metric`` follow them) and, for a degradation model, ``degrader_target``.
+``optimized_metric`` follow them) and, for a degradation model, ``degrader_target`` and the option that
+calibration tunes (``calibration_option``, searched in ``calibration_range``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class DegradeLabModule(pl.LightningModule):
     monitor, monitor_mode = "val/psnr", "max"
     #: degradation models: the Degrader class (dotted path) that runs their checkpoints
     degrader_target: str | None = None
+    #: degradation models: the degrader option ``degrade-lab calibrate`` tunes, and the range it searches
+    calibration_option: str | None = None
+    calibration_range: tuple[float, float] = (0.25, 4.0)
+    #: a loaded checkpoint's stored calibration (``load_model`` sets it), else None
+    calibration: dict | None = None
     #: every validation starts from this seed, so validation scores are comparable between steps
     validation_seed = 12345
     #: models with a KL term set these (the weight after the linear warm-up, and its length in steps)

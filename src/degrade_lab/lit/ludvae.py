@@ -66,6 +66,8 @@ class LUDVAEModule(DegradeLabModule):
     monitor, monitor_mode = "val/akld", "min"
     #: the degrader that turns a checkpoint of this module into a Degrader
     degrader_target = "degrade_lab.degradations.ludvae.LUDVAEDegrader"
+    #: calibration scales the latent sample (the authors' temperature) until the noise reads like the target's
+    calibration_option, calibration_range = "temperature", (0.25, 4.0)
 
     @staticmethod
     def settings_from_noise(settings: dict, noise_std: float) -> dict[str, float]:

@@ -88,6 +88,8 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
     data_kind = "semi"
     monitor, monitor_mode = "val/akld", "min"
     degrader_target = "degrade_lab.degradations.senmvae.SeNMVAEDegrader"
+    #: calibration sets the degradation level (noise std on [0, 1]) whose samples read like the target folder
+    calibration_option, calibration_range = "level", (0.002, 0.3)
 
     def __init__(
         self,

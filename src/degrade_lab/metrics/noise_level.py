@@ -44,7 +44,7 @@ MIN_PATCHES_PER_DIMENSION = 10
 
 @dataclass
 class Patches:
-    """Patches of one or more images, per channel: ``values`` ``C x P^2 x N`` (0-255), ``texture`` ``C x N``
+    """Patches of one or more images, per channel: ``values`` ``C x N x P^2`` (0-255), ``texture`` ``C x N``
     (gradient energy, eq. 13), ``mean`` ``C x N`` (the patch's mean intensity, 0-255)."""
 
     values: torch.Tensor
@@ -53,11 +53,12 @@ class Patches:
 
     @property
     def count(self) -> int:
-        return self.values.shape[-1]
+        return self.values.shape[1]
 
     @staticmethod
     def cat(parts: list[Patches]) -> Patches:
-        return Patches(*(torch.cat([getattr(p, key) for p in parts], dim=-1) for key in ("values", "texture", "mean")))
+        return Patches(torch.cat([p.values for p in parts], dim=1), torch.cat([p.texture for p in parts], dim=-1),
+                       torch.cat([p.mean for p in parts], dim=-1))
 
 
 def gradient_operator(patch: int = PATCH) -> torch.Tensor:
@@ -103,39 +104,39 @@ def patches(image: torch.Tensor, patch: int = PATCH, max_patches: int | None = N
     top, left = chosen // cols, chosen % cols
     y = (top[:, None, None] + offset[None, :, None]).expand(-1, patch, patch).reshape(len(chosen), -1)
     x_ = (left[:, None, None] + offset[None, None, :]).expand(-1, patch, patch).reshape(len(chosen), -1)
-    values = image.float()[:, y, x_].mul_(255).transpose(1, 2)  # C x P^2 x N
-    return Patches(values.contiguous(), texture[:, chosen], mean[:, chosen])
+    values = image.float()[:, y, x_].mul_(255)  # C x N x P^2: a patch per row, so subsets are row gathers
+    return Patches(values, texture[:, chosen], mean[:, chosen])
 
 
 def _smallest_eigenvalue(values: torch.Tensor) -> float:
-    """The smallest eigenvalue of ``values values^T / (n - 1)`` (``values``: ``P^2 x n``), in float64."""
-    moments = torch.zeros(values.shape[0], values.shape[0], dtype=torch.float64)
-    for start in range(0, values.shape[1], 1 << 18):  # float64 accumulation, bounded memory
-        chunk = values[:, start:start + (1 << 18)].double()
-        moments += chunk @ chunk.T
-    return float(torch.linalg.eigvalsh(moments / (values.shape[1] - 1))[0])
+    """The smallest eigenvalue of ``values^T values / (n - 1)`` (``values``: ``n x P^2``), in float64."""
+    moments = torch.zeros(values.shape[1], values.shape[1], dtype=torch.float64)
+    for start in range(0, values.shape[0], 1 << 18):  # float64 accumulation, bounded memory
+        chunk = values[start:start + (1 << 18)].double()
+        moments += chunk.T @ chunk
+    return float(torch.linalg.eigvalsh(moments / (values.shape[0] - 1))[0])
 
 
 def _weak_texture_level(values: torch.Tensor, texture: torch.Tensor, threshold: float, rounds: int) -> tuple[float, int]:
     """Liu et al.'s alternation on one channel's patches: ``(sigma^2, patches used)``."""
-    dimensions = values.shape[0]
+    dimensions = values.shape[1]
     usable = torch.isfinite(texture)  # patches with clipped pixels are left out
-    values, texture = values[:, usable], texture[usable]
-    if values.shape[1] < dimensions:
-        return math.nan, values.shape[1]
+    values, texture = values[usable], texture[usable]
+    if values.shape[0] < dimensions:
+        return math.nan, values.shape[0]
     variance = _smallest_eigenvalue(values)
     for _ in range(1, rounds):
         weak = texture < variance * threshold
         if int(weak.sum()) < dimensions:
             break
-        values, texture = values[:, weak], texture[weak]
+        values, texture = values[weak], texture[weak]
         variance = _smallest_eigenvalue(values)
-    return max(variance, 0.0), values.shape[1]
+    return max(variance, 0.0), values.shape[0]
 
 
 def noise_level(found: Patches, rounds: int = ROUNDS, confidence: float = CONFIDENCE) -> torch.Tensor:
     """The noise standard deviation per channel (0-255) of the pooled patches."""
-    patch = math.isqrt(found.values.shape[1])
+    patch = math.isqrt(found.values.shape[2])
     threshold = texture_threshold(patch, confidence)
     levels = [_weak_texture_level(found.values[c], found.texture[c], threshold, rounds)[0]
               for c in range(found.values.shape[0])]
@@ -175,7 +176,7 @@ def noise_level_function(found: Patches, bins: int = 16, rounds: int = ROUNDS,
                          confidence: float = CONFIDENCE) -> NoiseLevelFunction:
     """The noise level per band of patch mean intensity (``bins`` equal bands over 0-255), each band
     estimated on its own (its own weak-texture threshold), so signal-dependent noise is followed."""
-    patch = math.isqrt(found.values.shape[1])
+    patch = math.isqrt(found.values.shape[2])
     threshold = texture_threshold(patch, confidence)
     minimum = MIN_PATCHES_PER_DIMENSION * patch * patch
     band = (found.mean / 255 * bins).long().clamp(0, bins - 1)
@@ -186,7 +187,7 @@ def noise_level_function(found: Patches, bins: int = 16, rounds: int = ROUNDS,
             inside = band[c] == b
             if int(inside.sum()) < minimum:
                 continue
-            variance, used = _weak_texture_level(found.values[c][:, inside], found.texture[c][inside], threshold, rounds)
+            variance, used = _weak_texture_level(found.values[c][inside], found.texture[c][inside], threshold, rounds)
             sigma[c, b], count[c, b] = math.sqrt(variance), used
     centres = (torch.arange(bins) + 0.5) * 255 / bins
     return NoiseLevelFunction(centres, sigma, count)

@@ -16,83 +16,34 @@ import math
 import sys
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.metrics.noise_level import (
-    PATCH,
-    Patches,
-    estimate,
-    noise_level,
-    noise_level_function,
-    patches,
-)
+from degrade_lab.metrics.noise_level import PATCH, estimate
+from degrade_lab.metrics.pooled_noise import CHANNELS, MAX_PATCHES, pooled_noise
 from degrade_lab.tasks.common import markdown_table
 from degrade_lab.utils.io import atomic_write_json, list_images, read_image
-
-#: box-averaging factors of the multi-scale reading (white noise reads the same at each; correlated noise rises)
-SCALES = (1, 2, 4)
-#: patches pooled from a whole folder (a seeded random subset of each image above it), and from one image
-MAX_PATCHES, MAX_PATCHES_PER_IMAGE = 1 << 21, 1 << 19
-CHANNELS = ("R", "G", "B")
-
-
-def _number(value: float) -> float | None:
-    return None if not math.isfinite(value) else round(float(value), 6)
 
 
 def estimate_folder(folder: str | Path, bins: int = 16, max_patches: int = MAX_PATCHES, seed: int = 0,
                     per_image: bool = False, progress: bool = True) -> dict:
-    """The noise of the images under ``folder`` as a JSON-ready dict (see the module docstring)."""
+    """The noise of the images under ``folder``, pooled (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`),
+    as a JSON-ready dict; ``per_image`` adds each image's own std per channel."""
     files = list_images(folder, "degraded folder")
-    share = max(PATCH * PATCH * 10, min(MAX_PATCHES_PER_IMAGE, max_patches // len(files)))
-    generator = torch.Generator().manual_seed(seed)
-    pooled, images = {scale: [] for scale in SCALES}, {}
-    for file in tqdm(files, desc="estimate-noise", unit="image", disable=not progress):
-        image = read_image(file)
-        if min(image.shape[-2:]) < 2 * PATCH:
-            raise UserInputError(f"image '{file}' is {image.shape[-2]}x{image.shape[-1]}: too small to estimate its "
-                                 f"noise (at least {2 * PATCH} pixels each way).")
-        for scale in SCALES:
-            if min(image.shape[-2:]) >= 2 * PATCH * scale:
-                averaged = F.avg_pool2d(image[None], scale)[0] if scale > 1 else image
-                pooled[scale].append(patches(averaged, max_patches=share, generator=generator))
-        if per_image:
-            images[str(file.relative_to(Path(folder).expanduser()))] = [_number(v) for v in estimate(image).tolist()]
-    found = Patches.cat(pooled[1])
-    sigma = noise_level(found)
-    by_scale = {scale: noise_level(Patches.cat(parts)) * scale for scale, parts in pooled.items() if parts}
-    function = noise_level_function(found, bins=bins)
-    shot, read = function.poisson_gaussian()
-    result = {
-        "folder": str(folder), "images": len(files), "patches": found.count,
-        "estimator": "Liu, Tanaka & Okutomi 2013 (IEEE TIP 22(12)): weak-texture 7x7 patches, PCA",
-        "scale": "0-255 (sigma, intensity); shot / read in [0, 1] units (variance = shot * x + read)",
-        "sigma": dict(zip(CHANNELS, (_number(v) for v in sigma.tolist()), strict=True)),
-        "sigma_mean": _number(float(sigma.mean())),
-        "sigma_by_scale": {str(scale): dict(zip(CHANNELS, (_number(v) for v in value.tolist()), strict=True))
-                           for scale, value in by_scale.items()},
-        "noise_level_function": {
-            "intensity": [_number(v) for v in function.intensity.tolist()],
-            "sigma": {c: [_number(v) for v in row] for c, row in zip(CHANNELS, function.sigma.tolist(), strict=True)},
-            "patches": {c: row for c, row in zip(CHANNELS, function.count.tolist(), strict=True)},
-        },
-        "poisson_gaussian": {c: {"shot": _number(a), "read": _number(b)}
-                             for c, a, b in zip(CHANNELS, shot.tolist(), read.tolist(), strict=True)},
-    }
+    images: dict[str, list] = {}
+
+    def read():
+        for file in tqdm(files, desc="estimate-noise", unit="image", disable=not progress):
+            image = read_image(file)
+            if per_image and min(image.shape[-2:]) >= 2 * PATCH:
+                images[str(file.relative_to(Path(folder).expanduser()))] = [
+                    None if not math.isfinite(v) else round(v, 6) for v in estimate(image).tolist()]
+            yield str(file), image
+
+    result = {"folder": str(folder), **pooled_noise(read(), len(files), bins, max_patches, seed)}
     if per_image:
         result["per_image"] = images
     return result
-
-
-def per_pixel_std(result: dict) -> float:
-    """One figure for the folder's per-pixel noise std (0-255): the largest of the three scales' readings
-    (averaged over channels). White noise reads the same at each; correlated noise reads low at full resolution
-    and approaches its std at 4x4 (docs/metrics.md)."""
-    readings = [[v for v in by_channel.values() if v is not None] for by_channel in result["sigma_by_scale"].values()]
-    return max(sum(values) / len(values) for values in readings if values)
 
 
 def summary(result: dict) -> str:

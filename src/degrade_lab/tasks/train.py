@@ -106,16 +106,43 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     if not cfg.data.get("target"):
         raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of data.target: give "
                              "data.target=DEGRADED_DIR.")
-    from degrade_lab.tasks.estimate_noise import estimate_folder, per_pixel_std
+    from degrade_lab.metrics.pooled_noise import per_pixel_std
+    from degrade_lab.tasks.estimate_noise import estimate_folder
 
     estimate = estimate_folder(cfg.data.target, progress=False)
     noise_std = per_pixel_std(estimate)
+    if noise_std != noise_std:
+        raise UserInputError(f"model.{next(iter(auto))}=auto: no noise could be read in {cfg.data.target} (no flat, "
+                             "unclipped patch); give the levels as numbers.")
     values = resolve(OmegaConf.to_container(cfg.model), noise_std)
     with open_dict(cfg):
         cfg.model.update(values)
     atomic_write_json(out / "noise_estimate.json", estimate)
     log.info("estimated noise std of %s: %.2f; set %s", cfg.data.target, noise_std,
              ", ".join(f"model.{k}={v}" for k, v in values.items()))
+
+
+def _calibrate_checkpoints(cfg: DictConfig, out: Path, model) -> dict[str, dict]:
+    """A degradation model's ``best.ckpt`` and ``last.ckpt`` calibrated to ``data.target``'s noise (``degrade-lab
+    calibrate``; no pair used), the result stored in each; skipped with ``calibrate=false`` or without folders."""
+    if not cfg.get("calibrate", True) or not getattr(model, "calibration_option", None):
+        return {}
+    if not (cfg.data.get("source") and cfg.data.get("target")):
+        log.info("not calibrated: calibration needs data.source (clean) and data.target (degraded) folders.")
+        return {}
+    from degrade_lab.tasks.calibrate import calibrate_checkpoint
+
+    results = {}
+    for name in ("best", "last"):
+        ckpt = out / "checkpoints" / f"{name}.ckpt"
+        if ckpt.is_file():
+            try:
+                results[name] = calibrate_checkpoint(ckpt, cfg.data.source, cfg.data.target, seed=int(cfg.seed),
+                                                     device=model.device)
+            except UserInputError as err:  # the training itself succeeded: say why, keep the run
+                log.warning("%s.ckpt was not calibrated: %s", name, err)
+    atomic_write_json(out / "calibration.json", results)
+    return results
 
 
 def _train(cfg: DictConfig, out: Path, start: float) -> dict:
@@ -158,6 +185,9 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
     finally:
         _finish_wandb(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        for name, result in _calibrate_checkpoints(cfg, out, model).items():
+            metrics[f"calibrated_{result['option']}_{name}"] = result["value"]
     optimized = str(cfg.get("optimized_metric") or "auto")
     if optimized == "auto":  # what a sweeper optimises: the model's own validation metric at its best
         metrics["optimized"] = metrics.get(f"{model.monitor}_best")

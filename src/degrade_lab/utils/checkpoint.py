@@ -21,23 +21,37 @@ from degrade_lab.utils.io import file_mode
 from degrade_lab.utils.trusted_targets import check_config
 
 
+def save_file(checkpoint: dict, path: str | Path) -> None:
+    """Write ``checkpoint`` to ``path`` through a temporary file renamed into place: a reader never sees a
+    half-written file, and a kill leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def store_calibration(path: str | Path, calibration: dict) -> None:
+    """Record a degrader's calibration (:mod:`degrade_lab.degradations.calibration`) in the checkpoint at
+    ``path``, rewritten atomically; the weights and everything else stay as they were."""
+    checkpoint = read_checkpoint(path)
+    checkpoint["degrade_lab"]["calibration"] = calibration
+    save_file(checkpoint, path)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint IO, but written to a temp file and renamed into place, so a run
     killed mid-save never leaves a truncated ``last.ckpt`` (the orphaned temp file is removed when the
     run resumes), and read without running code from the file (``resume=`` included)."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(checkpoint, tmp)
-            os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_file(checkpoint, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return load_file(path)
@@ -93,6 +107,7 @@ def load_model(path: str | Path):
         config["val_lpips"] = None  # a validation-only metric: inference does not need its backbone
     module = hydra.utils.instantiate(config)
     module.load_state_dict(checkpoint["state_dict"])
+    module.calibration = record.get("calibration")  # degrade-lab calibrate's result, if any
     return module.eval(), record
 
 

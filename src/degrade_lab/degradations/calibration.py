@@ -1,0 +1,128 @@
+"""Calibration of a learned degrader from the degraded folder alone: one option (LUD-VAE's and DeFlow's
+temperature, SeNM-VAE's level) chosen so that the noise read on its synthetic images matches the noise read
+on the real degraded images.
+
+Both sides go through the same blind estimator (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`:
+multi-scale stds and the noise level function), so its bias on correlated noise cancels, and no clean /
+degraded pair is used: the synthetic images are made from the clean folder, the reference is read from the
+degraded folder. The option is searched on a log scale, first on a coarse grid, then by golden-section
+search inside the best grid cell; every evaluation synthesizes the same images with the same seeds, so the
+distance is a smooth function of the option.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import torch
+from tqdm import tqdm
+
+from degrade_lab.errors import UserInputError
+from degrade_lab.metrics.pooled_noise import noise_distance, noise_ratio, per_pixel_std, pooled_noise
+
+log = logging.getLogger(__name__)
+
+GOLDEN = (math.sqrt(5) - 1) / 2
+#: weak-texture patches read from the synthetic images of each evaluation (the same positions every time)
+PATCHES = 1 << 16
+
+
+def synthetic_reading(degrader, clean: list[torch.Tensor], option: str, value: float, seed: int = 0,
+                      batch_size: int = 8) -> dict:
+    """The pooled noise reading of ``degrader`` applied to ``clean`` (``C x H x W`` images on the degrader's
+    device; consecutive images of one size are batched) with ``option`` fixed at ``value``; the degrader's
+    random numbers come from ``seed``."""
+    degrader.set_option(option, value)
+    device = clean[0].device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    synthetic, batch = [], []
+
+    def flush():
+        if batch:
+            synthetic.extend(degrader(torch.stack(batch), generator).float().cpu())
+            batch.clear()
+
+    with torch.inference_mode():
+        for image in clean:
+            if batch and (len(batch) == batch_size or batch[0].shape != image.shape):
+                flush()
+            batch.append(image)
+        flush()
+    return pooled_noise(((f"synthetic {i}", image) for i, image in enumerate(synthetic)), len(synthetic),
+                        max_patches=PATCHES)
+
+
+def search(distance: Callable[[float], float], low: float, high: float, grid: int = 7, refine: int = 8,
+           progress: bool = False) -> tuple[float, list[tuple[float, float]]]:
+    """The ``value`` in ``[low, high]`` (> 0) minimising ``distance``: a log-spaced grid of ``grid`` points,
+    then ``refine`` golden-section steps between the best point's neighbours. Returns the best value and
+    every ``(value, distance)`` evaluated, in order."""
+    if not 0 < low < high:
+        raise ValueError(f"the search range must satisfy 0 < low < high, got [{low}, {high}]")
+    tried: list[tuple[float, float]] = []
+    bar = tqdm(total=grid + refine, desc="calibrate", unit="try", disable=not progress)
+
+    def evaluate(log_value: float) -> float:
+        value = math.exp(log_value)
+        result = distance(value)
+        tried.append((value, result))
+        bar.update(1)
+        bar.set_postfix(value=f"{value:.3g}", distance=f"{result:.3g}")
+        return result
+
+    a, b = math.log(low), math.log(high)
+    points = [a + (b - a) * i / (grid - 1) for i in range(grid)]
+    values = [evaluate(p) for p in points]
+    best = min(range(grid), key=values.__getitem__)
+    lo, hi = points[max(best - 1, 0)], points[min(best + 1, grid - 1)]
+    x1, x2 = hi - GOLDEN * (hi - lo), lo + GOLDEN * (hi - lo)
+    f1, f2 = evaluate(x1), evaluate(x2)
+    for _ in range(refine - 2):
+        if f1 <= f2:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - GOLDEN * (hi - lo)
+            f1 = evaluate(x1)
+        else:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + GOLDEN * (hi - lo)
+            f2 = evaluate(x2)
+    bar.close()
+    value, _ = min(tried, key=lambda pair: pair[1])
+    return value, tried
+
+
+def calibrate(degrader, clean: list[torch.Tensor], reference: dict, option: str, low: float, high: float,
+              seed: int = 0, progress: bool = False) -> dict:
+    """Choose ``option`` of ``degrader`` (a :class:`~degrade_lab.degradations.learned.LearnedDegrader`) so that
+    its synthetic images from ``clean`` read like ``reference`` (the pooled reading of the degraded folder).
+    Returns the JSON-ready calibration record stored in checkpoints."""
+    readings: dict[float, dict] = {}
+
+    def distance(value: float) -> float:
+        readings[value] = synthetic_reading(degrader, clean, option, value, seed)
+        return noise_distance(readings[value], reference)
+
+    if not math.isfinite(per_pixel_std(reference)):
+        raise UserInputError("no noise could be read in the degraded folder (no flat, unclipped patch).")
+    best, tried = search(distance, low, high, progress=progress)
+    if not math.isfinite(min(d for _, d in tried)):
+        raise UserInputError(f"no noise could be read in the synthetic images at any {option} in [{low:g}, {high:g}] "
+                             "(flat or clipped outputs).")
+    reading, value = readings[best], float(f"{best:.5g}")
+    degrader.set_option(option, value)
+    at_edge = min(abs(math.log(value / low)), abs(math.log(value / high))) < 0.02
+    if at_edge:
+        log.warning("the calibrated %s = %g lies at the edge of the range searched [%g, %g]: the model's noise "
+                    "cannot be matched inside it (range=[LOW,HIGH] searches wider; a model still denoising "
+                    "needs more training).", option, value, low, high)
+    return {
+        "option": option, "value": value,
+        "distance": round(noise_distance(reading, reference), 6),
+        "ratio": round(noise_ratio(reading, reference), 4),
+        "noise_std_synthetic": round(per_pixel_std(reading), 3),
+        "noise_std_target": round(per_pixel_std(reference), 3),
+        "tried": [[float(f"{v:.5g}"), float(f"{d:.5g}")] for v, d in tried],
+        "images": len(clean), "seed": seed, "at_edge": at_edge,
+    }

@@ -1,0 +1,103 @@
+"""``degrade-lab calibrate ckpt=RUN/checkpoints/best.ckpt``: tune a trained degradation model's noise strength
+from the degraded folder alone, and store the result in the checkpoint.
+
+The model's calibration option (LUD-VAE: the temperature; SeNM-VAE: the level) is chosen so that the
+blind noise estimator reads the same noise on its synthetic images (made from clean images) as on the real
+degraded folder (:mod:`degrade_lab.degradations.calibration`); no clean / degraded pair is used. The clean and
+degraded folders default to the run's own ``data.source`` / ``data.target``. The result goes into the
+checkpoint (``store=false``: only reported), where every later ``synthesize`` / ``evaluate degrader=`` /
+``data.degrader=CKPT`` takes it unless the option is given; ``calibration.json`` and ``results.md`` in the run
+folder show the search. ``degrade-lab train`` calibrates its checkpoints this way when training ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from degrade_lab.data.transforms import center_crop
+from degrade_lab.degradations import calibration
+from degrade_lab.errors import UserInputError
+from degrade_lab.tasks.common import markdown_table, output_dir, save_config, task_device
+from degrade_lab.utils.checkpoint import load_model, store_calibration
+from degrade_lab.utils.io import atomic_write_json, atomic_write_text, list_images, read_image
+from degrade_lab.utils.runs import write_summary
+
+log = logging.getLogger(__name__)
+
+
+def clean_crops(folder: str | Path, images: int, crop: int) -> list[torch.Tensor]:
+    """Centre crops (``crop`` pixels, whole images where smaller) of up to ``images`` images spread evenly over
+    the sorted folder."""
+    files = list_images(folder, "clean folder")
+    step = max(len(files) / max(images, 1), 1.0)
+    chosen = [files[int(i * step)] for i in range(min(images, len(files)))]
+    return [center_crop(read_image(file), crop).contiguous() for file in chosen]
+
+
+def calibrate_checkpoint(ckpt: str | Path, source: str | Path | None = None, target: str | Path | None = None,
+                         images: int = 32, crop: int = 256, search_range=None, seed: int = 0, store: bool = True,
+                         device: torch.device | str = "cpu", progress: bool = False) -> dict:
+    """Calibrate the degradation model of ``ckpt`` (see the module docstring); returns the calibration
+    record (also stored in the checkpoint when ``store``)."""
+    from degrade_lab.tasks.estimate_noise import estimate_folder
+
+    module, record = load_model(ckpt)
+    option = getattr(module, "calibration_option", None)
+    if option is None or not getattr(module, "degrader_target", None):
+        raise UserInputError(f"checkpoint '{ckpt}' holds a {type(module).__name__}, which has nothing to calibrate "
+                             "(calibration tunes degradation models: model=ludvae, senmvae).")
+    data = record["config"].get("data") or {}
+    source, target = source or data.get("source"), target or data.get("target")
+    if not source or not target:
+        raise UserInputError("calibrate needs clean images to synthesize from and the degraded folder to match: "
+                             "data.source=CLEAN_DIR data.target=DEGRADED_DIR (the run's own are used when it has them).")
+    low, high = (float(v) for v in (search_range or module.calibration_range))
+    module.calibration = None  # search from the model itself, not from an earlier calibration
+    degrader = hydra.utils.get_class(module.degrader_target)(module=module).to(device)
+    reference = estimate_folder(target, progress=False)
+    clean = [image.to(device) for image in clean_crops(source, images, crop)]
+    result = calibration.calibrate(degrader, clean, reference, option, low, high, seed=seed, progress=progress)
+    result.update(source=str(source), target=str(target), checkpoint=str(ckpt), range=[low, high])
+    if store:
+        store_calibration(ckpt, result)
+    log.info("calibrated %s: %s = %g (noise std %.2f synthetic / %.2f target)%s", ckpt, option, result["value"],
+             result["noise_std_synthetic"], result["noise_std_target"], "; stored in the checkpoint" if store else "")
+    return result
+
+
+def report(result: dict) -> str:
+    """The search as a Markdown table, best first line."""
+    rows = [[f"{value:g}", f"{distance:.4g}"] for value, distance in sorted(result["tried"])]
+    return (f"# Calibration of {result['checkpoint']}\n\n"
+            f"`{result['option']}` = **{result['value']:g}**: noise std {result['noise_std_synthetic']:.2f} on "
+            f"{result['images']} synthetic images from `{result['source']}` against {result['noise_std_target']:.2f} "
+            f"on `{result['target']}` (blind estimator, largest of the 1x / 2x / 4x readings; ratio of all readings "
+            f"{result['ratio']:.3f}). No clean / degraded pair was used.\n\n"
+            + markdown_table([result["option"], "distance (mean squared log ratio)"], rows))
+
+
+def calibrate(cfg: DictConfig) -> dict:
+    """The ``degrade-lab calibrate`` task (see the module docstring)."""
+    start = time.time()
+    out = output_dir(cfg)
+    save_config(cfg, out)
+    data = cfg.get("data") or {}
+    result = calibrate_checkpoint(
+        cfg.ckpt, data.get("source"), data.get("target"), int(cfg.images), int(cfg.crop),
+        list(cfg.range) if cfg.get("range") else None, int(cfg.seed), bool(cfg.store), task_device(cfg),
+        bool(cfg.progress),
+    )
+    atomic_write_json(out / "calibration.json", result)
+    text = report(result)
+    atomic_write_text(out / "results.md", text)
+    print(text)
+    write_summary(out, task="calibrate", params=None, global_step=None, wall_seconds=round(time.time() - start, 2),
+                  seed=int(cfg.seed), metrics={result["option"]: result["value"], "distance": result["distance"]})
+    return result
+

@@ -1,0 +1,92 @@
+"""Calibration of learned degraders from the degraded folder alone: the search, the distance between noise
+readings, and `degrade-lab calibrate` / the end of training storing the result that synthesis then uses."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from degrade_lab.degradations.calibration import calibrate, search
+from degrade_lab.degradations.learned import LearnedDegrader
+from degrade_lab.metrics.pooled_noise import noise_distance, noise_ratio, per_pixel_std, pooled_noise
+from test_learned_degraders import _GainModule
+
+
+def test_search_finds_the_minimum_of_a_known_function():
+    for best in (0.3, 1.7, 3.9):
+        value, tried = search(lambda v, b=best: (math.log(v) - math.log(b)) ** 2, 0.25, 4.0)
+        assert abs(value / best - 1) < 0.02
+        assert len(tried) == 15 and tried[0][0] == pytest.approx(0.25) and tried[6][0] == pytest.approx(4.0)
+
+
+def _reading(sigma: float) -> dict:
+    """A hand-made reading: every scale, channel and band at ``sigma``."""
+    channels = {c: sigma for c in "RGB"}
+    return {"sigma_by_scale": {s: dict(channels) for s in ("1", "2", "4")},
+            "noise_level_function": {"sigma": {c: [sigma, None, sigma] for c in "RGB"}}}
+
+
+def test_noise_distance_is_the_mean_squared_log_ratio():
+    assert noise_distance(_reading(10), _reading(10)) == 0
+    assert noise_distance(_reading(12), _reading(10)) == pytest.approx(math.log(1.2) ** 2)
+    assert noise_ratio(_reading(8), _reading(10)) == pytest.approx(0.8)
+    missing = _reading(10)
+    missing["noise_level_function"]["sigma"] = {c: [None, None, None] for c in "RGB"}
+    assert noise_distance(_reading(11), missing) == pytest.approx(math.log(1.1) ** 2)  # scales only
+
+
+def _images(count, sigma, seed):
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.linspace(0.2, 0.8, 64).view(1, 1, 64).expand(3, 64, 64)
+    return [(base + torch.randn(3, 64, 64, generator=generator) * sigma / 255).clamp(0, 1) for _ in range(count)]
+
+
+def test_calibrate_recovers_the_gain_of_a_toy_noise_model():
+    """A toy network adds ``offset`` x N(0, 1): calibrated on a folder with noise std 20 / 255 from smooth clean
+    images, the offset must come out at 20 / 255, with no clean / degraded pair involved."""
+    reference = pooled_noise(((str(i), image) for i, image in enumerate(_images(8, 20.0, 1))), 8)
+    assert per_pixel_std(reference) == pytest.approx(20, rel=0.05)
+    clean = [image for image in _images(8, 0.0, 2)]
+    degrader = LearnedDegrader(module=_GainModule())
+    result = calibrate(degrader, clean, reference, "offset", 0.01, 0.5)
+    assert result["value"] == pytest.approx(20 / 255, rel=0.06)
+    assert result["ratio"] == pytest.approx(1, abs=0.05) and not result["at_edge"]
+    assert degrader.options["offset"] == (result["value"], result["value"])
+
+
+def test_a_stored_calibration_is_the_default_and_an_explicit_option_wins(caplog):
+    module = _GainModule()
+    module.calibration = {"option": "offset", "value": 0.1, "noise_std_synthetic": 25.0, "noise_std_target": 25.5}
+    with caplog.at_level("INFO"):
+        calibrated = LearnedDegrader(module=module)
+    assert calibrated.options["offset"] == (0.1, 0.1) and "calibrated offset = 0.1" in caplog.text
+    assert LearnedDegrader(module=module, options={"offset": 0.3}).options["offset"] == (0.3, 0.3)
+
+
+def test_calibrate_cli_stores_or_only_reports_and_refuses_other_models(compose, tiny_folders, tmp_path):
+    from degrade_lab.tasks.train import train
+    from degrade_lab.utils.checkpoint import load_model
+    from test_cli import cli, last_line
+    from test_ludvae import TINY
+
+    cfg = compose("train", [*TINY, "trainer.max_steps=2", "calibrate=false", f"data.source={tiny_folders / 'source'}",
+                            f"data.target={tiny_folders / 'target'}"])
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert load_model(ckpt)[0].calibration is None  # calibrate=false: left alone
+    before = ckpt.read_bytes()
+    run = last_line(cli("calibrate", f"ckpt={ckpt}", "store=false", "progress=false", "range=[0.5,2]"))
+    result = json.loads((run / "calibration.json").read_text())
+    assert ckpt.read_bytes() == before and 0.5 <= result["value"] <= 2 and len(result["tried"]) == 15
+    assert result["source"] == str(tiny_folders / "source")  # the run's own folders
+    assert "No clean / degraded pair was used" in (run / "results.md").read_text()
+    last_line(cli("calibrate", f"ckpt={ckpt}", "progress=false", "range=[0.5,2]"))
+    assert load_model(ckpt)[0].calibration["value"] == result["value"]  # same search, now stored
+    dncnn = compose("train", ["experiment=dncnn_cpu", "model.net.channels=4", "model.net.depth=3", "data=folders",
+                              f"data.paired={tiny_folders / 'test'}", "data.crop_size=16", "data.batch_size=2",
+                              "trainer.max_steps=1", "callbacks.progress.refresh_rate=0"])
+    train(dncnn)
+    refused = cli("calibrate", f"ckpt={Path(dncnn.paths.output_dir) / 'checkpoints' / 'last.ckpt'}")
+    assert refused.returncode == 2 and "nothing to calibrate" in refused.stderr

@@ -149,6 +149,28 @@ def test_drunet_noise_level_comes_from_the_batch_or_the_setting():
         assert not torch.allclose(module(x), from_batch)
 
 
+def test_drunet_noise_level_auto_reads_each_images_own_noise(monkeypatch):
+    """noise_level=auto: a photo whose noise nobody measured gets its own level from the blind estimator; white
+    noise of std 10 and 30 on smooth images reaches the network as about 10 and 30."""
+    from degrade_lab.archs.drunet import DRUNet
+    from degrade_lab.errors import UserInputError
+    from degrade_lab.lit.restoration import RestorationModule
+
+    module = RestorationModule(DRUNet(channels=(4, 8, 8, 8), blocks=1), noise_level="auto").eval()
+    given = []
+    forward = module.net.forward
+    monkeypatch.setattr(module.net, "forward", lambda x, level=None: given.append(level) or forward(x, level))
+    ramp = torch.linspace(0.3, 0.7, 96)
+    clean = torch.stack([ramp[None, :].expand(96, 96), ramp[:, None].expand(96, 96), torch.full((96, 96), 0.5)])
+    generator = torch.Generator().manual_seed(0)
+    noisy = torch.stack([clean + torch.randn(clean.shape, generator=generator) * s / 255 for s in (10, 30)])
+    with torch.no_grad():
+        module(noisy)
+    assert given[0].tolist() == pytest.approx([10, 30], rel=0.1)
+    with pytest.raises(UserInputError, match="auto or null"):
+        RestorationModule(DRUNet(channels=(4, 8, 8, 8), blocks=1), noise_level="loud")
+
+
 def test_validation_pairs_made_by_a_degrader_are_fixed_and_carry_parameters(tiny_folders):
     from degrade_lab.data.datasets import DegradedImageDataset
     from degrade_lab.degradations.noise import AWGN

@@ -13,6 +13,7 @@ from torchmetrics import MaxMetric
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.metrics import PSNR, SSIM
+from degrade_lab.metrics.pooled_noise import noise_std_per_image
 
 _LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 log = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ class RestorationModule(DegradeLabModule):
             warning naming the install command when its weights are not installed.
         noise_level: for non-blind networks that take a noise level (DRUNet with its noise map): the
             sigma (0-255) used when a batch does not carry its own (``batch["parameters"]["sigma"]``,
-            recorded by on-the-fly degraders), e.g. real test pairs or ``evaluate noise_level=25``.
+            recorded by on-the-fly degraders), e.g. real test pairs or ``evaluate noise_level=25``; ``auto``:
+            each image's own level, read by the blind estimator (``degrade-lab estimate-noise``, the largest of
+            its 1x / 2x / 4x readings), for photos whose noise nobody measured.
     """
 
     def __init__(
@@ -48,7 +51,7 @@ class RestorationModule(DegradeLabModule):
         y_channel: bool = False,
         channels_last: bool = False,
         val_lpips: str | None = None,
-        noise_level: float | None = None,
+        noise_level: float | str | None = None,
     ):
         super().__init__()
         if loss not in _LOSSES:
@@ -62,6 +65,8 @@ class RestorationModule(DegradeLabModule):
         self.val_ssim = SSIM(crop_border, y_channel)
         self.val_psnr_best = MaxMetric()
         self.skipped_steps = 0
+        if noise_level is not None and noise_level != "auto" and not isinstance(noise_level, (int, float)):
+            raise UserInputError(f"noise_level must be a number (sigma, 0-255), auto or null; got {noise_level!r}.")
         self.noise_level = noise_level
         # kept out of the module tree, so checkpoints do not carry (or need) the LPIPS backbone
         self.keep_out_of_checkpoints("val_lpips", _optional_lpips(val_lpips))
@@ -95,7 +100,7 @@ class RestorationModule(DegradeLabModule):
                 raise ValueError("this network takes the noise level (sigma, 0-255) as input: train on pairs "
                                  "made on the fly by a noise degrader (data.degrader=awgn), or give it with "
                                  "model.noise_level=SIGMA (train) / noise_level=SIGMA (evaluate)")
-            level = float(self.noise_level)
+            level = noise_std_per_image(degraded) if self.noise_level == "auto" else float(self.noise_level)
         return self.net(degraded, level)
 
     def training_step(self, batch, batch_idx):

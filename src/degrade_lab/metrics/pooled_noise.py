@@ -83,6 +83,13 @@ def per_pixel_std(reading: dict) -> float:
     return max((sum(values) / len(values) for values in readings if values), default=math.nan)
 
 
+def noise_std_per_image(images: torch.Tensor) -> torch.Tensor:
+    """Each image's per-pixel noise std (0-255, :func:`per_pixel_std` of its own reading) for a ``B x C x H x W``
+    batch in [0, 1]: the level a non-blind restorer is given with ``noise_level=auto``."""
+    levels = [per_pixel_std(pooled_noise([(f"image {i}", image.float().cpu())], 1)) for i, image in enumerate(images)]
+    return torch.tensor(levels, device=images.device)
+
+
 def _log_ratios(reading: dict, reference: dict) -> tuple[list[float], list[float]]:
     """``log(reading / reference)`` of the multi-scale stds, and of the noise-level-function bands, that both
     readings have."""

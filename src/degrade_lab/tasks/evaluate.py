@@ -121,7 +121,8 @@ def _load_restorer(cfg: DictConfig, scale: int):
             f"evaluate it on x{model.scale} pairs (data.scale={model.scale})."
         )
     if cfg.get("noise_level") is not None:
-        model.noise_level = float(cfg.noise_level)  # non-blind networks (DRUNet with its noise map)
+        # non-blind networks (DRUNet with its noise map): a sigma, or auto (each image's estimated level)
+        model.noise_level = "auto" if cfg.noise_level == "auto" else float(cfg.noise_level)
     return model, record
 
 

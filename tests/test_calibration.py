@@ -37,10 +37,11 @@ def test_noise_distance_is_the_mean_squared_log_ratio():
     assert noise_distance(_reading(11), missing) == pytest.approx(math.log(1.1) ** 2)  # scales only
 
 
-def _images(count, sigma, seed):
+def _images(count, sigma, seed, size=64):
+    """Flat grey images of levels 0.3 ... 0.7 (several bands of the noise level function) with white noise."""
     generator = torch.Generator().manual_seed(seed)
-    base = torch.linspace(0.2, 0.8, 64).view(1, 1, 64).expand(3, 64, 64)
-    return [(base + torch.randn(3, 64, 64, generator=generator) * sigma / 255).clamp(0, 1) for _ in range(count)]
+    return [(torch.full((3, size, size), 0.3 + 0.4 * i / max(count - 1, 1))
+             + torch.randn(3, size, size, generator=generator) * sigma / 255).clamp(0, 1) for i in range(count)]
 
 
 def test_calibrate_recovers_the_gain_of_a_toy_noise_model():
@@ -77,12 +78,13 @@ def test_calibrate_cli_stores_or_only_reports_and_refuses_other_models(compose, 
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert load_model(ckpt)[0].calibration is None  # calibrate=false: left alone
     before = ckpt.read_bytes()
-    run = last_line(cli("calibrate", f"ckpt={ckpt}", "store=false", "progress=false", "range=[0.5,2]"))
+    run = last_line(cli("calibrate", f"ckpt={ckpt}", "store=false", "progress=false", "range=[5,40]"))
     result = json.loads((run / "calibration.json").read_text())
-    assert ckpt.read_bytes() == before and 0.5 <= result["value"] <= 2 and len(result["tried"]) == 15
+    assert ckpt.read_bytes() == before and 5 <= result["value"] <= 40 and len(result["tried"]) == 15
+    assert result["option"] == "noise_level"
     assert result["source"] == str(tiny_folders / "source")  # the run's own folders
     assert "No clean / degraded pair was used" in (run / "results.md").read_text()
-    last_line(cli("calibrate", f"ckpt={ckpt}", "progress=false", "range=[0.5,2]"))
+    last_line(cli("calibrate", f"ckpt={ckpt}", "progress=false", "range=[5,40]"))
     assert load_model(ckpt)[0].calibration["value"] == result["value"]  # same search, now stored
     dncnn = compose("train", ["experiment=dncnn_cpu", "model.net.channels=4", "model.net.depth=3", "data=folders",
                               f"data.paired={tiny_folders / 'test'}", "data.crop_size=16", "data.batch_size=2",
@@ -90,3 +92,30 @@ def test_calibrate_cli_stores_or_only_reports_and_refuses_other_models(compose, 
     train(dncnn)
     refused = cli("calibrate", f"ckpt={Path(dncnn.paths.output_dir) / 'checkpoints' / 'last.ckpt'}")
     assert refused.returncode == 2 and "nothing to calibrate" in refused.stderr
+
+
+def test_noise_match_scores_synthetic_noise_against_the_folders():
+    from degrade_lab.metrics.noise_match import NoiseMatch
+
+    reference = pooled_noise(((str(i), image) for i, image in enumerate(_images(6, 20.0, 1, 128))), 6)
+    metric = NoiseMatch(reference)
+    for sigma, ratio in ((20.0, 1.0), (10.0, 0.5)):
+        metric.update(torch.stack(_images(6, sigma, 7, 128)))
+        scores = metric.compute()
+        metric.reset()
+        assert float(scores["noise_ratio"]) == pytest.approx(ratio, rel=0.05)
+        assert float(scores["noise_distance"]) == pytest.approx(math.log(ratio) ** 2, abs=0.02)
+
+
+def test_without_validation_pairs_best_ckpt_follows_the_noise_match(compose, tiny_folders):
+    from degrade_lab.tasks.train import train
+    from test_ludvae import TINY
+
+    cfg = compose("train", [*TINY, "calibrate=false", f"data.source={tiny_folders / 'source'}",
+                            f"data.target={tiny_folders / 'target'}", "data.test=null"])
+    metrics = train(cfg)
+    assert {"val/noise_distance", "val/noise_ratio", "val/noise_distance_best"} <= set(metrics)
+    assert "val/akld" not in metrics and metrics["optimized"] == metrics["val/noise_distance_best"]
+    run = Path(cfg.paths.output_dir)
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert "val/noise_distance" in (run / "csv" / "metrics.csv").read_text()

@@ -230,11 +230,12 @@ def test_train_synthesize_evaluate_a_ludvae(ludvae_run, compose, tiny_folders, t
         synthesize(cfg)
         outs.append(sorted((tmp_path / name / "degraded").glob("*.png")))
     assert len(outs[0]) == 4 and [p.read_bytes() for p in outs[0]] == [p.read_bytes() for p in outs[1]]
-    # training ended by calibrating the checkpoints to the target folder; synthesis took the stored temperature
+    # training ended by calibrating the checkpoints to the target folder; synthesis took the stored pre-noise level
     calibration = load_model(ckpt)[0].calibration
-    assert calibration["option"] == "temperature" and metrics["calibrated_temperature_last"] == calibration["value"]
+    assert calibration["option"] == "noise_level" and metrics["calibrated_noise_level_last"] == calibration["value"]
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert {f["parameters"]["temperature"] for f in manifest["files"].values()} == {calibration["value"]}
+    levels = [f["parameters"]["noise_level"] for f in manifest["files"].values()]
+    assert levels == pytest.approx([calibration["value"]] * len(levels), rel=1e-6)
     # N2C: the input becomes the degraded side
     cfg = compose("synthesize", ["degrader=ludvae", f"degrader.ckpt={ckpt}", "degrader.direction=n2c",
                                  f"input={tiny_folders / 'target'}", f"output={tmp_path / 'n2c'}", "progress=false"])

@@ -25,11 +25,14 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from degrade_lab.data import domains as D
 from degrade_lab.data.datasets import (
+    CleanImageDataset,
     ConcatCrops,
     DegradedImageDataset,
     ImageFolderDataset,
     PairedCropDataset,
     PairedImageDataset,
+    files_of,
+    spread,
 )
 from degrade_lab.data.samplers import DomainBatchSampler
 from degrade_lab.degradations.build import build_degrader
@@ -83,6 +86,23 @@ class DomainDataModule(pl.LightningDataModule):
         self._generator: torch.Generator | None = None
         self._generator_state: torch.Tensor | None = None
         self.position = (0, 0)  # (epoch, batch) of the next training batch in the sampler's stream
+        #: degraded images whose pooled noise reading validation compares the synthetic noise with
+        target = train_domains.get(D.TARGET)
+        self.noise_reference_files = spread(files_of(target), NOISE_REFERENCE_IMAGES) if target is not None else []
+        self._noise_reference: dict | None = None
+        #: True when validation has no pairs: clean images only, judged by their synthetic noise alone
+        self.unpaired_validation = False
+
+    def noise_reference(self) -> dict | None:
+        """The pooled noise reading of (up to 64 of) the degraded training images, computed once; ``None``
+        without a degraded domain."""
+        if self._noise_reference is None and self.noise_reference_files:
+            from degrade_lab.metrics.pooled_noise import pooled_noise
+            from degrade_lab.utils.io import read_image
+
+            files = self.noise_reference_files
+            self._noise_reference = pooled_noise(((str(f), read_image(f)) for f in files), len(files))
+        return self._noise_reference
 
     # ---- loaders -------------------------------------------------------------------------
     def _loader_kwargs(self) -> dict:
@@ -107,7 +127,7 @@ class DomainDataModule(pl.LightningDataModule):
         return self._pairs_loader(self.val_set) if self.val_set is not None else []
 
     def test_dataloader(self):
-        test = self.test_set if self.test_set is not None else self.val_set
+        test = self.test_set if self.test_set is not None or self.unpaired_validation else self.val_set
         if test is None:
             raise UserInputError("no test pairs: set data.test=DIR (a folder with clean/ and degraded/).")
         return self._pairs_loader(test)
@@ -159,6 +179,10 @@ class DomainDataModule(pl.LightningDataModule):
             "val": None if val is None else (val.degrader.parameter_names() if isinstance(val, DegradedImageDataset)
                                              else set()),
         }
+
+
+#: degraded images read for the validation's noise reference, and clean images validated without pairs
+NOISE_REFERENCE_IMAGES, UNPAIRED_VALIDATION_IMAGES = 64, 16
 
 
 def _pairs(folder, scale, crop, degrader=None, seed: int = 0):
@@ -255,8 +279,12 @@ class UnpairedDataModule(DomainDataModule):
             D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", why, source_files),
             D.TARGET: image_crops(target, crop_size // scale, "degraded", augment, "target", why, target_files),
         }
-        super().__init__(domains, weights=_weights(weights), val=_pairs(val or test, scale, val_crop),
+        pairs = _pairs(val or test, scale, val_crop)
+        clean = None if pairs is not None else CleanImageDataset(
+            spread(files_of(domains[D.SOURCE]), UNPAIRED_VALIDATION_IMAGES), val_crop or 128)
+        super().__init__(domains, weights=_weights(weights), val=pairs if pairs is not None else clean,
                          test=_pairs(test, scale, None), **loader)
+        self.unpaired_validation = pairs is None
 
 
 class SemiSupervisedDataModule(DomainDataModule):

@@ -115,6 +115,35 @@ class ImageFolderDataset(Dataset):
         return {self.key: crop}
 
 
+def files_of(dataset: Dataset) -> list[Path]:
+    """The image files behind a folder dataset (or several, concatenated)."""
+    if isinstance(dataset, ConcatCrops):
+        return [file for part in dataset.datasets for file in files_of(part)]
+    return list(getattr(dataset, "files", []))
+
+
+def spread(files: list[Path], count: int) -> list[Path]:
+    """At most ``count`` of ``files``, spread evenly over the list (deterministic)."""
+    step = max(len(files) / max(count, 1), 1.0)
+    return [files[int(i * step)] for i in range(min(count, len(files)))]
+
+
+class CleanImageDataset(Dataset):
+    """Clean images alone, centre-cropped to ``crop`` (``None``: whole): ``{"clean", "name"}``. The validation
+    set of a degradation model trained without any pair (its synthetic images are judged against the degraded
+    folder's noise, :class:`~degrade_lab.metrics.noise_match.NoiseMatch`)."""
+
+    def __init__(self, files: list[Path], crop: int | None = None):
+        self.files, self.crop = list(files), crop
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        image = read_image(self.files[index])
+        return {"clean": center_crop(image, self.crop) if self.crop else image, "name": self.files[index].stem}
+
+
 class PairedCropDataset(Dataset):
     """Aligned random crops from a paired folder (or the given ``pairs``): ``{"clean": HR crop,
     "degraded": LR crop}``."""

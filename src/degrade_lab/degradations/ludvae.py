@@ -34,11 +34,12 @@ class LUDVAEDegrader(LearnedDegrader):
             or ``n2c`` (degraded -> clean; the input is then a degraded image and the output its
             clean estimate, LUD-VAE Table 5).
         noise_level: the inference pre-processing noise level s (0-255), fixed or a ``[low, high]``
-            range drawn per image (the paper: SIDD U(30, 70), DND U(10, 30)). Default: the training
-            level of the input's domain (sigma_x for C2N, sigma_y for N2C).
+            range drawn per image (the paper: SIDD U(30, 70), DND U(10, 30)). Default: the checkpoint's
+            calibrated level (``degrade-lab calibrate``), else the training level of the input's domain
+            (sigma_x for C2N, sigma_y for N2C).
         temperature: multiplies the whole latent sample (mean included) as in the authors' code, fixed
             or a range per image (DND: U(1, 3)); ``temperature_mode="std"`` scales only the std.
-            Default (None): the checkpoint's calibrated temperature (``degrade-lab calibrate``), else 1.
+            Default (None): 1.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast (faster on recent CPUs and GPUs).
     """
@@ -58,17 +59,17 @@ class LUDVAEDegrader(LearnedDegrader):
     ):
         if direction not in DIRECTIONS:
             raise UserInputError(f"degrader.direction must be one of {DIRECTIONS}, got {direction!r}.")
-        if temperature_mode not in ("sample", "std"):
-            raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
         super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16)
         module = self.module
+        if temperature_mode not in ("sample", "std"):
+            raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
         self.direction, self.temperature_mode = direction, temperature_mode
         self.degrade_direction = direction == "c2n"
         #: what the output is: synthesis writes N2C results as the clean side of a pair
         self.produces = "degraded" if self.degrade_direction else "clean"
         self.scale = module.scale if self.degrade_direction else 1
         default_level = module.noise_level_clean if self.degrade_direction else module.noise_level_degraded
-        self.noise_level = self.option(default_level if noise_level is None else noise_level, "noise_level")
+        self.noise_level = self.option(self.calibrated("noise_level", noise_level, default_level), "noise_level")
         self.temperature = self.option(self.calibrated("temperature", temperature, 1.0), "temperature")
 
     def set_option(self, name, value):

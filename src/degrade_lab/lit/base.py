@@ -24,6 +24,8 @@ class DegradeLabModule(pl.LightningModule):
     data_kind = "paired"
     #: what checkpoints/best.ckpt tracks, and in which direction
     monitor, monitor_mode = "val/psnr", "max"
+    #: degradation models: what best.ckpt tracks (same direction) when validation has no pairs, or None
+    unpaired_monitor: str | None = None
     #: degradation models: the Degrader class (dotted path) that runs their checkpoints
     degrader_target: str | None = None
     #: degradation models: the degrader option ``degrade-lab calibrate`` tunes, and the range it searches

@@ -15,7 +15,10 @@ ones, on the 0-255 scale. The KL weight rises linearly from 0 to ``kl_weight`` o
 never touches the other domain's loss.
 
 Validation translates the clean side of the validation pairs (C2N) and scores the synthetic noise
-against the real one: ``val/kld``, ``val/akld`` (model selection: lowest AKLD), ``val/psnr_synthetic``.
+against the real one: ``val/kld``, ``val/akld`` (model selection: lowest AKLD), ``val/psnr_synthetic``. It also
+compares the synthetic images' blind noise reading with the degraded training folder's (``val/noise_distance``,
+``val/noise_ratio``; :class:`~degrade_lab.metrics.noise_match.NoiseMatch`), which needs no pair: without
+validation pairs, clean images alone are translated and ``best.ckpt`` is the lowest ``val/noise_distance``.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from degrade_lab.degradations.base import Identity
 from degrade_lab.degradations.build import build_degrader
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import DegradeLabModule
-from degrade_lab.lit.degradation_scores import log_validation_scores
+from degrade_lab.lit.degradation_scores import log_noise_match, log_validation_scores, noise_reference
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
+from degrade_lab.metrics.noise_match import NoiseMatch
 from degrade_lab.metrics.residual import ResidualStatistics
 from degrade_lab.utils.io import quantize_8bit
 
@@ -64,10 +68,14 @@ class LUDVAEModule(DegradeLabModule):
     data_kind = "unpaired"
     #: what checkpoints/best.ckpt tracks, and in which direction
     monitor, monitor_mode = "val/akld", "min"
+    #: what best.ckpt tracks when validation has no pairs (train switches ``monitor`` to it)
+    unpaired_monitor = "val/noise_distance"
     #: the degrader that turns a checkpoint of this module into a Degrader
     degrader_target = "degrade_lab.degradations.ludvae.LUDVAEDegrader"
-    #: calibration scales the latent sample (the authors' temperature) until the noise reads like the target's
-    calibration_option, calibration_range = "temperature", (0.25, 4.0)
+    #: calibration sets the inference pre-noise level (0-255) until the noise reads like the target's: the
+    #: translated pre-noise is most of the synthetic noise (the paper widens it at inference for the same
+    #: reason), while the temperature multiplies the latent mean too and brings colour casts (docs/ludvae.md)
+    calibration_option, calibration_range = "noise_level", (2.0, 128.0)
 
     @staticmethod
     def settings_from_noise(settings: dict, noise_std: float) -> dict[str, float]:
@@ -117,6 +125,8 @@ class LUDVAEModule(DegradeLabModule):
         self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()
         self.val_residual = ResidualStatistics()
         self.val_akld_best = MinMetric()
+        self.val_noise, self.val_noise_best = NoiseMatch(), MinMetric()
+        self.paired_validation = False
         self.skipped_steps = 0
 
     # ---- the objective -------------------------------------------------------------------------
@@ -175,8 +185,13 @@ class LUDVAEModule(DegradeLabModule):
         return loss
 
     # ---- validation: how close is the synthetic noise to the real one --------------------------
+    def on_validation_epoch_start(self):
+        super().on_validation_epoch_start()
+        self.val_noise.reference = noise_reference(self)
+        self.paired_validation = False
+
     def validation_step(self, batch, batch_idx):
-        clean, real = batch["clean"], batch["degraded"]
+        clean, real = batch["clean"], batch.get("degraded")
         target = self.clean_operator(clean, self.validation_generator)
         batch_size = clean.shape[0]
         seeds = torch.randint(2**62, (batch_size,), generator=self.validation_generator, device=self.device).tolist()
@@ -186,11 +201,16 @@ class LUDVAEModule(DegradeLabModule):
         )
         # the network works in the normalised domain (AIM19): scores compare on the real images' scale
         synthetic = quantize_8bit(self.normalization.inverse(synthetic))
-        self.val_kld.update(synthetic, real, target)
-        self.val_akld.update(synthetic, real, target)
+        self.val_noise.update(synthetic)
         self.val_psnr.update(psnr(synthetic, target))
-        self.val_residual.update(synthetic, real, target)
-        panels, caption = [target, real, synthetic], "T(clean) | real degraded | synthetic"
+        if real is not None:
+            self.paired_validation = True
+            self.val_kld.update(synthetic, real, target)
+            self.val_akld.update(synthetic, real, target)
+            self.val_residual.update(synthetic, real, target)
+            panels, caption = [target, real, synthetic], "T(clean) | real degraded | synthetic"
+        else:
+            panels, caption = [target, synthetic], "T(clean) | synthetic"
         if batch_idx == 0 and self.grid_samples > 0:  # only the grid's first row needs more samples
             count = self.grid_samples * len(self.grid_temperatures)
             temperatures = torch.tensor(self.grid_temperatures, device=self.device).repeat_interleave(self.grid_samples)
@@ -203,9 +223,14 @@ class LUDVAEModule(DegradeLabModule):
         return {"grid": panels, "caption": caption}
 
     def on_validation_epoch_end(self):
-        log_validation_scores(self, self.val_akld, self.val_akld_best,
-                              {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr,
-                               "val/residual": self.val_residual})
+        log_noise_match(self, self.val_noise, self.val_noise_best, prog_bar=not self.paired_validation)
+        if self.paired_validation:
+            log_validation_scores(self, self.val_akld, self.val_akld_best,
+                                  {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr,
+                                   "val/residual": self.val_residual})
+        else:
+            self.log("val/psnr_synthetic", self.val_psnr.compute())
+            self.val_psnr.reset()
 
     def configure_optimizers(self):
         return self.build_optimizers(self.net.parameters())

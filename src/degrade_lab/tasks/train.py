@@ -164,6 +164,9 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
             "use an SR model at that scale (model=rrdbnet / vdir follow data.scale) or matching data."
         )
     datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
+    if getattr(datamodule, "unpaired_validation", False) and model.unpaired_monitor:
+        model.monitor = model.unpaired_monitor  # no pairs to validate on: best.ckpt by the noise match
+        log.info("no validation pairs: best.ckpt tracks %s (synthetic vs data.target noise)", model.monitor)
     if hasattr(model, "check_data"):  # e.g. a non-blind restorer on real pairs without a noise level
         model.check_data(datamodule.known_parameters())
     if getattr(datamodule, "split_record", None):  # data.split_from: which image went to which domain

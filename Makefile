@@ -44,7 +44,7 @@ train-dncnn: setup ## a CPU-sized DnCNN on the builtin true pairs
 train-ludvae: setup ## LUD-VAE on the builtin unpaired folders, CPU preset (about 15 min)
 	$(VENV)/bin/degrade-lab train experiment=ludvae_cpu
 
-pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 30 min)
+pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 35 min)
 	$(PY) experiments/ludvae_pipeline.py
 
 train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 16 min)

@@ -3,9 +3,9 @@
 1. train LUD-VAE on the builtin unpaired folders: clean ``source`` vs camera-degraded ``target``
    (other photos; never paired), with the CPU preset (experiment=ludvae_cpu);
 2. judge it as a degrader on the held-out real test pairs (KLD, AKLD, noise std), next to AWGN;
-   LUD-VAE twice: at its training pre-noise sigma_x, and with the inference pre-noise drawn per image
+   LUD-VAE three times: at its training pre-noise sigma_x, with the inference pre-noise drawn per image
    from U(sigma_x, 2 sigma_x) (the paper widens it at inference too: SIDD trains at 40 and samples
-   at U(30, 70));
+   at U(30, 70)), and at the pre-noise calibrated on the target folder when training ended (no pair used);
 3. synthesize training pairs from the clean source images with each, and with AWGN sigma ~ U[5, 50];
 4. train the CPU-sized DnCNN on each, and on the true pairs (the oracle, upper bound);
 5. evaluate every DnCNN on the held-out real test pairs and print one table.
@@ -54,9 +54,12 @@ def main() -> None:
     sigma_x = float(yaml.safe_load((ludvae_run / "config.yaml").read_text())["model"]["noise_level_clean"])
     degraders = {
         "AWGN": ["degrader=awgn", "degrader.sigma=[5,50]"],
-        f"LUD-VAE (unpaired), pre-noise {sigma_x:g}": ["degrader=ludvae", f"degrader.ckpt={ckpt}"],
+        f"LUD-VAE (unpaired), pre-noise {sigma_x:g}":
+            ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.noise_level={sigma_x}"],
         f"LUD-VAE (unpaired), pre-noise U({sigma_x:g}, {2 * sigma_x:g})":
             ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.noise_level=[{sigma_x},{2 * sigma_x}]"],
+        # train ended by calibrating the pre-noise to the target folder's noise (no pair used): the default
+        "LUD-VAE (unpaired), calibrated pre-noise": ["degrader=ludvae", f"degrader.ckpt={ckpt}"],
     }
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs with it
     judged, judged_runs, pairs = {}, {}, {}

@@ -6,7 +6,8 @@ paper splits SIDD: 10 true pairs, 33 clean-only (source) and 33 degraded-only (t
 1. train SeNM-VAE on the three domains (experiment=senmvae_cpu) and LUD-VAE on the same images without
    their pairing (experiment=ludvae_cpu data=builtin_semi), each about 15 CPU minutes;
 2. judge each as a degrader on the held-out real test pairs (KLD, AKLD, FID), next to AWGN;
-   SeNM-VAE draws its level from the range of the training pairs (``degrader.level=paired``);
+   SeNM-VAE draws its level from the range of the training pairs (``degrader.level=paired``), LUD-VAE uses
+   the pre-noise calibrated on the target folder when its training ended;
 3. synthesize pairs from the clean source tiles with each (``--samples`` per tile);
 4. train the CPU-sized DRUNet (experiment=drunet_cpu) on the synthetic pairs plus the 10 real pairs, on
    the 10 real pairs alone (Table 2's "DRUNet with N pairs" row), and on all 76 true pairs (oracle);
@@ -56,7 +57,8 @@ def main() -> None:
     degraders = {
         "AWGN sigma ~ U(5, 50)": ["degrader=awgn", "degrader.sigma=[5,50]"],
         "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={best_checkpoint(ludvae_run)}"],
-        "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}"],
+        "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}",
+                                "degrader.level=paired"],
     }
 
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs from the source tiles

@@ -23,12 +23,15 @@ def main() -> None:
         real_save, calls = torch.save, [0]
 
         def dying_save(obj, f, *rest, **kwargs):
-            last = isinstance(f, (str, os.PathLike)) and ".last.ckpt." in os.fspath(f)
+            name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else str(getattr(f, "name", ""))
+            last = ".last.ckpt." in name  # the temporary file of last.ckpt (a path or an open handle)
             calls[0] += last
             real_save(obj, f, *rest, **kwargs)
             if last and calls[0] == n:
-                size = os.path.getsize(f)
-                with open(f, "r+b") as handle:
+                if hasattr(f, "flush"):
+                    f.flush()
+                size = os.path.getsize(name)
+                with open(name, "r+b") as handle:
                     handle.truncate(size // 2)
                 die()
 

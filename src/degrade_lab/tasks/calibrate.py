@@ -20,6 +20,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from degrade_lab.data.datasets import spread
 from degrade_lab.data.transforms import center_crop
 from degrade_lab.degradations import calibration
 from degrade_lab.errors import UserInputError
@@ -34,10 +35,8 @@ log = logging.getLogger(__name__)
 def clean_crops(folder: str | Path, images: int, crop: int) -> list[torch.Tensor]:
     """Centre crops (``crop`` pixels, whole images where smaller) of up to ``images`` images spread evenly over
     the sorted folder."""
-    files = list_images(folder, "clean folder")
-    step = max(len(files) / max(images, 1), 1.0)
-    chosen = [files[int(i * step)] for i in range(min(images, len(files)))]
-    return [center_crop(read_image(file), crop).contiguous() for file in chosen]
+    files = spread(list_images(folder, "clean folder"), images)
+    return [center_crop(read_image(file), crop).contiguous() for file in files]
 
 
 def calibrate_checkpoint(ckpt: str | Path, source: str | Path | None = None, target: str | Path | None = None,

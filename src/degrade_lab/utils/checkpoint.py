@@ -7,9 +7,7 @@ containers only (what degrade_lab and Lightning store), and the stored config is
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import hydra
@@ -17,24 +15,13 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.utils.io import file_mode
+from degrade_lab.utils.io import atomic_write
 from degrade_lab.utils.trusted_targets import check_config
 
 
 def save_file(checkpoint: dict, path: str | Path) -> None:
-    """Write ``checkpoint`` to ``path`` through a temporary file renamed into place: a reader never sees a
-    half-written file, and a kill leaves the old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``checkpoint`` to ``path`` atomically (:func:`~degrade_lab.utils.io.atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
 
 def store_calibration(path: str | Path, calibration: dict) -> None:

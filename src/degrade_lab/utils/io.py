@@ -181,12 +181,19 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(handle)`` on a temporary file in ``path``'s folder, then rename it into place: a reader
+    never sees a half-written file, and a kill leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with open(tmp, "wb") as handle:  # by name, so the handle knows its path
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions

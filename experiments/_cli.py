@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -48,18 +49,62 @@ def best_checkpoint(run_dir: Path) -> Path:
 
 def train_and_evaluate(experiment: str, pairs: Path | list[Path], test: Path, steps: int, seed: int,
                        extra: list[str] | None = None) -> tuple[dict, Path, Path]:
-    """A restorer preset trained on ``pairs`` (a folder or a list of folders) for ``steps`` steps, its best
-    checkpoint scored on ``test``."""
+    """A restorer preset trained on ``pairs`` (a folder or a list of folders) for ``steps`` steps, its LAST
+    checkpoint scored on ``test``: the test pairs only draw the validation curve, they choose nothing."""
     paired = f"[{','.join(map(str, pairs))}]" if isinstance(pairs, list) else str(pairs)
     train_dir = run(["train", f"experiment={experiment}", "data=folders", f"data.paired={paired}", f"data.test={test}",
                      f"trainer.max_steps={steps}", f"trainer.val_check_interval={max(steps // 4, 1)}",
                      f"model.scheduler.milestones=[{int(steps * 0.75)}]", f"seed={seed}",
                      "callbacks.progress.refresh_rate=0", *(extra or [])])
-    eval_dir = run(["evaluate", f"ckpt={best_checkpoint(train_dir)}", "data=folders", f"data.test={test}",
+    eval_dir = run(["evaluate", f"ckpt={train_dir / 'checkpoints' / 'last.ckpt'}", "data=folders", f"data.test={test}",
                     "progress=false"])
     return metrics_of(eval_dir), train_dir, eval_dir
 
 
-def train_and_evaluate_dncnn(pairs: Path, test: Path, steps: int, seed: int) -> tuple[dict, Path, Path]:
-    """The CPU-sized DnCNN (experiment=dncnn_cpu) trained on ``pairs``, its best checkpoint scored on ``test``."""
-    return train_and_evaluate("dncnn_cpu", pairs, test, steps, seed)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (the ``--seeds`` option of the pipelines)."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds needs one or more distinct integers, got {text!r}")
+    return seeds
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (divisor n - 1; 0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def plus_minus(values: list[float], digits: int = 2) -> str:
+    """``"25.12 ± 0.34"`` over seeds (just the value for one seed)."""
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f}" if len(values) == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def verdict(values: list[float], baseline: list[float]) -> str:
+    """``win`` when the mean is above the baseline's by more than the two standard deviations together,
+    ``loss`` when below by as much, else ``tie``: a difference inside the seeds' spread is not evidence."""
+    (mean, std), (base_mean, base_std) = mean_std(values), mean_std(baseline)
+    if mean - base_mean > std + base_std:
+        return "win"
+    if base_mean - mean > std + base_std:
+        return "loss"
+    return "tie"
+
+
+def train_and_evaluate_seeds(experiment: str, pairs: Path | list[Path], test: Path, steps: int, seeds: list[int],
+                             extra: list[str] | None = None) -> dict:
+    """:func:`train_and_evaluate` once per seed: per-seed ``psnr`` / ``ssim`` / ``lpips`` lists and the run folders."""
+    out: dict = {"seeds": seeds, "psnr": [], "ssim": [], "lpips": [], "train_runs": [], "eval_runs": []}
+    for seed in seeds:
+        metrics, train_dir, eval_dir = train_and_evaluate(experiment, pairs, test, steps, seed, extra)
+        out["psnr"].append(metrics["test/psnr"])
+        out["ssim"].append(metrics["test/ssim"])
+        out["lpips"].append(metrics.get("test/lpips"))
+        out["train_runs"].append(str(train_dir))
+        out["eval_runs"].append(str(eval_dir))
+    return out

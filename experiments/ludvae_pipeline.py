@@ -1,17 +1,25 @@
-"""The LUD-VAE paper's full loop on the builtin data (Table 3 layout), run through the CLI.
+"""The LUD-VAE paper's full loop on a builtin dataset (Table 3 layout), run through the CLI.
 
-1. train LUD-VAE on the builtin unpaired folders: clean ``source`` vs camera-degraded ``target``
-   (other photos; never paired), with the CPU preset (experiment=ludvae_cpu);
+``--data builtin`` (camera noise) or ``builtin_phone`` (blur, read noise and JPEG q60; data/builtin.py).
+
+1. train LUD-VAE on the dataset's unpaired folders: clean ``source`` vs degraded ``target`` (other photos;
+   never paired), with the CPU preset (experiment=ludvae_cpu) and the pre-noise levels set from the noise
+   the blind estimator reads in the target folder (``model.noise_level_*=auto``: nothing known about it);
+   it validates without pairs (``data.test=null``: best.ckpt by the blind noise reading of its synthetic
+   images against the target folder's), so no test pair chooses or tunes the model;
 2. judge it as a degrader on the held-out real test pairs (KLD, AKLD, noise std), next to AWGN;
    LUD-VAE three times: at its training pre-noise sigma_x, with the inference pre-noise drawn per image
    from U(sigma_x, 2 sigma_x) (the paper widens it at inference too: SIDD trains at 40 and samples
    at U(30, 70)), and at the pre-noise calibrated on the target folder when training ended (no pair used);
 3. synthesize training pairs from the clean source images with each, and with AWGN sigma ~ U[5, 50];
-4. train the CPU-sized DnCNN on each, and on the true pairs (the oracle, upper bound);
-5. evaluate every DnCNN on the held-out real test pairs and print one table.
+4. train the CPU-sized DnCNN on each, and on the true pairs (the oracle, upper bound), once per seed of
+   ``--seeds``;
+5. evaluate every DnCNN on the held-out real test pairs and print one table: PSNR / SSIM as mean ± std over
+   the seeds, and each row against AWGN: ``win`` only when the means differ by more than the two stds together.
 
 Writes results.md / results.json in logs/pipeline_ludvae/<time>/ and prints that folder last.
-Usage: python experiments/ludvae_pipeline.py [--ludvae-steps N] [--steps N] [--samples K] [--ludvae-run RUN]
+Usage: python experiments/ludvae_pipeline.py [--data builtin|builtin_phone] [--seeds 0,1,2] [--ludvae-steps N]
+       [--steps N] [--samples K] [--ludvae-run RUN] [--ludvae-args ARG ...]
 """
 
 from __future__ import annotations
@@ -22,11 +30,22 @@ import time
 from pathlib import Path
 
 import yaml
-from _cli import metrics_of, report, report_figure, run, train_and_evaluate_dncnn
+from _cli import (
+    metrics_of,
+    parse_seeds,
+    plus_minus,
+    report,
+    report_figure,
+    run,
+    train_and_evaluate_seeds,
+    verdict,
+)
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.common import markdown_table
+
+AWGN = "AWGN sigma ~ U[5, 50]"
 
 
 def main() -> None:
@@ -34,13 +53,17 @@ def main() -> None:
     parser.add_argument("--ludvae-steps", type=int, default=None, help="LUD-VAE steps (default: the preset's)")
     parser.add_argument("--steps", type=int, default=800, help="training steps per DnCNN")
     parser.add_argument("--samples", type=int, default=4, help="synthetic versions per clean image")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default="builtin", choices=["builtin", "builtin_phone"], help="builtin dataset")
+    parser.add_argument("--seed", type=int, default=0, help="seed of LUD-VAE's training and of the synthesis")
+    parser.add_argument("--seeds", default="0,1,2", help="DnCNN training seeds (comma-separated)")
     parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run instead of training")
+    parser.add_argument("--ludvae-args", nargs="*", default=[], help="more overrides for LUD-VAE's training")
     args = parser.parse_args()
+    seeds = parse_seeds(args.seeds)
     start = time.time()
     out = project_root() / "logs" / "pipeline_ludvae" / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
-    builtin = ensure_builtin("builtin", home_dir() / "data")
+    builtin = ensure_builtin(args.data, home_dir() / "data")
     test = builtin / "test"
 
     # 1. the degradation model, from unpaired folders only
@@ -48,12 +71,14 @@ def main() -> None:
         ludvae_run = Path(args.ludvae_run).resolve()
     else:
         steps = [f"trainer.max_steps={args.ludvae_steps}"] if args.ludvae_steps else []
-        ludvae_run = run(["train", "experiment=ludvae_cpu", f"seed={args.seed}",
-                          "callbacks.progress.refresh_rate=0", *steps])
+        ludvae_run = run(["train", "experiment=ludvae_cpu", f"data={args.data}", "data.test=null",
+                          "model.noise_level_clean=auto",
+                          "model.noise_level_degraded=auto", f"seed={args.seed}", "callbacks.progress.refresh_rate=0",
+                          *steps, *args.ludvae_args])
     ckpt = ludvae_run / "checkpoints" / "best.ckpt"
     sigma_x = float(yaml.safe_load((ludvae_run / "config.yaml").read_text())["model"]["noise_level_clean"])
     degraders = {
-        "AWGN": ["degrader=awgn", "degrader.sigma=[5,50]"],
+        AWGN: ["degrader=awgn", "degrader.sigma=[5,50]"],
         f"LUD-VAE (unpaired), pre-noise {sigma_x:g}":
             ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.noise_level={sigma_x}"],
         f"LUD-VAE (unpaired), pre-noise U({sigma_x:g}, {2 * sigma_x:g})":
@@ -72,35 +97,36 @@ def main() -> None:
              f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
     pairs["real pairs (oracle)"] = builtin / "paired"
 
-    # 4. + 5. the downstream denoiser
+    # 4. + 5. the downstream denoiser, once per seed
     identity_run = run(["evaluate", "ckpt=identity", "data=folders", f"data.test={test}", "progress=false"])
     identity = metrics_of(identity_run)
     named_runs = [("noisy input", identity_run)]
-    rows = [["noisy input", "-", "-", "-", identity["input/psnr"], identity["input/ssim"]]]
+    rows = [["noisy input", "-", "-", "-", f"{identity['input/psnr']:.2f}", f"{identity['input/ssim']:.3f}", "-"]]
     results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]},
-               "ludvae_run": str(ludvae_run)}
+               "ludvae_run": str(ludvae_run), "seeds": seeds, "data": args.data}
     for name, folder in pairs.items():
-        metrics, train_dir, eval_dir = train_and_evaluate_dncnn(folder, test, args.steps, args.seed)
+        scores = train_and_evaluate_seeds("dncnn_cpu", folder, test, args.steps, seeds)
         degradation = judged.get(name, {})
         kld, akld = degradation.get("degradation/kld"), degradation.get("degradation/akld")
-        rows.append([name, "-" if kld is None else kld, "-" if akld is None else akld,
+        results[name] = {**scores, "degradation": degradation, "pairs": str(folder)}
+        rows.append([name, "-" if kld is None else f"{kld:.3f}", "-" if akld is None else f"{akld:.3f}",
                      f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"
-                     if degradation else "-", metrics["test/psnr"], metrics["test/ssim"]])
-        results[name] = {"psnr": metrics["test/psnr"], "ssim": metrics["test/ssim"], "lpips": metrics.get("test/lpips"),
-                         "degradation": degradation, "pairs": str(folder), "train_run": str(train_dir),
-                         "eval_run": str(eval_dir)}
-        named_runs += [(name, eval_dir)] + ([(name, judged_runs[name])] if name in judged_runs else [])
-    figure = report_figure(out, named_runs, "LUD-VAE pipeline: builtin camera noise")
+                     if degradation else "-", plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
+                     "-" if name == AWGN else verdict(scores["psnr"], results[AWGN]["psnr"])])
+        named_runs += [(name, Path(e)) for e in scores["eval_runs"]]
+        named_runs += [(name, judged_runs[name])] if name in judged_runs else []
+    figure = report_figure(out, named_runs, f"LUD-VAE pipeline: {args.data}")
     results["report"] = str(figure)
 
     table = markdown_table(
-        ["training data for DnCNN", "KLD", "AKLD", "noise std synthetic / real", "PSNR (dB)", "SSIM"], rows
+        ["training data for DnCNN", "KLD", "AKLD", "noise std synthetic / real", "PSNR (dB)", "SSIM", "vs AWGN"], rows
     )
-    header = (f"# LUD-VAE pipeline on the builtin camera-noise data (test pairs: {test})\n\n"
-              f"LUD-VAE: experiment=ludvae_cpu ({ludvae_run}); DnCNN: experiment=dncnn_cpu, {args.steps} steps; "
-              f"{args.samples} synthetic samples per clean image; seed {args.seed}; {time.time() - start:.0f} s "
-              "in all. KLD/AKLD: the degrader's samples vs the real test degradation (lower is closer). "
-              f"FID, LPIPS and the figure: {figure}/report.md\n\n")
+    header = (f"# LUD-VAE pipeline on {args.data} (test pairs: {test})\n\n"
+              f"LUD-VAE: experiment=ludvae_cpu ({ludvae_run}); DnCNN: experiment=dncnn_cpu, {args.steps} steps, "
+              f"seeds {', '.join(map(str, seeds))} (PSNR / SSIM: mean ± std over them; vs AWGN: win / loss only when "
+              f"the means differ by more than the two stds together); {args.samples} synthetic samples per clean "
+              f"image (seed {args.seed}); {time.time() - start:.0f} s in all. KLD/AKLD: the degrader's samples vs the "
+              f"real test degradation (lower is closer). FID, LPIPS and the figure: {figure}/report.md\n\n")
     report(out, header + table, results)
 
 

@@ -1,21 +1,26 @@
-"""The SeNM-VAE paper's loop on the builtin semi-supervised data (Tables 1 and 2), run through the CLI.
+"""The SeNM-VAE paper's loop on a builtin semi-supervised dataset (Tables 1 and 2), run through the CLI.
 
-Data: ``builtin_semi``, the builtin photos cut into 76 camera-degraded 128x128 pairs and split as the
-paper splits SIDD: 10 true pairs, 33 clean-only (source) and 33 degraded-only (target) tiles.
+Data (``--data``): ``builtin_semi`` (camera noise) or ``builtin_phone_semi`` (blur, read noise, JPEG q60), the
+builtin photos cut into 76 degraded 128x128 pairs and split as the paper splits SIDD: 10 true pairs, 33
+clean-only (source) and 33 degraded-only (target) tiles.
 
 1. train SeNM-VAE on the three domains (experiment=senmvae_cpu) and LUD-VAE on the same images without
-   their pairing (experiment=ludvae_cpu data=builtin_semi), each about 15 CPU minutes;
+   their pairing (experiment=ludvae_cpu, pre-noise from the target folder's blind noise reading), each about
+   15 CPU minutes; neither sees the test pairs (``data.test=null``: no test pair chooses a checkpoint);
 2. judge each as a degrader on the held-out real test pairs (KLD, AKLD, FID), next to AWGN;
    SeNM-VAE draws its level from the range of the training pairs (``degrader.level=paired``), LUD-VAE uses
    the pre-noise calibrated on the target folder when its training ended;
 3. synthesize pairs from the clean source tiles with each (``--samples`` per tile);
 4. train the CPU-sized DRUNet (experiment=drunet_cpu) on the synthetic pairs plus the 10 real pairs, on
-   the 10 real pairs alone (Table 2's "DRUNet with N pairs" row), and on all 76 true pairs (oracle);
-5. evaluate every DRUNet on the test pairs and print one table (and ``report/`` with the figure).
+   the 10 real pairs alone (Table 2's "DRUNet with N pairs" row), and on all 76 true pairs (oracle), once per
+   seed of ``--seeds``;
+5. evaluate every DRUNet's last checkpoint on the test pairs and print one table (mean ± std over the seeds;
+   each row against "10 real pairs alone": ``win`` / ``loss`` only when the means differ by more than the two
+   stds together) and ``report/`` with the figure.
 
 Writes results.md / results.json in logs/pipeline_senmvae/<time>/ and prints that folder last.
-Usage: python experiments/senmvae_pipeline.py [--model-steps N] [--steps N] [--samples K]
-       [--senmvae-run RUN] [--ludvae-run RUN]
+Usage: python experiments/senmvae_pipeline.py [--data builtin_semi|builtin_phone_semi] [--seeds 0,1,2]
+       [--model-steps N] [--steps N] [--samples K] [--senmvae-run RUN] [--ludvae-run RUN]
 """
 
 from __future__ import annotations
@@ -25,11 +30,24 @@ import os
 import time
 from pathlib import Path
 
-from _cli import best_checkpoint, metrics_of, report, report_figure, run, train_and_evaluate
+from _cli import (
+    best_checkpoint,
+    metrics_of,
+    parse_seeds,
+    plus_minus,
+    report,
+    report_figure,
+    run,
+    train_and_evaluate_seeds,
+    verdict,
+)
 
 from degrade_lab.data.builtin import ensure_builtin
 from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.common import markdown_table
+
+ALONE = "10 real pairs alone"
+AWGN = "AWGN sigma ~ U(5, 50)"
 
 
 def main() -> None:
@@ -37,25 +55,29 @@ def main() -> None:
     parser.add_argument("--model-steps", type=int, default=None, help="SeNM-VAE / LUD-VAE steps (default: presets')")
     parser.add_argument("--steps", type=int, default=800, help="training steps per DRUNet")
     parser.add_argument("--samples", type=int, default=4, help="synthetic versions per clean tile")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default="builtin_semi", choices=["builtin_semi", "builtin_phone_semi"])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the degradation models and of the synthesis")
+    parser.add_argument("--seeds", default="0,1,2", help="DRUNet training seeds (comma-separated)")
     parser.add_argument("--senmvae-run", default=None, help="reuse this SeNM-VAE training run")
     parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run (trained on builtin_semi)")
     args = parser.parse_args()
+    seeds = parse_seeds(args.seeds)
     start = time.time()
     out = project_root() / "logs" / "pipeline_senmvae" / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
-    data = ensure_builtin("builtin_semi", home_dir() / "data")
+    data = ensure_builtin(args.data, home_dir() / "data")
     test, real_pairs = data / "test", data / "paired"
     steps = [f"trainer.max_steps={args.model_steps}"] if args.model_steps else []
 
     # 1. the degradation models: semi-supervised, and unpaired on the same images
-    common = [f"seed={args.seed}", "callbacks.progress.refresh_rate=0", *steps]
+    common = [f"data={args.data}", "data.test=null", f"seed={args.seed}", "callbacks.progress.refresh_rate=0", *steps]
     senmvae_run = (Path(args.senmvae_run).resolve() if args.senmvae_run
                    else run(["train", "experiment=senmvae_cpu", *common]))
     ludvae_run = (Path(args.ludvae_run).resolve() if args.ludvae_run
-                  else run(["train", "experiment=ludvae_cpu", "data=builtin_semi", *common]))
+                  else run(["train", "experiment=ludvae_cpu", "model.noise_level_clean=auto",
+                            "model.noise_level_degraded=auto", *common]))
     degraders = {
-        "AWGN sigma ~ U(5, 50)": ["degrader=awgn", "degrader.sigma=[5,50]"],
+        AWGN: ["degrader=awgn", "degrader.sigma=[5,50]"],
         "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={best_checkpoint(ludvae_run)}"],
         "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}",
                                 "degrader.level=paired"],
@@ -71,41 +93,48 @@ def main() -> None:
         run(["synthesize", *settings, f"input={data / 'source'}", f"output={pairs}",
              f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
         training_sets[f"{name} + 10 real pairs"] = [pairs, real_pairs]
-    training_sets = {"10 real pairs alone": [real_pairs], **training_sets,
+    training_sets = {ALONE: [real_pairs], **training_sets,
                      "all 76 true pairs (oracle)": [data / "all"]}
 
-    # 4. + 5. the downstream denoiser
+    # 4. + 5. the downstream denoiser, once per seed
     identity_run = run(["evaluate", "ckpt=identity", "data=folders", f"data.test={test}", "progress=false"])
     identity = metrics_of(identity_run)
     named_runs = [("noisy input", identity_run)]
-    rows = [["noisy input", "-", "-", "-", "-", identity["input/psnr"], identity["input/ssim"],
-             identity.get("input/lpips", "n/a")]]
-    results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]},
-               "senmvae_run": str(senmvae_run), "ludvae_run": str(ludvae_run)}
+    rows = [["noisy input", "-", "-", "-", "-", f"{identity['input/psnr']:.2f}", f"{identity['input/ssim']:.3f}",
+             f"{identity['input/lpips']:.3f}" if "input/lpips" in identity else "n/a", "-", "-"]]
+    results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]}, "data": args.data,
+               "seeds": seeds, "senmvae_run": str(senmvae_run), "ludvae_run": str(ludvae_run)}
+
+    def number(value, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    with_awgn = f"{AWGN} + 10 real pairs"
     for name, folders in training_sets.items():
-        metrics, train_dir, eval_dir = train_and_evaluate("drunet_cpu", folders, test, args.steps, args.seed,
-                                                             ["data.val_crop=128"])
+        scores = train_and_evaluate_seeds("drunet_cpu", folders, test, args.steps, seeds, ["data.val_crop=128"])
         degrader = next((d for d in judged if name.startswith(d)), None)
         degradation = judged.get(degrader, {})
-        rows.append([name, degradation.get("degradation/kld", "-"), degradation.get("degradation/akld", "-"),
-                     degradation.get("degradation/fid", "-"),
+        lpips = [v for v in scores["lpips"] if v is not None]
+        rows.append([name, number(degradation.get("degradation/kld"), 3), number(degradation.get("degradation/akld"), 3),
+                     number(degradation.get("degradation/fid"), 1),
                      f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"
-                     if degradation else "-", metrics["test/psnr"], metrics["test/ssim"],
-                     metrics.get("test/lpips", "n/a")])
-        results[name] = {"psnr": metrics["test/psnr"], "ssim": metrics["test/ssim"], "lpips": metrics.get("test/lpips"),
-                         "degradation": degradation, "pairs": [str(f) for f in folders], "train_run": str(train_dir),
-                         "eval_run": str(eval_dir)}
-        named_runs += [(name, eval_dir)] + ([(name, judged_runs[degrader])] if degrader else [])
-    figure = report_figure(out, named_runs, "SeNM-VAE pipeline: builtin camera noise, 10 pairs")
+                     if degradation else "-", plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
+                     plus_minus(lpips, 3) if lpips else "n/a",
+                     "-" if name == ALONE else verdict(scores["psnr"], results[ALONE]["psnr"]),
+                     "-" if name.startswith((ALONE, AWGN)) else verdict(scores["psnr"], results[with_awgn]["psnr"])])
+        results[name] = {**scores, "degradation": degradation, "pairs": [str(f) for f in folders]}
+        named_runs += [(name, Path(e)) for e in scores["eval_runs"]]
+        named_runs += [(name, judged_runs[degrader])] if degrader else []
+    figure = report_figure(out, named_runs, f"SeNM-VAE pipeline: {args.data}, 10 pairs")
     results["report"] = str(figure)
 
     table = markdown_table(["training data for DRUNet", "KLD", "AKLD", "FID", "noise std synthetic / real",
-                            "PSNR (dB)", "SSIM", "LPIPS"], rows)
-    header = (f"# SeNM-VAE pipeline on builtin_semi (test pairs: {test})\n\n"
-              f"SeNM-VAE: {senmvae_run}; LUD-VAE: {ludvae_run}; DRUNet: experiment=drunet_cpu, {args.steps} steps; "
-              f"{args.samples} synthetic samples per clean tile; seed {args.seed}; {time.time() - start:.0f} s in all. "
-              "KLD / AKLD / FID: the degrader's samples vs the real test degradation (lower is closer). "
-              f"Figure: {figure}/report.md\n\n")
+                            "PSNR (dB)", "SSIM", "LPIPS", "vs 10 pairs alone", "vs AWGN + 10 pairs"], rows)
+    header = (f"# SeNM-VAE pipeline on {args.data} (test pairs: {test})\n\n"
+              f"SeNM-VAE: {senmvae_run}; LUD-VAE: {ludvae_run}; DRUNet: experiment=drunet_cpu, {args.steps} steps, "
+              f"seeds {', '.join(map(str, seeds))} (mean ± std over them; win / loss only when the means differ by "
+              f"more than the two stds together); {args.samples} synthetic samples per clean tile (seed {args.seed}); "
+              f"{time.time() - start:.0f} s in all. KLD / AKLD / FID: the degrader's samples vs the real test "
+              f"degradation (lower is closer). Figure: {figure}/report.md\n\n")
     report(out, header + table, results)
 
 

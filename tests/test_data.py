@@ -255,3 +255,33 @@ def test_builtin_manifest_detects_corruption(tmp_path):
     victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(RuntimeError, match="corrupted"):
         ensure_builtin("builtin", tmp_path, verify=True)
+
+
+def _residual_std_by_brightness(folder):
+    """Std (0-255) of degraded - clean over the darkest and the brightest third of the clean pixels."""
+    from degrade_lab.utils.io import read_image
+
+    clean = torch.cat([read_image(p).flatten(1) for p in sorted((folder / "clean").glob("*.png"))], 1)
+    degraded = torch.cat([read_image(p).flatten(1) for p in sorted((folder / "degraded").glob("*.png"))], 1)
+    luma, residual = clean.mean(0), (degraded - clean) * 255
+    low, high = luma.quantile(1 / 3), luma.quantile(2 / 3)
+    return float(residual[:, luma < low].std()), float(residual[:, luma > high].std())
+
+
+def test_the_second_builtin_degradation_differs_in_kind():
+    from degrade_lab.data.builtin import SPLITS, SPLITS_PHONE, ensure_builtin
+
+    camera, phone = ensure_builtin("builtin"), ensure_builtin("builtin_phone")
+    manifest = json.loads((phone / "manifest.json").read_text())
+    assert manifest["degradation"] == "phone" and manifest["splits"] == SPLITS_PHONE
+    # its own split: no photo stays in the same role, and no split shares a photo with another
+    for role in ("test", "source", "target"):
+        assert not set(SPLITS[role]) & set(SPLITS_PHONE[role])
+        assert not set(SPLITS_PHONE[role]) & {p for r, names in SPLITS_PHONE.items() if r != role for p in names}
+    assert {p.stem.rsplit("_", 1)[0] for p in (phone / "test" / "clean").glob("*.png")} == set(SPLITS_PHONE["test"])
+    # read noise through the tone curve: the shadows are the noisiest (sRGB slope ~ x^-0.58 on flat raw noise),
+    # while the camera's shot noise (raw variance ~ x) comes out nearly flat in intensity
+    camera_dark, camera_bright = _residual_std_by_brightness(camera / "test")
+    phone_dark, phone_bright = _residual_std_by_brightness(phone / "test")
+    assert phone_dark > 1.4 * phone_bright
+    assert 0.85 < camera_dark / camera_bright < 1.15

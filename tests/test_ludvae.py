@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from degrade_lab.archs.ludvae import LUDVAE
@@ -36,7 +37,7 @@ def test_kl_weight_rises_linearly_then_stays():
 
 
 def test_the_loss_is_elbo_x_plus_elbo_y_with_no_paired_term():
-    module = tiny_module(kl_anneal_steps=0, kl_weight=0.5)
+    module = tiny_module(kl_anneal_steps=0, kl_weight=0.5, loss_balance="per_batch")
     x, y = torch.rand(2, 3, 16, 16), torch.rand(3, 3, 16, 16)
     torch.manual_seed(1)
     both = module.loss_terms({"clean": x, "degraded": y})
@@ -51,6 +52,29 @@ def test_the_loss_is_elbo_x_plus_elbo_y_with_no_paired_term():
     other = module.loss_terms({"clean": other_x, "degraded": y})
     assert torch.allclose(other["recon_degraded"], both["recon_degraded"])
     assert torch.allclose(other["kl"], both["kl"])
+
+
+def _authors_mixed_batch_loss(module, x, y, kl_weight):
+    """The authors' loss on ONE batch holding both domains (seed-reference 1.2): MSE over every image of the
+    batch, plus the KL summed over the degraded (label-1) images and divided by their elements only."""
+    images = torch.cat([x, y])
+    labels = torch.cat([torch.zeros(len(x)), torch.ones(len(y))])
+    recon, kls = module.net(images, images, labels)
+    return F.mse_loss(recon, images) + kl_weight * sum(kl.sum() for kl in kls) / y.numel()
+
+
+@pytest.mark.parametrize("balance, same", [("mixed_batch", True), ("per_batch", False)])
+def test_mixed_batch_balance_is_the_authors_loss_over_one_clean_and_one_degraded_batch(monkeypatch, balance, same):
+    # no pre-noise and latent samples at their means, so both ways of batching see identical inputs
+    monkeypatch.setattr(torch, "randn", lambda shape, **kw: torch.zeros(shape, dtype=kw.get("dtype")))
+    module = tiny_module(kl_anneal_steps=0, kl_weight=0.3, noise_level_clean=0.0, noise_level_degraded=0.0,
+                         loss_balance=balance)
+    x, y = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)
+    ours = module.loss_terms({"clean": x})["loss"] + module.loss_terms({"degraded": y})["loss"]
+    authors = _authors_mixed_batch_loss(module, x, y, 0.3)
+    assert torch.allclose(ours, authors, rtol=1e-5) is same
+    with pytest.raises(UserInputError, match="loss_balance"):
+        tiny_module(loss_balance="half")
 
 
 def test_a_clean_only_batch_trains_no_degradation_parameter():

@@ -25,7 +25,7 @@ def _builtin(name, data_dir):
     return str(ensure_builtin(str(name), data_dir))
 
 
-def _cpu_bf16_precision():
+def cpu_bf16_precision():
     """``bf16-mixed`` where oneDNN has fast bfloat16 kernels on this CPU, else ``32-true``."""
     import torch
 
@@ -42,7 +42,7 @@ def register() -> None:
         "dl.home": lambda: str(paths.home_dir()),
         "dl.run_dir": _run_dir,
         "dl.builtin": _builtin,
-        "dl.cpu_bf16_precision": _cpu_bf16_precision,
+        "dl.cpu_bf16_precision": cpu_bf16_precision,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=name == "dl.builtin")

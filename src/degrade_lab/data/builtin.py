@@ -13,11 +13,20 @@ sensor noise and JPEG artefacts). Whole photos go to one split, so the splits sh
 degrades them all (``all/``) and splits them into 10 true pairs plus disjoint clean-only and
 degraded-only tiles (``paired/``, ``source/``, ``target/``); its test pairs are the builtin ones.
 
-The degradation is :class:`~degrade_lab.degradations.camera.CameraPipeline` with fixed
-parameters (``CAMERA`` below: Poisson-Gaussian noise in linear camera RGB on a Bayer mosaic,
-bilinear demosaic, colour correction, sRGB gamma, JPEG q90) and fixed seeds. ``builtin_sr`` first shrinks the clean tile x4
-with MATLAB bicubic (the papers' real-world SR setting), so its degraded side is 64x64.
-Materialised once into ``<cache>/<name>/`` with ``manifest.json`` (SHA-256 of every file).
+Two degradations, different in kind, with fixed parameters and seeds, so that no recipe is tuned to one:
+
+* ``camera`` (``builtin``, ``builtin_sr``, ``builtin_semi``): :class:`~degrade_lab.degradations.camera.CameraPipeline`
+  with ``CAMERA`` below: shot-noise-dominated Poisson-Gaussian noise in linear camera RGB on a Bayer mosaic,
+  bilinear demosaic, colour correction, sRGB gamma, JPEG q90. A bright-light camera photo.
+* ``phone`` (``builtin_phone``, ``builtin_phone_semi``): ``PHONE`` below, a dim-light phone photo sent through a
+  messaging app: lens and ISP softening (Gaussian blur, std 0.7 px), then the same camera chain with read noise
+  dominating (high analogue gain: the raw noise is nearly flat in intensity, so the tone curve makes the shadows
+  the noisiest, the opposite noise level function of ``camera``'s), then a strong re-compression (JPEG q60,
+  blocks and smeared, spatially correlated noise). Its own photo split (``SPLITS_PHONE``).
+
+``builtin_sr`` first shrinks the clean tile x4 with MATLAB bicubic (the papers' real-world SR setting), so its
+degraded side is 64x64. Materialised once into ``<cache>/<name>/`` with ``manifest.json`` (SHA-256 of every
+file).
 """
 
 from __future__ import annotations
@@ -31,7 +40,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from degrade_lab.degradations.base import Degrader
+from degrade_lab.degradations.blur import GaussianBlur
 from degrade_lab.degradations.camera import CameraPipeline
+from degrade_lab.degradations.compose import Compose
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.utils.io import atomic_write_json, sha256_file, write_png
 
@@ -44,8 +56,34 @@ SPLITS = {
     "source": ["astronaut", "rocket", "china", "immunohistochemistry"],
     "target": ["flower", "hubble_deep_field", "retina"],
 }
+#: the second builtin degradation (see the module docstring): blur std (px), shot gain, read variance, JPEG quality
+PHONE = {"blur": 0.7, "shot": 2e-3, "read": 1.5e-3, "quality": 60}
+#: ``phone`` splits the same photos differently, no photo in the role it has in ``SPLITS`` (7 test, 13 source
+#: and 6 target tiles)
+SPLITS_PHONE = {
+    "test": ["astronaut", "rocket", "hubble_deep_field"],
+    "source": ["grace_hopper", "coffee", "chelsea", "flower", "retina"],
+    "target": ["china", "immunohistochemistry"],
+}
 SEEDS = {"target": 1, "paired": 2, "test": 3, "semi": 4}
-VARIANTS = {"builtin": 1, "builtin_sr": 4, "builtin_semi": 1}
+#: name -> (degradation, scale, layout): layout ``unpaired`` (source / target / paired / test) or ``semi``
+VARIANTS = {
+    "builtin": ("camera", 1, "unpaired"),
+    "builtin_sr": ("camera", 4, "unpaired"),
+    "builtin_semi": ("camera", 1, "semi"),
+    "builtin_phone": ("phone", 1, "unpaired"),
+    "builtin_phone_semi": ("phone", 1, "semi"),
+}
+
+
+def degradation(kind: str) -> Degrader:
+    """The builtin degradation ``kind`` (``camera`` or ``phone``) as a Degrader."""
+    if kind == "camera":
+        return CameraPipeline(**CAMERA)
+    if kind == "phone":
+        camera = CameraPipeline(shot=PHONE["shot"], read=PHONE["read"], quality=PHONE["quality"])
+        return Compose([GaussianBlur(sigma=PHONE["blur"]), camera])
+    raise ValueError(f"unknown builtin degradation '{kind}'; choose camera or phone")
 #: true pairs kept by builtin_semi (the paper's smallest setting)
 NUM_PAIRED_SEMI = 10
 
@@ -85,14 +123,14 @@ def photo_tiles(name: str) -> list[torch.Tensor]:
     ]
 
 
-def _degrade(clean: torch.Tensor, seed: int, scale: int) -> torch.Tensor:
+def _degrade(clean: torch.Tensor, seed: int, scale: int, kind: str = "camera") -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     lr = imresize(clean, 1 / scale).clamp(0, 1) if scale > 1 else clean
     lr = (lr * 255).round() / 255
-    return CameraPipeline(**CAMERA)(lr, generator)
+    return degradation(kind)(lr, generator)
 
 
-def _build_semi(folder: Path) -> None:
+def _build_semi(folder: Path, kind: str, splits: dict) -> None:
     """``builtin_semi``: every training photo (source and target photos alike) cut into 128x128 tiles
     and degraded (``all/``, 76 true pairs), split as SeNM-VAE does (``paired/`` 10 pairs, the rest
     halved into clean-only ``source/`` and degraded-only ``target/``, seed 0; ``split.json``), and the
@@ -101,30 +139,32 @@ def _build_semi(folder: Path) -> None:
 
     half = TILE // 2
     tiles = [(f"{n}_{i:02d}{j}", tile[:, r * half : (r + 1) * half, c * half : (c + 1) * half])
-             for n in SPLITS["source"] + SPLITS["target"] for i, tile in enumerate(photo_tiles(n))
+             for n in splits["source"] + splits["target"] for i, tile in enumerate(photo_tiles(n))
              for j, (r, c) in zip("abcd", ((0, 0), (0, 1), (1, 0), (1, 1)), strict=True)]
     batch = torch.stack([t for _, t in tiles])
-    for (name, tile), image in zip(tiles, _degrade(batch, SEEDS["semi"], 1), strict=True):
+    for (name, tile), image in zip(tiles, _degrade(batch, SEEDS["semi"], 1, kind), strict=True):
         write_png(folder / "all" / "clean" / f"{name}.png", tile)
         write_png(folder / "all" / "degraded" / f"{name}.png", image)
     record = semi_supervised_split(folder / "all", folder, NUM_PAIRED_SEMI, seed=0)
     atomic_write_json(folder / "split.json", {**record, "from": "all"})  # not the temporary build folder
-    test = [(f"{n}_{i:02d}", t) for n in SPLITS["test"] for i, t in enumerate(photo_tiles(n))]
-    for (name, tile), image in zip(test, _degrade(torch.stack([t for _, t in test]), SEEDS["test"], 1), strict=True):
+    test = [(f"{n}_{i:02d}", t) for n in splits["test"] for i, t in enumerate(photo_tiles(n))]
+    for (name, tile), image in zip(test, _degrade(torch.stack([t for _, t in test]), SEEDS["test"], 1, kind),
+                                   strict=True):
         write_png(folder / "test" / "clean" / f"{name}.png", tile)
         write_png(folder / "test" / "degraded" / f"{name}.png", image)
 
 
-def _build(folder: Path, scale: int) -> None:
-    tiles = {split: [(f"{n}_{i:02d}", t) for n in names for i, t in enumerate(photo_tiles(n))] for split, names in SPLITS.items()}
+def _build(folder: Path, kind: str, scale: int, splits: dict) -> None:
+    tiles = {split: [(f"{n}_{i:02d}", t) for n in names for i, t in enumerate(photo_tiles(n))]
+             for split, names in splits.items()}
     for name, tile in tiles["source"]:
         write_png(folder / "source" / f"{name}.png", tile)
     batch = torch.stack([t for _, t in tiles["target"]])
-    for (name, _), image in zip(tiles["target"], _degrade(batch, SEEDS["target"], scale), strict=True):
+    for (name, _), image in zip(tiles["target"], _degrade(batch, SEEDS["target"], scale, kind), strict=True):
         write_png(folder / "target" / f"{name}.png", image)
     for split, out in (("source", "paired"), ("test", "test")):
         batch = torch.stack([t for _, t in tiles[split]])
-        for (name, tile), image in zip(tiles[split], _degrade(batch, SEEDS[out], scale), strict=True):
+        for (name, tile), image in zip(tiles[split], _degrade(batch, SEEDS[out], scale, kind), strict=True):
             write_png(folder / out / "clean" / f"{name}.png", tile)
             write_png(folder / out / "degraded" / f"{name}.png", image)
 
@@ -143,7 +183,7 @@ def _manifest_ok(folder: Path) -> bool:
 
 
 def ensure_builtin(name: str = "builtin", root: str | Path | None = None, verify: bool = False) -> Path:
-    """Materialise the builtin dataset ``name`` (``builtin`` or ``builtin_sr``) once and return its folder.
+    """Materialise the builtin dataset ``name`` (a key of ``VARIANTS``) once and return its folder.
 
     Built in a temporary folder and renamed into place, so an interrupted build leaves nothing
     half-written. ``verify=True`` re-checks every SHA-256 in the manifest.
@@ -164,15 +204,18 @@ def ensure_builtin(name: str = "builtin", root: str | Path | None = None, verify
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
     try:
-        if name == "builtin_semi":
-            _build_semi(tmp)
+        kind, scale, layout = VARIANTS[name]
+        splits = SPLITS_PHONE if kind == "phone" else SPLITS
+        if layout == "semi":
+            _build_semi(tmp, kind, splits)
         else:
-            _build(tmp, VARIANTS[name])
+            _build(tmp, kind, scale, splits)
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*.png"))}
         atomic_write_json(
             tmp / "manifest.json",
-            {"name": name, "version": VERSION, "scale": VARIANTS[name], "camera": CAMERA, "seeds": SEEDS,
-             "splits": SPLITS, "tile": TILE, "files": files},
+            {"name": name, "version": VERSION, "scale": scale, "degradation": kind,
+             kind: CAMERA if kind == "camera" else PHONE, "seeds": SEEDS, "splits": splits, "tile": TILE,
+             "files": files},
         )
         if folder.exists() and not _manifest_ok(folder):  # an outdated or broken copy
             shutil.rmtree(folder)

@@ -14,6 +14,13 @@ ones, on the 0-255 scale. The KL weight rises linearly from 0 to ``kl_weight`` o
 ``kl_anneal_steps`` (authors: 1e-4 over 10k steps). There is no paired term: a batch of one domain
 never touches the other domain's loss.
 
+Loss balance. The authors draw both domains into every batch (a class-balanced sampler, about half each)
+and take the reconstruction MSE over the whole batch but divide the KL by the degraded images' elements only,
+so each domain's reconstruction weighs about 0.5 against a KL of full weight. Our batches hold one domain
+each (``data/samplers.py``); ``loss_balance="mixed_batch"`` gives the authors' balance in expectation by
+halving each domain's reconstruction term, ``"per_batch"`` keeps it at 1 (the KL then weighs half as much
+relative to the reconstruction as in the authors' training).
+
 Validation translates the clean side of the validation pairs (C2N) and scores the synthetic noise
 against the real one: ``val/kld``, ``val/akld`` (model selection: lowest AKLD), ``val/psnr_synthetic``. It also
 compares the synthetic images' blind noise reading with the degraded training folder's (``val/noise_distance``,
@@ -44,6 +51,10 @@ from degrade_lab.metrics.noise_match import NoiseMatch
 from degrade_lab.metrics.residual import ResidualStatistics
 from degrade_lab.utils.io import quantize_8bit
 
+#: weight of each domain's reconstruction term (the KL keeps weight 1): the authors' mixed batches hold
+#: each domain about half the time, and their MSE is a mean over the whole batch
+RECON_WEIGHT = {"mixed_batch": 0.5, "per_batch": 1.0}
+
 
 class LUDVAEModule(DegradeLabModule):
     """LUD-VAE as a LightningModule.
@@ -60,6 +71,8 @@ class LUDVAEModule(DegradeLabModule):
         color_normalization: optional ``{mean_from, std_from, mean_to, std_to}`` (0-255) mapping the
             degraded domain to the clean domain's channel statistics (AIM19); outputs are mapped back.
         channels_last: run the network in channels-last memory format (faster on CPU and GPU).
+        loss_balance: ``"mixed_batch"`` (the authors' balance: reconstruction terms x 0.5, see above) or
+            ``"per_batch"`` (x 1).
         val_temperature: temperature of the validation translations (the scored ones).
         grid_temperatures / grid_samples: the validation image grid shows ``grid_samples`` extra
             translations of the first image at each of these temperatures (how diverse the model is).
@@ -100,6 +113,7 @@ class LUDVAEModule(DegradeLabModule):
         kl_anneal_steps: int = 10_000,
         color_normalization: dict | None = None,
         channels_last: bool = False,
+        loss_balance: str = "mixed_batch",
         val_temperature: float = 1.0,
         grid_temperatures: tuple[float, ...] = (1.0, 0.5),
         grid_samples: int = 2,
@@ -120,6 +134,9 @@ class LUDVAEModule(DegradeLabModule):
         self.normalization: nn.Module = (
             ColorNormalization(**color_normalization) if color_normalization else NoNormalization()
         )
+        if loss_balance not in RECON_WEIGHT:
+            raise UserInputError(f"model.loss_balance={loss_balance!r}: choose one of {sorted(RECON_WEIGHT)}")
+        self.loss_balance, self.recon_weight = loss_balance, RECON_WEIGHT[loss_balance]
         self.val_temperature = float(val_temperature)
         self.grid_temperatures, self.grid_samples = [float(t) for t in grid_temperatures], int(grid_samples)
         self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()
@@ -152,8 +169,8 @@ class LUDVAEModule(DegradeLabModule):
         return terms
 
     def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        """``loss = sum over the domains present of (recon + w * kl)``, with each domain's terms
-        logged separately (``recon_clean``, ``recon_degraded``, ``kl``)."""
+        """``loss = sum over the domains present of (a * recon + w * kl)``, ``a`` from ``loss_balance``, with each
+        domain's terms logged separately and unweighted (``recon_clean``, ``recon_degraded``, ``kl``)."""
         weight = self.current_kl_weight()
         out: dict[str, torch.Tensor] = {}
         loss = None
@@ -161,12 +178,12 @@ class LUDVAEModule(DegradeLabModule):
             x = self.clean_operator(batch["clean"])
             terms = self.domain_terms(x, degraded=False)
             out["recon_clean"] = terms["recon"]
-            loss = terms["recon"]
+            loss = self.recon_weight * terms["recon"]
         if batch.get("degraded") is not None:
             y = self.normalization(batch["degraded"])
             terms = self.domain_terms(y, degraded=True)
             out["recon_degraded"], out["kl"] = terms["recon"], terms["kl"]
-            part = terms["recon"] + weight * terms["kl"]
+            part = self.recon_weight * terms["recon"] + weight * terms["kl"]
             loss = part if loss is None else loss + part
         if loss is None:
             raise ValueError("a LUD-VAE batch needs 'clean' or 'degraded' images")

@@ -125,3 +125,16 @@ def test_lowpass_sigma_keeps_the_inputs_colours_and_tiles_without_seams():
     shift = {name: (net.synthesize(flat, [3], levels, temperatures) - flat).mean(dim=(2, 3)).abs().max()
              for name, net in (("plain", plain), ("lowpass", model))}
     assert shift["lowpass"] < 1e-3 < 0.02 < shift["plain"]
+
+
+def test_the_lowpass_blur_runs_in_fp32_under_bf16_autocast():
+    from degrade_lab.archs.lowpass import KeepLowFrequencies
+
+    keep = KeepLowFrequencies(3.0)
+    image, output = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
+    reference = keep(output, image)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = keep(output.bfloat16(), image)
+    assert mixed.dtype == torch.bfloat16
+    # only the final cast and the bf16 input are rounded: the blur itself ran in fp32
+    assert torch.allclose(mixed.float(), reference, atol=2e-2)

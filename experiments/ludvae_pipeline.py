@@ -8,10 +8,13 @@
    it validates without pairs (``data.test=null``: best.ckpt by the blind noise reading of its synthetic
    images against the target folder's), so no test pair chooses or tunes the model;
 2. judge it as a degrader on the held-out real test pairs (KLD, AKLD, noise std), next to AWGN;
-   LUD-VAE three times: at its training pre-noise sigma_x, with the inference pre-noise drawn per image
+   LUD-VAE four times: at its training pre-noise sigma_x, with the inference pre-noise drawn per image
    from U(sigma_x, 2 sigma_x) (the paper widens it at inference too: SIDD trains at 40 and samples
-   at U(30, 70)), and at the pre-noise calibrated on the target folder when training ended (no pair used);
-3. synthesize training pairs from the clean source images with each, and with AWGN sigma ~ U[5, 50];
+   at U(30, 70)), at the pre-noise calibrated on the target folder when training ended (no pair used),
+   and the calibrated one keeping the clean image's low frequencies (``degrader.lowpass_sigma``,
+   ``--lowpass-sigma``: only the model's residual above a Gaussian of that std reaches the pairs);
+3. synthesize training pairs from the clean source images with AWGN sigma ~ U[5, 50] and with the two
+   calibrated LUD-VAE variants (the other two are judged only: ``--all-rows`` trains on them too);
 4. train the CPU-sized DnCNN on each, and on the true pairs (the oracle, upper bound), once per seed of
    ``--seeds``;
 5. evaluate every DnCNN on the held-out real test pairs and print one table: PSNR / SSIM as mean ± std over
@@ -19,7 +22,7 @@
 
 Writes results.md / results.json in logs/pipeline_ludvae/<time>/ and prints that folder last.
 Usage: python experiments/ludvae_pipeline.py [--data builtin|builtin_phone] [--seeds 0,1,2] [--ludvae-steps N]
-       [--steps N] [--samples K] [--ludvae-run RUN] [--ludvae-args ARG ...]
+       [--steps N] [--samples K] [--lowpass-sigma S] [--all-rows] [--ludvae-run RUN] [--ludvae-args ARG ...]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from degrade_lab.paths import home_dir, project_root
 from degrade_lab.tasks.common import markdown_table
 
 AWGN = "AWGN sigma ~ U[5, 50]"
+CALIBRATED = "LUD-VAE (unpaired), calibrated pre-noise"
 
 
 def main() -> None:
@@ -56,6 +60,9 @@ def main() -> None:
     parser.add_argument("--data", default="builtin", choices=["builtin", "builtin_phone"], help="builtin dataset")
     parser.add_argument("--seed", type=int, default=0, help="seed of LUD-VAE's training and of the synthesis")
     parser.add_argument("--seeds", default="0,1,2", help="DnCNN training seeds (comma-separated)")
+    parser.add_argument("--lowpass-sigma", type=float, default=3.0,
+                        help="the content-keeping row's degrader.lowpass_sigma (pixels)")
+    parser.add_argument("--all-rows", action="store_true", help="train DnCNNs on the uncalibrated LUD-VAE rows too")
     parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run instead of training")
     parser.add_argument("--ludvae-args", nargs="*", default=[], help="more overrides for LUD-VAE's training")
     args = parser.parse_args()
@@ -84,14 +91,19 @@ def main() -> None:
         f"LUD-VAE (unpaired), pre-noise U({sigma_x:g}, {2 * sigma_x:g})":
             ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.noise_level=[{sigma_x},{2 * sigma_x}]"],
         # train ended by calibrating the pre-noise to the target folder's noise (no pair used): the default
-        "LUD-VAE (unpaired), calibrated pre-noise": ["degrader=ludvae", f"degrader.ckpt={ckpt}"],
+        CALIBRATED: ["degrader=ludvae", f"degrader.ckpt={ckpt}"],
+        f"{CALIBRATED}, lowpass_sigma {args.lowpass_sigma:g}":
+            ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.lowpass_sigma={args.lowpass_sigma}"],
     }
+    downstream = list(degraders) if args.all_rows else [AWGN, CALIBRATED, list(degraders)[-1]]
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs with it
     judged, judged_runs, pairs = {}, {}, {}
     for name, settings in degraders.items():
         judged_runs[name] = run(["evaluate", *settings, "data=folders", f"data.test={test}",
                                  f"seed={args.seed}", "progress=false"])
         judged[name] = metrics_of(judged_runs[name])
+        if name not in downstream:
+            continue
         pairs[name] = out / f"pairs_{len(pairs)}"
         run(["synthesize", *settings, f"input={builtin / 'source'}", f"output={pairs[name]}",
              f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
@@ -104,10 +116,18 @@ def main() -> None:
     rows = [["noisy input", "-", "-", "-", f"{identity['input/psnr']:.2f}", f"{identity['input/ssim']:.3f}", "-"]]
     results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]},
                "ludvae_run": str(ludvae_run), "seeds": seeds, "data": args.data}
-    for name, folder in pairs.items():
-        scores = train_and_evaluate_seeds("dncnn_cpu", folder, test, args.steps, seeds)
+    for name in [*degraders, "real pairs (oracle)"]:
         degradation = judged.get(name, {})
         kld, akld = degradation.get("degradation/kld"), degradation.get("degradation/akld")
+        if name not in pairs:  # judged as a degrader only
+            results[name] = {"degradation": degradation}
+            rows.append([name, f"{kld:.3f}", f"{akld:.3f}",
+                         f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}",
+                         "-", "-", "-"])
+            named_runs.append((name, judged_runs[name]))
+            continue
+        folder = pairs[name]
+        scores = train_and_evaluate_seeds("dncnn_cpu", folder, test, args.steps, seeds)
         results[name] = {**scores, "degradation": degradation, "pairs": str(folder)}
         rows.append([name, "-" if kld is None else f"{kld:.3f}", "-" if akld is None else f"{akld:.3f}",
                      f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"

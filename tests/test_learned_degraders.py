@@ -134,6 +134,36 @@ def test_generic_learned_degrader_draws_options_per_image_and_checks_them():
                         "trained_by": "degrade_lab.lit.ludvae.LUDVAEModule"})
 
 
+def test_lowpass_sigma_keeps_the_clean_images_low_frequencies_for_every_learned_degrader():
+    """``lowpass_sigma=s``: the output is x + r - G_s * r, r the residual the same degrader gives with s = 0 and
+    the same seeds; G is scipy's Gaussian filter here (an independent blur: nearest-edge borders, 3 std wide)."""
+    import numpy as np
+    import pytest
+    from scipy.ndimage import gaussian_filter
+
+    from degrade_lab.degradations.learned import LearnedDegrader
+    from degrade_lab.degradations.ludvae import LUDVAEDegrader
+    from degrade_lab.degradations.senmvae import SeNMVAEDegrader
+    from degrade_lab.errors import UserInputError
+
+    clean = 0.25 + 0.5 * _clean()
+    sigma = 2.0
+    for build in (lambda **kw: LUDVAEDegrader(module=_ludvae_module(), **kw),
+                  lambda **kw: SeNMVAEDegrader(module=_senmvae_module(), level=0.05, **kw),
+                  lambda **kw: LearnedDegrader(module=_GainModule(), options={"gain": 0.9, "offset": 0.03}, **kw)):
+        plain = build()(clean, torch.Generator().manual_seed(3))
+        kept = build(lowpass_sigma=sigma)(clean, torch.Generator().manual_seed(3))
+        assert 0 < float(plain.min()) and float(plain.max()) < 1  # no clipping: the identity below is exact
+        residual = (plain - clean).double().numpy()
+        low = gaussian_filter(residual, sigma=(0, 0, sigma, sigma), mode="nearest", truncate=3.0)
+        expected = torch.from_numpy(clean.double().numpy() + residual - low).clamp(0, 1)
+        torch.testing.assert_close(kept.double(), expected, atol=2e-5, rtol=0)
+        # the colour and tone of every channel come from the clean image: residual means drop towards 0
+        assert np.abs((kept - clean).mean(dim=(0, 2, 3)).numpy()).max() < 0.2 * np.abs(residual.mean(axis=(0, 2, 3))).max()
+    with pytest.raises(UserInputError, match="lowpass_sigma must be >= 0"):
+        LearnedDegrader(module=_GainModule(), lowpass_sigma=-1)
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     PINS.write_text(json.dumps({name: _summary(image) for name, image in outputs().items()}, indent=1) + "\n")
     print(f"wrote {PINS}")

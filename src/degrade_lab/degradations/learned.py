@@ -14,6 +14,12 @@ and runs the network under bfloat16 autocast when asked.
 A model whose options need more than numbers and ranges (LUD-VAE's two directions, SeNM-VAE's level
 priors) subclasses it and overrides ``__init__`` / :meth:`degrade` / :meth:`set_option`.
 
+**Keeping the content** (``lowpass_sigma > 0``, for noise-type tasks): the synthetic image keeps the
+input's frequencies below a Gaussian of that std (pixels) and takes only the model's residual above it,
+``out = x + (y - x) - G * (y - x)`` with ``x`` the (operator-mapped) input and ``y`` the model's output
+(:mod:`degrade_lab.archs.lowpass`, applied after synthesis, so any trained checkpoint can use it): a
+model trained on folders of different scenes then cannot move colours or tones of its pairs.
+
 **Calibration.** A checkpoint calibrated by ``degrade-lab calibrate`` (or at the end of training) stores
 the value of one option (``module.calibration``, :mod:`degrade_lab.degradations.calibration`); an option
 left unset (``null``) takes that value, with a log line saying so; an explicit option overrides it.
@@ -28,6 +34,7 @@ import math
 
 import torch
 
+from degrade_lab.archs.lowpass import KeepLowFrequencies
 from degrade_lab.degradations.base import Degrader, Range, as_range, sample_uniform
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.checkpoint import load_model_of
@@ -53,6 +60,8 @@ class LearnedDegrader(Degrader):
             given keep the network's defaults.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast (faster where the hardware has bf16 units).
+        lowpass_sigma: > 0: keep the input's frequencies below a Gaussian of this std (pixels) and take
+            only the model's residual above it (see the module docstring); 0: the model's output as it is.
         module: an already loaded LightningModule instead of ``ckpt``.
     """
 
@@ -62,8 +71,11 @@ class LearnedDegrader(Degrader):
     produces = "degraded"
 
     def __init__(self, ckpt: str | None = None, trained_by: str | None = None, options: dict | None = None,
-                 tile_size: int = 512, bf16: bool = False, module=None):
+                 tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0, module=None):
         super().__init__()
+        if lowpass_sigma is None or lowpass_sigma < 0:
+            raise UserInputError(f"degrader.lowpass_sigma must be >= 0 (pixels), got {lowpass_sigma}.")
+        self.keep_low_frequencies = KeepLowFrequencies(float(lowpass_sigma))
         self.trained_by = trained_by or self.trained_by
         self.name = model_name(self.trained_by)
         if module is None:
@@ -146,7 +158,17 @@ class LearnedDegrader(Degrader):
             self.record(key, values)
         with self.autocast(device):
             out = self.module.net.synthesize(image.float(), seeds, tile_size=self.tile_size, **drawn).float()
-        return out.clamp(0, 1)
+        return self.keep_content(out, image).clamp(0, 1)
+
+    def keep_content(self, out: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``out`` with ``reference``'s frequencies below ``lowpass_sigma`` (unchanged when it is 0)."""
+        if self.keep_low_frequencies.sigma <= 0:
+            return out
+        if out.shape != reference.shape:
+            raise UserInputError(f"degrader.lowpass_sigma needs an output the size of its input (after the task's "
+                                 f"operator); got {tuple(out.shape)} from {tuple(reference.shape)}.")
+        return self.keep_low_frequencies(out, reference.float())
 
     def extra_repr(self):
-        return f"model={self.name}, options={self.options}, tile_size={self.tile_size}, bf16={self.bf16}"
+        return (f"model={self.name}, options={self.options}, tile_size={self.tile_size}, bf16={self.bf16}, "
+                f"lowpass_sigma={self.keep_low_frequencies.sigma:g}")

@@ -42,6 +42,8 @@ class LUDVAEDegrader(LearnedDegrader):
             Default (None): 1.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast (faster on recent CPUs and GPUs).
+        lowpass_sigma: > 0 (C2N): the synthetic image keeps T(clean)'s frequencies below a Gaussian of this
+            std (pixels) and takes only the model's residual above it (degradations/learned.py).
     """
 
     trained_by = "degrade_lab.lit.ludvae.LUDVAEModule"
@@ -55,11 +57,12 @@ class LUDVAEDegrader(LearnedDegrader):
         temperature_mode: str = "sample",
         tile_size: int = 512,
         bf16: bool = False,
+        lowpass_sigma: float = 0.0,
         module=None,
     ):
         if direction not in DIRECTIONS:
             raise UserInputError(f"degrader.direction must be one of {DIRECTIONS}, got {direction!r}.")
-        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16)
+        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16, lowpass_sigma=lowpass_sigma)
         module = self.module
         if temperature_mode not in ("sample", "std"):
             raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
@@ -94,7 +97,7 @@ class LUDVAEDegrader(LearnedDegrader):
                                              self.temperature_mode, self.tile_size,
                                              self.module.channels_last).float()
         if self.degrade_direction:
-            out = self.module.normalization.inverse(out)
+            out = self.keep_content(self.module.normalization.inverse(out), source)
         return out.clamp(0, 1)
 
     @torch.inference_mode()

@@ -66,13 +66,16 @@ class SeNMVAEDegrader(LearnedDegrader):
             a number or ``[low, high]`` per image.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast.
+        lowpass_sigma: > 0: keep the clean image's frequencies below a Gaussian of this std (pixels) and take
+            only the model's residual above it (degradations/learned.py).
     """
 
     trained_by = "degrade_lab.lit.senmvae.SeNMVAEModule"
 
     def __init__(self, ckpt: str | None = None, level: Range | str | None = None, level_steps: list[float] | None = None,
-                 temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, module=None):
-        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16)
+                 temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0,
+                 module=None):
+        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16, lowpass_sigma=lowpass_sigma)
         module = self.module
         self.trained_range = module.trained_level_range()
         self.level_steps = [float(v) for v in level_steps] if level_steps else None
@@ -135,7 +138,7 @@ class SeNMVAEDegrader(LearnedDegrader):
         self.record("sigma", levels * 255)
         with self.autocast(device):
             out = self.module.net.synthesize(image.float(), seeds, levels, temperatures, self.tile_size).float()
-        return out.clamp(0, 1)
+        return self.keep_content(out, image).clamp(0, 1)
 
     def extra_repr(self):
         level = self.level_steps if self.level_steps else self.level

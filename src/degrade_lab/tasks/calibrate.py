@@ -1,7 +1,7 @@
 """``degrade-lab calibrate ckpt=RUN/checkpoints/best.ckpt``: tune a trained degradation model's noise strength
 from the degraded folder alone, and store the result in the checkpoint.
 
-The model's calibration option (LUD-VAE: the temperature; SeNM-VAE: the level) is chosen so that the
+The model's calibration option (LUD-VAE: the inference pre-noise level; SeNM-VAE: the level) is chosen so that the
 blind noise estimator reads the same noise on its synthetic images (made from clean images) as on the real
 degraded folder (:mod:`degrade_lab.degradations.calibration`); no clean / degraded pair is used. The clean and
 degraded folders default to the run's own ``data.source`` / ``data.target``. The result goes into the

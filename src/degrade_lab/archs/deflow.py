@@ -1,0 +1,222 @@
+"""DeFlow (Wolf, Lugmayr, Danelljan, Van Gool and Timofte, CVPR 2021): a conditional normalizing flow whose
+two domains differ by a shift in its Gaussian latent space. The network of the authors' ``RRDBGlowNet``.
+
+**Model** (sec. 3.2-3.3). An invertible flow ``z = f(x; h(x))`` maps an image to Gaussian latents, given a
+conditioning ``h(x)`` that both domains share (eq. 6): here the image shrunk ``condition_scale`` times with
+MATLAB bicubic plus Gaussian noise of std ``condition_noise`` (sec. 4.2), encoded by an RRDB network. Clean
+latents are N(0, I); degraded latents are N(mu_u, I + M M^T) (:mod:`degrade_lab.archs.latent_shift`).
+Training minimises both domains' negative log-likelihood (eq. 7, :meth:`DeFlow.nll`). A clean image is
+degraded by encoding it, adding ``u ~ N(mu_u, M M^T)`` to every latent and decoding with the same
+conditioning (eq. 8, :meth:`DeFlow.degrade`).
+
+**Flow** (sec. 4.1, reference section 3.2). ``levels`` levels at 1/2, 1/4, ... of the image's resolution. Each
+level: squeeze (space to channels), 2 flow steps without coupling (ActNorm and 1x1 convolution), ``steps``
+conditional flow steps (:class:`~degrade_lab.archs.flow_blocks.FlowStep`), then, on levels 1 .. L - 2, a
+split that factors half of the channels out (the authors' code splits only there: ``correct_splits`` is off).
+Every latent group (each split's eps and the final z) has its own latent shift.
+
+**Conditioning features** (reference 3.2). The RRDB encoder runs on the small image; level ``l`` (resolution
+1/2^l) reads the feature map of the encoder's up-sampling path at that resolution (``last``: the trunk output
+at the small image's resolution; x2, x4: nearest up-sampling + conv, as in ESRGAN; 1/2: bilinear shrink of the
+trunk output), concatenated with the outputs of the RRDB blocks ``stack_blocks`` resized to it (nearest):
+``features * (1 + len(stack_blocks))`` channels (320 at the paper's settings).
+
+At the NTIRE-RWSR settings (``condition_scale=4``, 23 blocks, hidden 64) the network has 39,455,813 parameters,
+at AIM-RWSR's (``condition_scale=8``, hidden 128) 62,649,477. The authors' code reports 285,828 more for both
+(39,741,641 and 62,935,305): it also registers a 3x3 convolution (320 -> 96 channels, 276,576 parameters) that
+its DeFlow configurations never run, and the identity matrices of its latent Gaussians as frozen parameters
+(96^2 + 6^2 = 9,252). The encoder keeps ESRGAN's whole layer set (16,697,987 parameters at x4), output layers
+included, as the reference does, so that the authors' weights map one to one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from degrade_lab.archs.flow_blocks import FlowStep, SplitPrior, Squeeze
+from degrade_lab.archs.latent_shift import LatentShift
+from degrade_lab.archs.rrdbnet import RRDB
+from degrade_lab.degradations.resize import imresize
+
+
+class ConditionEncoder(nn.Module):
+    """The RRDB encoder of h(x) (ESRGAN's RRDBNet layers, ``log2(scale)`` x2 up-samplers); returns one
+    feature map per flow level."""
+
+    def __init__(self, in_channels: int = 3, features: int = 64, blocks: int = 23, growth: int = 32,
+                 scale: int = 4, stack_blocks: tuple[int, ...] = (1, 8, 15, 22), out_channels: int = 3):
+        super().__init__()
+        if scale < 2 or scale & (scale - 1):
+            raise ValueError(f"the conditioning scale must be a power of 2 >= 2, got {scale}")
+        if any(not 0 <= b < blocks for b in stack_blocks):
+            raise ValueError(f"stack_blocks {list(stack_blocks)} must index the {blocks} RRDB blocks")
+        self.scale, self.stack_blocks = scale, tuple(stack_blocks)
+        self.conv_first = nn.Conv2d(in_channels, features, 3, padding=1)
+        self.body = nn.ModuleList(RRDB(features, growth) for _ in range(blocks))
+        self.conv_body = nn.Conv2d(features, features, 3, padding=1)
+        self.upsamplers = nn.ModuleList(nn.Conv2d(features, features, 3, padding=1)
+                                        for _ in range(max(2, int(math.log2(scale)))))
+        # ESRGAN's output layers: unused by the flow, kept so that parameter counts and the authors' weights match
+        self.conv_hr = nn.Conv2d(features, features, 3, padding=1)
+        self.conv_last = nn.Conv2d(features, out_channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2, inplace=False)
+        self.channels = features * (1 + len(self.stack_blocks))
+
+    def forward(self, small: torch.Tensor, levels: int) -> list[torch.Tensor]:
+        """Features for levels 1..``levels`` (level l at ``scale / 2^l`` times ``small``'s size)."""
+        feat = self.conv_first(small)
+        stacked = []
+        for index, block in enumerate(self.body):
+            feat = block(feat)
+            if index in self.stack_blocks:
+                stacked.append(feat)
+        trunk = feat + self.conv_body(feat)
+        factors = [self.scale / 2**level for level in range(1, levels + 1)]
+        maps = {1.0: trunk}
+        up, factor = trunk, 1
+        while factor < max(factors):
+            up = self.upsamplers[int(math.log2(factor))](F.interpolate(up if factor == 1 else self.act(up),
+                                                                       scale_factor=2, mode="nearest"))
+            factor *= 2
+            maps[float(factor)] = up
+        out = []
+        for factor in factors:
+            if factor >= 1:
+                base = maps[factor]
+            else:
+                base = F.interpolate(trunk, scale_factor=factor, mode="bilinear", align_corners=False)
+            resized = [F.interpolate(s, size=base.shape[-2:], mode="nearest") for s in stacked]
+            out.append(torch.cat([base, *resized], dim=1))
+        return out
+
+
+class DeFlow(nn.Module):
+    """The conditional flow with its conditioning encoder and latent shifts.
+
+    Args:
+        in_channels: image channels.
+        levels: L (paper 3); steps: K conditional flow steps per level (paper 16; Table 4: 4 / 8 / 16).
+        hidden: channels of the coupling and injector networks (NTIRE / DPED 64, AIM 128).
+        affine_eps: the scales' floor, ``sigmoid(s + 2) + eps`` (NTIRE config 1e-3).
+        condition_scale: h(x) shrinks the image this many times (4; AIM 8); condition_noise: std of the
+            Gaussian noise added to the shrunk image ([0, 1] units; 0.03).
+        features, blocks, growth, stack_blocks: the RRDB encoder (64, 23, 32, blocks 1, 8, 15, 22).
+        shift: the latent shift's form, ``full``, ``diagonal`` or ``none`` (:mod:`~degrade_lab.archs.latent_shift`).
+        quantization: the dequantisation bins per unit (the authors' 5-bit: 32).
+    """
+
+    def __init__(self, in_channels: int = 3, levels: int = 3, steps: int = 16, hidden: int = 64,
+                 affine_eps: float = 1e-3, condition_scale: int = 4, condition_noise: float = 0.03,
+                 features: int = 64, blocks: int = 23, growth: int = 32,
+                 stack_blocks: tuple[int, ...] = (1, 8, 15, 22), shift: str = "full", quantization: int = 32):
+        super().__init__()
+        if levels < 1 or steps < 1:
+            raise ValueError(f"DeFlow needs levels >= 1 and steps >= 1, got {levels} / {steps}")
+        self.in_channels, self.levels = in_channels, levels
+        self.condition_scale, self.condition_noise = int(condition_scale), float(condition_noise)
+        self.quantization = int(quantization)
+        self.encoder = ConditionEncoder(in_channels, features, blocks, growth, condition_scale, tuple(stack_blocks))
+        cond = self.encoder.channels
+        self.flow_levels = nn.ModuleList()
+        self.splits = nn.ModuleList()
+        self.shifts = nn.ModuleList()
+        channels = in_channels
+        for level in range(1, levels + 1):
+            channels *= 4
+            steps_of_level = nn.ModuleList([FlowStep(channels), FlowStep(channels)])
+            steps_of_level.extend(FlowStep(channels, cond, hidden, affine_eps) for _ in range(steps))
+            self.flow_levels.append(steps_of_level)
+            if level <= levels - 2:  # the reference splits levels 1 .. L - 2
+                split = SplitPrior(channels)
+                self.splits.append(split)
+                self.shifts.append(LatentShift(channels - split.kept, shift))
+                channels = split.kept
+            else:
+                self.splits.append(None)
+        self.shifts.append(LatentShift(channels, shift))
+        self.latent_channels = channels
+        self.squeeze = Squeeze()
+
+    @property
+    def multiple(self) -> int:
+        """Image sides must be multiples of this: the flow squeezes ``levels`` times, h(x) shrinks by
+        ``condition_scale`` (both powers of 2)."""
+        return max(2**self.levels, self.condition_scale)
+
+    def condition(self, image: torch.Tensor, noise: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """h(x): the image shrunk ``condition_scale`` times (MATLAB bicubic) plus ``condition_noise`` times
+        ``noise`` (standard normal of the shrunk size; drawn when None), encoded per level."""
+        small = imresize(image, 1.0 / self.condition_scale)
+        if self.condition_noise > 0:
+            noise = torch.randn_like(small) if noise is None else noise.to(small.dtype)
+            small = small + self.condition_noise * noise
+        return self.encoder(small, self.levels)
+
+    def encode(self, image: torch.Tensor, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``z = f(x; h)``: the latent groups (each split's eps, then the final z) and log|det df/dx| per sample."""
+        z = image
+        logdet = torch.zeros(image.shape[0], device=image.device,
+                             dtype=torch.float64 if image.dtype == torch.float64 else torch.float32)
+        latents = []
+        for steps, split, feat in zip(self.flow_levels, self.splits, features):
+            z, _ = self.squeeze(z)
+            for step in steps:
+                z, step_logdet = step(z, feat.to(z.dtype))
+                logdet = logdet + step_logdet
+            if split is not None:
+                z, eps, split_logdet = split(z)
+                logdet = logdet + split_logdet
+                latents.append(eps)
+        latents.append(z)
+        return latents, logdet
+
+    def decode(self, latents: list[torch.Tensor], features: list[torch.Tensor]) -> torch.Tensor:
+        """``x = f^-1(z; h)``, the exact inverse of :meth:`encode`."""
+        groups = iter(reversed(latents))
+        z = next(groups)
+        for steps, split, feat in zip(reversed(self.flow_levels), reversed(self.splits), reversed(features)):
+            if split is not None:
+                z = split.reverse(z, next(groups).to(z.dtype))
+            for step in reversed(steps):
+                z = step.reverse(z, feat.to(z.dtype))
+            z = self.squeeze.reverse(z)
+        return z
+
+    def latent_shapes(self, batch: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """Shapes of the latent groups of a ``height x width`` image, in :meth:`encode`'s order."""
+        shapes, channels = [], self.in_channels
+        for level, split in enumerate(self.splits, start=1):
+            channels *= 4
+            size = (height >> level, width >> level)
+            if split is not None:
+                shapes.append((batch, channels - split.kept, *size))
+                channels = split.kept
+        shapes.append((batch, channels, height >> self.levels, width >> self.levels))
+        return shapes
+
+    def nll(self, image: torch.Tensor, degraded: torch.Tensor, features: list[torch.Tensor],
+            dequantize: torch.Tensor | None = None) -> torch.Tensor:
+        """-log p(x | h(x)) in bits per dimension (eq. 7, 10), per sample: ``image`` in [0, 1] dequantised with
+        uniform noise of one bin (``dequantize`` ~ U(-0.5, 0.5), drawn when None), ``degraded`` a boolean per
+        sample choosing the domain's latent distribution. Divides by C H W (the authors' code divides by H W,
+        so its numbers are 3x these)."""
+        if dequantize is None:
+            dequantize = torch.rand_like(image) - 0.5
+        x = image + dequantize / self.quantization
+        latents, logdet = self.encode(x, features)
+        log_prob = logdet - math.log(self.quantization) * image[0].numel()
+        for shift, eps in zip(self.shifts, latents):
+            log_prob = log_prob + shift.log_prob(eps, degraded)
+        return -log_prob / (image[0].numel() * math.log(2.0))
+
+    def degrade(self, image: torch.Tensor, features: list[torch.Tensor], noise: list[torch.Tensor],
+                temperature: torch.Tensor) -> torch.Tensor:
+        """Eq. (8): ``y = f^-1(f(x; h) + T u; h)``, ``u = mu_u + M n`` per latent group, ``noise`` the standard
+        normal n of each group (:meth:`latent_shapes`), ``temperature`` T per sample (the reference's heat)."""
+        latents, _ = self.encode(image, features)
+        shifted = [shift.shift(z, n, temperature) for shift, z, n in zip(self.shifts, latents, noise)]
+        return self.decode(shifted, features)

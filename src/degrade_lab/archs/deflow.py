@@ -162,7 +162,7 @@ class DeFlow(nn.Module):
         logdet = torch.zeros(image.shape[0], device=image.device,
                              dtype=torch.float64 if image.dtype == torch.float64 else torch.float32)
         latents = []
-        for steps, split, feat in zip(self.flow_levels, self.splits, features):
+        for steps, split, feat in zip(self.flow_levels, self.splits, features, strict=True):
             z, _ = self.squeeze(z)
             for step in steps:
                 z, step_logdet = step(z, feat.to(z.dtype))
@@ -178,7 +178,7 @@ class DeFlow(nn.Module):
         """``x = f^-1(z; h)``, the exact inverse of :meth:`encode`."""
         groups = iter(reversed(latents))
         z = next(groups)
-        for steps, split, feat in zip(reversed(self.flow_levels), reversed(self.splits), reversed(features)):
+        for steps, split, feat in zip(reversed(self.flow_levels), reversed(self.splits), reversed(features), strict=True):
             if split is not None:
                 z = split.reverse(z, next(groups).to(z.dtype))
             for step in reversed(steps):
@@ -209,7 +209,7 @@ class DeFlow(nn.Module):
         x = image + dequantize / self.quantization
         latents, logdet = self.encode(x, features)
         log_prob = logdet - math.log(self.quantization) * image[0].numel()
-        for shift, eps in zip(self.shifts, latents):
+        for shift, eps in zip(self.shifts, latents, strict=True):
             log_prob = log_prob + shift.log_prob(eps, degraded)
         return -log_prob / (image[0].numel() * math.log(2.0))
 
@@ -218,5 +218,5 @@ class DeFlow(nn.Module):
         """Eq. (8): ``y = f^-1(f(x; h) + T u; h)``, ``u = mu_u + M n`` per latent group, ``noise`` the standard
         normal n of each group (:meth:`latent_shapes`), ``temperature`` T per sample (the reference's heat)."""
         latents, _ = self.encode(image, features)
-        shifted = [shift.shift(z, n, temperature) for shift, z, n in zip(self.shifts, latents, noise)]
+        shifted = [shift.shift(z, n, temperature) for shift, z, n in zip(self.shifts, latents, noise, strict=True)]
         return self.decode(shifted, features)

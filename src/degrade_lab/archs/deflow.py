@@ -41,6 +41,8 @@ from degrade_lab.archs.flow_blocks import FlowStep, SplitPrior, Squeeze
 from degrade_lab.archs.latent_shift import LatentShift
 from degrade_lab.archs.rrdbnet import RRDB
 from degrade_lab.degradations.resize import imresize
+from degrade_lab.utils.noise_field import normal_field
+from degrade_lab.utils.tiling import tiled
 
 
 class ConditionEncoder(nn.Module):
@@ -108,6 +110,10 @@ class DeFlow(nn.Module):
         shift: the latent shift's form, ``full``, ``diagonal`` or ``none`` (:mod:`~degrade_lab.archs.latent_shift`).
         quantization: the dequantisation bins per unit (the authors' 5-bit: 32).
     """
+
+    #: context (pixels) around each tile of a tiled synthesis; the flow's receptive field is far wider (the RRDB
+    #: encoder alone spans hundreds of pixels), but its influence beyond this is below 8-bit precision
+    tile_margin = 64
 
     def __init__(self, in_channels: int = 3, levels: int = 3, steps: int = 16, hidden: int = 64,
                  affine_eps: float = 1e-3, condition_scale: int = 4, condition_noise: float = 0.03,
@@ -220,3 +226,32 @@ class DeFlow(nn.Module):
         latents, _ = self.encode(image, features)
         shifted = [shift.shift(z, n, temperature) for shift, z, n in zip(self.shifts, latents, noise, strict=True)]
         return self.decode(shifted, features)
+
+    def synthesize(self, image: torch.Tensor, seeds: list[int], tile_size: int = 0, *,
+                   temperature: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. (8) on whole images of any size: each image padded (replicate) to a multiple of :attr:`multiple`,
+        its conditioning noise and latent noise addressed by (image seed, position) so that tiles of
+        ``tile_size`` pixels (with :attr:`tile_margin` of context) draw the numbers the whole image would;
+        ``temperature`` T per image (default 1). Returns the network output, unclamped."""
+        batch = image.shape[0]
+        temperature = torch.ones(batch, device=image.device) if temperature is None else temperature
+        temperature = temperature.to(image.device, image.dtype).view(-1)
+
+        def window(part: torch.Tensor, top: int, left: int) -> torch.Tensor:
+            height, width = part.shape[-2:]
+            pad_h, pad_w = (-height) % self.multiple, (-width) % self.multiple
+            if pad_h or pad_w:
+                part = F.pad(part, (0, pad_w, 0, pad_h), mode="replicate")
+            full_h, full_w = part.shape[-2:]
+            scale = self.condition_scale
+            condition_noise = normal_field(seeds, 0, self.in_channels, top // scale, left // scale, full_h // scale,
+                                           full_w // scale, part.device, part.dtype)
+            features = self.condition(part, condition_noise)
+            noise = []
+            for group, shape in enumerate(self.latent_shapes(batch, full_h, full_w)):
+                factor = full_h // shape[2]
+                noise.append(normal_field(seeds, 1 + group, shape[1], top // factor, left // factor, shape[2],
+                                          shape[3], part.device, part.dtype))
+            return self.degrade(part, features, noise, temperature)[..., :height, :width]
+
+        return tiled(window, image, tile_size or 0, self.tile_margin, multiple=self.multiple)

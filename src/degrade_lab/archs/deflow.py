@@ -40,7 +40,7 @@ from torch import nn
 from degrade_lab.archs.flow_blocks import FlowStep, SplitPrior, Squeeze
 from degrade_lab.archs.latent_shift import LatentShift
 from degrade_lab.archs.rrdbnet import RRDB
-from degrade_lab.degradations.resize import imresize
+from degrade_lab.utils.imresize import imresize
 from degrade_lab.utils.noise_field import normal_field
 from degrade_lab.utils.tiling import tiled
 
@@ -67,6 +67,13 @@ class ConditionEncoder(nn.Module):
         self.conv_last = nn.Conv2d(features, out_channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.2, inplace=False)
         self.channels = features * (1 + len(self.stack_blocks))
+
+    def freeze_unused(self) -> None:
+        """No gradient for the layers the flow never runs (ESRGAN's output layers, up-samplers past
+        level 1's resolution): they stay in the state dict but out of the optimizer and of DDP's reduction."""
+        used = max(0, int(math.log2(self.scale)) - 1)
+        for module in (self.conv_hr, self.conv_last, *list(self.upsamplers)[used:]):
+            module.requires_grad_(False)
 
     def forward(self, small: torch.Tensor, levels: int) -> list[torch.Tensor]:
         """Features for levels 1..``levels`` (level l at ``scale / 2^l`` times ``small``'s size)."""
@@ -126,6 +133,7 @@ class DeFlow(nn.Module):
         self.condition_scale, self.condition_noise = int(condition_scale), float(condition_noise)
         self.quantization = int(quantization)
         self.encoder = ConditionEncoder(in_channels, features, blocks, growth, condition_scale, tuple(stack_blocks))
+        self.encoder.freeze_unused()
         cond = self.encoder.channels
         self.flow_levels = nn.ModuleList()
         self.splits = nn.ModuleList()

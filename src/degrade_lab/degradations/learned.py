@@ -73,6 +73,8 @@ class LearnedDegrader(Degrader):
     def __init__(self, ckpt: str | None = None, trained_by: str | None = None, options: dict | None = None,
                  tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0, module=None):
         super().__init__()
+        if module is not None and not (trained_by or self.trained_by):
+            trained_by = f"{type(module).__module__}.{type(module).__qualname__}"
         if lowpass_sigma is None or lowpass_sigma < 0:
             raise UserInputError(f"degrader.lowpass_sigma must be >= 0 (pixels), got {lowpass_sigma}.")
         self.keep_low_frequencies = KeepLowFrequencies(float(lowpass_sigma))
@@ -151,14 +153,22 @@ class LearnedDegrader(Degrader):
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
     def degrade(self, image, generator=None):
+        """The network's ``synthesize`` on the clean images after the model's task operator (``clean_operator``:
+        identity for denoising, bicubic for SR), its output mapped back by the model's colour normalisation
+        (``normalization``, AIM19) when the model has them."""
         batch, device = image.shape[0], image.device
         seeds = self.seeds(batch, generator, device)
         drawn = {key: self.draw(low_high, batch, generator, device) for key, low_high in self.options.items()}
         for key, values in drawn.items():
             self.record(key, values)
+        operator = getattr(self.module, "clean_operator", None)
+        source = operator(image.float(), generator) if operator is not None else image.float()
         with self.autocast(device):
-            out = self.module.net.synthesize(image.float(), seeds, tile_size=self.tile_size, **drawn).float()
-        return self.keep_content(out, image).clamp(0, 1)
+            out = self.module.net.synthesize(source, seeds, tile_size=self.tile_size, **drawn).float()
+        normalization = getattr(self.module, "normalization", None)
+        if normalization is not None:
+            out = normalization.inverse(out)
+        return self.keep_content(out, source).clamp(0, 1)
 
     def keep_content(self, out: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """``out`` with ``reference``'s frequencies below ``lowpass_sigma`` (unchanged when it is 0)."""

@@ -1,10 +1,15 @@
 """What every degradation model logs at the end of validation: its synthetic-vs-real scores, and the match of
-its synthetic noise with the degraded training folder's (no pair needed)."""
+its synthetic noise with the degraded training folder's (no pair needed); :class:`SyntheticValidation`, the
+whole validation of the unpaired models."""
 
 from __future__ import annotations
 
 import pytorch_lightning as pl
-from torchmetrics import Metric
+from torchmetrics import MeanMetric, Metric, MinMetric
+
+from degrade_lab.metrics import AKLD, NoiseKLD, psnr
+from degrade_lab.metrics.noise_match import NoiseMatch
+from degrade_lab.metrics.residual import ResidualStatistics
 
 
 def log_validation_scores(module: pl.LightningModule, akld: Metric, akld_best: Metric, others: dict[str, Metric]) -> None:
@@ -41,3 +46,48 @@ def log_noise_match(module: pl.LightningModule, metric: Metric, best: Metric, pr
         best.update(scores["noise_distance"])
         module.log("val/noise_distance_best", best.compute())
     metric.reset()
+
+
+class SyntheticValidation:
+    """Validation shared by the unpaired degradation models (LUD-VAE, DeFlow), mixed into their LightningModule:
+    the synthetic images of the validation clean images are scored against the real degraded ones when the
+    validation set has pairs (``val/kld``, ``val/akld``, residual statistics) and, always, against the blind
+    noise reading of the degraded training folder (``val/noise_distance``); ``val/psnr_synthetic`` tracks how far
+    the synthetic images are from the clean ones. Call :meth:`init_validation_metrics` in ``__init__`` and
+    :meth:`score_synthetic` from ``validation_step``."""
+
+    def init_validation_metrics(self) -> None:
+        self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()
+        self.val_residual = ResidualStatistics()
+        self.val_akld_best = MinMetric()
+        self.val_noise, self.val_noise_best = NoiseMatch(), MinMetric()
+        self.paired_validation = False
+
+    def on_validation_epoch_start(self):
+        super().on_validation_epoch_start()
+        self.val_noise.reference = noise_reference(self)
+        self.paired_validation = False
+
+    def score_synthetic(self, synthetic, target, real) -> tuple[list, str]:
+        """Update the scores with one batch of 8-bit-quantised ``synthetic`` images made from ``target`` (the
+        clean images after the task's operator), ``real`` the true degraded images or None; returns the image
+        grid's panels and caption."""
+        self.val_noise.update(synthetic)
+        self.val_psnr.update(psnr(synthetic, target))
+        if real is None:
+            return [target, synthetic], "T(clean) | synthetic"
+        self.paired_validation = True
+        self.val_kld.update(synthetic, real, target)
+        self.val_akld.update(synthetic, real, target)
+        self.val_residual.update(synthetic, real, target)
+        return [target, real, synthetic], "T(clean) | real degraded | synthetic"
+
+    def on_validation_epoch_end(self):
+        log_noise_match(self, self.val_noise, self.val_noise_best, prog_bar=not self.paired_validation)
+        if self.paired_validation:
+            log_validation_scores(self, self.val_akld, self.val_akld_best,
+                                  {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr,
+                                   "val/residual": self.val_residual})
+        else:
+            self.log("val/psnr_synthetic", self.val_psnr.compute())
+            self.val_psnr.reset()

@@ -37,7 +37,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric, MinMetric
 
 from degrade_lab.archs.ludvae import LUDVAE
 from degrade_lab.data.normalization import ColorNormalization, NoNormalization
@@ -45,10 +44,7 @@ from degrade_lab.degradations.base import Identity
 from degrade_lab.degradations.build import build_degrader
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import DegradeLabModule
-from degrade_lab.lit.degradation_scores import log_noise_match, log_validation_scores, noise_reference
-from degrade_lab.metrics import AKLD, NoiseKLD, psnr
-from degrade_lab.metrics.noise_match import NoiseMatch
-from degrade_lab.metrics.residual import ResidualStatistics
+from degrade_lab.lit.degradation_scores import SyntheticValidation
 from degrade_lab.utils.io import quantize_8bit
 
 #: weight of each domain's reconstruction term (the KL keeps weight 1): the authors' mixed batches hold
@@ -56,7 +52,7 @@ from degrade_lab.utils.io import quantize_8bit
 RECON_WEIGHT = {"mixed_batch": 0.5, "per_batch": 1.0}
 
 
-class LUDVAEModule(DegradeLabModule):
+class LUDVAEModule(SyntheticValidation, DegradeLabModule):
     """LUD-VAE as a LightningModule.
 
     Args:
@@ -139,11 +135,7 @@ class LUDVAEModule(DegradeLabModule):
         self.loss_balance, self.recon_weight = loss_balance, RECON_WEIGHT[loss_balance]
         self.val_temperature = float(val_temperature)
         self.grid_temperatures, self.grid_samples = [float(t) for t in grid_temperatures], int(grid_samples)
-        self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()
-        self.val_residual = ResidualStatistics()
-        self.val_akld_best = MinMetric()
-        self.val_noise, self.val_noise_best = NoiseMatch(), MinMetric()
-        self.paired_validation = False
+        self.init_validation_metrics()
         self.skipped_steps = 0
 
     # ---- the objective -------------------------------------------------------------------------
@@ -201,12 +193,7 @@ class LUDVAEModule(DegradeLabModule):
         self.log("train/kl_weight", self.current_kl_weight(), batch_size=size)
         return loss
 
-    # ---- validation: how close is the synthetic noise to the real one --------------------------
-    def on_validation_epoch_start(self):
-        super().on_validation_epoch_start()
-        self.val_noise.reference = noise_reference(self)
-        self.paired_validation = False
-
+    # ---- validation: how close is the synthetic noise to the real one (lit/degradation_scores.py) ------------
     def validation_step(self, batch, batch_idx):
         clean, real = batch["clean"], batch.get("degraded")
         target = self.clean_operator(clean, self.validation_generator)
@@ -218,16 +205,7 @@ class LUDVAEModule(DegradeLabModule):
         )
         # the network works in the normalised domain (AIM19): scores compare on the real images' scale
         synthetic = quantize_8bit(self.normalization.inverse(synthetic))
-        self.val_noise.update(synthetic)
-        self.val_psnr.update(psnr(synthetic, target))
-        if real is not None:
-            self.paired_validation = True
-            self.val_kld.update(synthetic, real, target)
-            self.val_akld.update(synthetic, real, target)
-            self.val_residual.update(synthetic, real, target)
-            panels, caption = [target, real, synthetic], "T(clean) | real degraded | synthetic"
-        else:
-            panels, caption = [target, synthetic], "T(clean) | synthetic"
+        panels, caption = self.score_synthetic(synthetic, target, real)
         if batch_idx == 0 and self.grid_samples > 0:  # only the grid's first row needs more samples
             count = self.grid_samples * len(self.grid_temperatures)
             temperatures = torch.tensor(self.grid_temperatures, device=self.device).repeat_interleave(self.grid_samples)
@@ -238,16 +216,6 @@ class LUDVAEModule(DegradeLabModule):
             panels += list(quantize_8bit(self.normalization.inverse(extra)).split(1))
             caption += " | " + " | ".join(f"T={t:g}" for t in temperatures.tolist())
         return {"grid": panels, "caption": caption}
-
-    def on_validation_epoch_end(self):
-        log_noise_match(self, self.val_noise, self.val_noise_best, prog_bar=not self.paired_validation)
-        if self.paired_validation:
-            log_validation_scores(self, self.val_akld, self.val_akld_best,
-                                  {"val/kld": self.val_kld, "val/psnr_synthetic": self.val_psnr,
-                                   "val/residual": self.val_residual})
-        else:
-            self.log("val/psnr_synthetic", self.val_psnr.compute())
-            self.val_psnr.reset()
 
     def configure_optimizers(self):
         return self.build_optimizers(self.net.parameters())

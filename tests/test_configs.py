@@ -109,6 +109,27 @@ def test_ludvae_paper_presets(compose, name, sigmas, scale, operator):
     assert (cfg.model.color_normalization is not None) == (name == "aim19")
 
 
+
+@pytest.mark.parametrize("name, lr, hidden, condition_scale, flow_crop, batch, parameters", [
+    # the authors' confs (reference 3.3) and counts (3.2) less the 285,828 never-used parameters (docs/deflow.md)
+    ("aim19", 1e-4, 128, 8, 160, 8, 62_935_305 - 285_828),
+    ("ntire20", 5e-5, 64, 4, 160, 8, 39_741_641 - 285_828),
+    ("dped", 5e-6, 64, 4, 80, 48, 39_741_641 - 285_828),
+])
+def test_deflow_paper_presets(compose, name, lr, hidden, condition_scale, flow_crop, batch, parameters):
+    """The flow runs at the LR scale: clean HR crops shrunk x4 by T give the authors' GT crop size."""
+    cfg = compose("train", [f"experiment=deflow_{name}"])
+    module = hydra.utils.instantiate(cfg.model)
+    assert cfg.model.optimizer.lr == lr and cfg.model.net.hidden == hidden and module.net.condition_scale == condition_scale
+    assert module.scale == 4 == cfg.data.scale and type(module.clean_operator).__name__ == "Bicubic"
+    assert cfg.data.crop_size // cfg.data.scale == flow_crop and cfg.data.batch_size == batch
+    assert flow_crop % module.net.multiple == 0
+    assert sum(p.numel() for p in module.net.parameters()) == parameters
+    assert cfg.trainer.max_steps == 100_000 and list(cfg.model.scheduler.milestones) == [50_000, 75_000, 90_000, 95_000]
+    assert tuple(cfg.model.optimizer.betas) == (0.9, 0.99)
+    assert (cfg.model.color_normalization is not None) == (name == "aim19")
+
+
 @pytest.mark.parametrize("task", ["train", "evaluate", "synthesize"])
 def test_every_preset_composes_with_a_task_or_is_refused_in_one_line(compose, task, capsys):
     """`degrade-lab TASK experiment=NAME --cfg job`: composes, or stops (exit 2) naming the tasks it is for."""

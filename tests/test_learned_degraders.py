@@ -129,6 +129,8 @@ def test_generic_learned_degrader_draws_options_per_image_and_checks_them():
     assert abs(float((first - 0.5).std()) - 0.1) < 0.03  # N(0, 0.1^2) around the clean value
     with pytest.raises(UserInputError, match="brightness is not an option of _GainNet; it takes: gain, offset"):
         LearnedDegrader(module=_GainModule(), options={"brightness": 1.0})
+    with pytest.raises(UserInputError, match="has no degraded -> clean translation"):
+        LearnedDegrader(module=_GainModule(), direction="n2c")
     with pytest.raises(UserInputError, match="needs a checkpoint"):
         build_degrader({"_target_": "degrade_lab.degradations.learned.LearnedDegrader",
                         "trained_by": "degrade_lab.lit.ludvae.LUDVAEModule"})
@@ -162,6 +164,35 @@ def test_lowpass_sigma_keeps_the_clean_images_low_frequencies_for_every_learned_
         assert np.abs((kept - clean).mean(dim=(0, 2, 3)).numpy()).max() < 0.2 * np.abs(residual.mean(axis=(0, 2, 3))).max()
     with pytest.raises(UserInputError, match="lowpass_sigma must be >= 0"):
         LearnedDegrader(module=_GainModule(), lowpass_sigma=-1)
+
+
+
+def test_ludvae_residual_transfer_adds_only_what_the_degradation_latents_change():
+    """``residual_transfer=True``: output = x + D(content, latents) - D(content, no latents). With the latents'
+    path to the decoder cut (their merge weights zeroed) the two renderings are equal, so the pair differs by
+    nothing and the output is the clean input exactly, while plain C2N returns the decoder's (different)
+    rendering; with the latents on, the residual is the plain C2N output minus the N2C-style clean rendering of
+    the same pre-noised content."""
+    import pytest
+
+    from degrade_lab.degradations.ludvae import LUDVAEDegrader
+    from degrade_lab.errors import UserInputError
+
+    clean = 0.25 + 0.5 * _clean()
+    module = _ludvae_module()
+    transferred = LUDVAEDegrader(module=module, residual_transfer=True)(clean, torch.Generator().manual_seed(3))
+    plain = LUDVAEDegrader(module=module)(clean, torch.Generator().manual_seed(3))
+    assert float((transferred - plain).abs().max()) > 1e-3  # the option changes the output
+    assert float((transferred - clean).abs().mean()) > 1e-4  # and the latents do add a residual
+    with torch.no_grad():
+        for merge in module.net.merge_latent:
+            merge.mix.weight[:, -module.net.posteriors[0].mean.out_channels:] = 0
+    cut = LUDVAEDegrader(module=module, residual_transfer=True)(clean, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(cut, clean, atol=1e-5, rtol=0)
+    rendered = LUDVAEDegrader(module=module)(clean, torch.Generator().manual_seed(3))
+    assert float((rendered - clean).abs().mean()) > 1e-2  # the decoder's own rendering is not the input
+    with pytest.raises(UserInputError, match="residual_transfer applies to direction=c2n"):
+        LUDVAEDegrader(module=module, direction="n2c", residual_transfer=True)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from degrade_lab.archs.flow_blocks import FlowStep, SplitPrior, Squeeze
-from degrade_lab.archs.latent_shift import LatentShift
+from degrade_lab.archs.latent_shift import LatentShift, standard_log_prob
 from degrade_lab.archs.rrdbnet import RRDB
 from degrade_lab.utils.imresize import imresize
 from degrade_lab.utils.noise_field import normal_field
@@ -227,6 +227,23 @@ class DeFlow(nn.Module):
             log_prob = log_prob + shift.log_prob(eps, degraded)
         return -log_prob / (image[0].numel() * math.log(2.0))
 
+    def pair_nll(self, clean: torch.Tensor, degraded: torch.Tensor, features: list[torch.Tensor],
+                 dequantize: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """-log p(x, y | h) of a clean/degraded pair in bits per dimension of the pair (2 C H W), per sample:
+        eq. (5), ``p(x, y) = p(z_x) p(z_y | z_x) |det df/dx| |det df/dy|`` with ``z_x ~ N(0, I)`` and
+        ``z_y | z_x ~ N(z_x + mu_u, M M^T)`` per latent group. Both images are encoded with the same
+        conditioning ``features`` (h of the clean image, as synthesis uses), each dequantised with its own
+        uniform noise (``dequantize``: the two U(-0.5, 0.5) tensors, drawn when None)."""
+        if dequantize is None:
+            dequantize = (torch.rand_like(clean) - 0.5, torch.rand_like(degraded) - 0.5)
+        latents_x, logdet_x = self.encode(clean + dequantize[0] / self.quantization, features)
+        latents_y, logdet_y = self.encode(degraded + dequantize[1] / self.quantization, features)
+        dims = clean[0].numel()
+        log_prob = logdet_x + logdet_y - 2 * math.log(self.quantization) * dims
+        for shift, z_x, z_y in zip(self.shifts, latents_x, latents_y, strict=True):
+            log_prob = log_prob + standard_log_prob(z_x.float()) + shift.pair_log_prob(z_y, z_x).to(log_prob.dtype)
+        return -log_prob / (2 * dims * math.log(2.0))
+
     def degrade(self, image: torch.Tensor, features: list[torch.Tensor], noise: list[torch.Tensor],
                 temperature: torch.Tensor) -> torch.Tensor:
         """Eq. (8): ``y = f^-1(f(x; h) + T u; h)``, ``u = mu_u + M n`` per latent group, ``noise`` the standard
@@ -235,15 +252,25 @@ class DeFlow(nn.Module):
         shifted = [shift.shift(z, n, temperature) for shift, z, n in zip(self.shifts, latents, noise, strict=True)]
         return self.decode(shifted, features)
 
+    def restore(self, image: torch.Tensor, features: list[torch.Tensor], noise: list[torch.Tensor],
+                temperature: torch.Tensor) -> torch.Tensor:
+        """The reverse of eq. (8), degraded -> clean: encode ``y``, draw each clean latent group from its Gaussian
+        conditional given the degraded one (:meth:`LatentShift.unshift`), decode."""
+        latents, _ = self.encode(image, features)
+        clean = [shift.unshift(z, n, temperature) for shift, z, n in zip(self.shifts, latents, noise, strict=True)]
+        return self.decode(clean, features)
+
     def synthesize(self, image: torch.Tensor, seeds: list[int], tile_size: int = 0, *,
-                   temperature: torch.Tensor | None = None) -> torch.Tensor:
-        """Eq. (8) on whole images of any size: each image padded (replicate) to a multiple of :attr:`multiple`,
-        its conditioning noise and latent noise addressed by (image seed, position) so that tiles of
-        ``tile_size`` pixels (with :attr:`tile_margin` of context) draw the numbers the whole image would;
-        ``temperature`` T per image (default 1). Returns the network output, unclamped."""
+                   temperature: torch.Tensor | None = None, reverse: bool = False) -> torch.Tensor:
+        """Eq. (8) on whole images of any size (``reverse=True``: :meth:`restore`, degraded -> clean): each image
+        padded (replicate) to a multiple of :attr:`multiple`, its conditioning noise and latent noise addressed by
+        (image seed, position) so that tiles of ``tile_size`` pixels (with :attr:`tile_margin` of context) draw
+        the numbers the whole image would; ``temperature`` T per image (default 1). Returns the network output,
+        unclamped."""
         batch = image.shape[0]
         temperature = torch.ones(batch, device=image.device) if temperature is None else temperature
         temperature = temperature.to(image.device, image.dtype).view(-1)
+        translate = self.restore if reverse else self.degrade
 
         def window(part: torch.Tensor, top: int, left: int) -> torch.Tensor:
             height, width = part.shape[-2:]
@@ -260,6 +287,6 @@ class DeFlow(nn.Module):
                 factor = full_h // shape[2]
                 noise.append(normal_field(seeds, 1 + group, shape[1], top // factor, left // factor, shape[2],
                                           shape[3], part.device, part.dtype))
-            return self.degrade(part, features, noise, temperature)[..., :height, :width]
+            return translate(part, features, noise, temperature)[..., :height, :width]
 
         return tiled(window, image, tile_size or 0, self.tile_margin, multiple=self.multiple)

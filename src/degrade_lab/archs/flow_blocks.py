@@ -33,8 +33,6 @@ weights' layout) need.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -257,8 +255,3 @@ class SplitPrior(nn.Module):
     def reverse(self, kept: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         mean, std = self._mean_std(kept)
         return torch.cat([kept, (_wide(eps) * std + mean).to(kept.dtype)], dim=1)
-
-
-def standard_normal_log_prob(eps: torch.Tensor) -> torch.Tensor:
-    """log N(eps; 0, I) summed per sample."""
-    return (-0.5 * _wide(eps).pow(2) - 0.5 * math.log(2 * math.pi)).sum(dim=tuple(range(1, eps.dim())))

@@ -78,6 +78,22 @@ class LatentShift(nn.Module):
         u = self.mean.to(eps.dtype).view(1, -1, 1, 1) + torch.einsum("ij,bjhw->bihw", matrix, noise.to(eps.dtype))
         return eps + temperature.to(eps.dtype).view(-1, 1, 1, 1) * u
 
+    def unshift(self, eps: torch.Tensor, noise: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+        """The reverse translation (degraded -> clean; the reference's section 3.4): a draw from the Gaussian
+        conditional of the clean latent given the degraded one, ``z_x | z_y ~ N(A (z_y - mu_u), Sigma A)`` with
+        ``Sigma = M M^T`` and ``A = (I + Sigma)^-1``, its spread scaled by ``temperature`` per sample (0: the
+        conditional mean). ``noise``: standard normal of ``eps``'s shape."""
+        channels = self.channels
+        covariance = self.covariance().double()
+        eye = torch.eye(channels, dtype=torch.float64, device=covariance.device)
+        inverse = torch.linalg.inv(eye + covariance)
+        values, vectors = torch.linalg.eigh(covariance @ inverse)  # symmetric: Sigma and A commute
+        root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+        centred = eps - self.mean.to(eps.dtype).view(1, -1, 1, 1)
+        mean = torch.einsum("ij,bjhw->bihw", inverse.to(eps.dtype), centred)
+        spread = torch.einsum("ij,bjhw->bihw", root.to(eps.dtype), noise.to(eps.dtype))
+        return mean + temperature.to(eps.dtype).view(-1, 1, 1, 1) * spread
+
     @torch.no_grad()
     def estimate(self, clean: torch.Tensor, degraded: torch.Tensor) -> None:
         """``mode="none"``: mu_u and M from encoded latents of the two domains (``N x C x H x W`` each):

@@ -292,11 +292,13 @@ class SemiSupervisedDataModule(DomainDataModule):
     ``source`` (clean) and ``target`` (degraded) images, drawn batch by batch with ``weights`` (equal by
     default). A domain whose weight is 0 is switched off and its folder may be empty or unset (the
     paired-only setting and the ablations of SeNM-VAE Table 7). ``split`` gives the three domains as
-    lists of pairs instead of folders (:func:`~degrade_lab.data.splits.split_pairs`)."""
+    lists of pairs instead of folders (:func:`~degrade_lab.data.splits.split_pairs`). Without validation pairs,
+    ``clean_validation=True`` validates on clean source images alone, as :class:`UnpairedDataModule` does (for
+    models that can score their synthesis without pairs: semi-supervised DeFlow); otherwise nothing is validated."""
 
     def __init__(self, paired=None, source=None, target=None, test=None, val=None, scale: int = 1,
                  crop_size: int = 64, val_crop: int | None = None, augment: bool = True, weights=None,
-                 split: dict | None = None, **loader):
+                 split: dict | None = None, clean_validation: bool = False, **loader):
         scale, why = int(scale), "a semi-supervised degradation model"
         weights = {D.PAIRED: 1.0, D.SOURCE: 1.0, D.TARGET: 1.0, **_weights(weights)}
         if weights[D.PAIRED] <= 0:
@@ -311,8 +313,13 @@ class SemiSupervisedDataModule(DomainDataModule):
             files = [degraded for _, _, degraded in split["target"]] if split else None
             domains[D.TARGET] = image_crops(target, crop_size // scale, "degraded", augment, "target",
                                             f"{why} (or switch the target domain off: data.weights.target=0)", files)
-        super().__init__(domains, weights={d: weights[d] for d in domains}, val=_pairs(val or test, scale, val_crop),
+        pairs = _pairs(val or test, scale, val_crop)
+        clean = None
+        if pairs is None and clean_validation and D.SOURCE in domains:
+            clean = CleanImageDataset(spread(files_of(domains[D.SOURCE]), UNPAIRED_VALIDATION_IMAGES), val_crop or 128)
+        super().__init__(domains, weights={d: weights[d] for d in domains}, val=pairs if pairs is not None else clean,
                          test=_pairs(test, scale, None), **loader)
+        self.unpaired_validation = clean is not None
 
 
 KINDS = {"paired": PairedDataModule, "unpaired": UnpairedDataModule, "semi": SemiSupervisedDataModule}
@@ -339,6 +346,7 @@ def folders(
     split_from: str | None = None,
     num_paired: int = 10,
     split_seed: int = 0,
+    clean_validation: bool = False,
 ) -> DomainDataModule:
     """The data module a model needs (``kind``, from its LightningModule's ``data_kind``), built from
     the user's folders (``conf/data/folders.yaml``). Folders a kind does not use are ignored.
@@ -348,7 +356,9 @@ def folders(
     rest halved into source (clean) and target (degraded) images. Each kind takes what it may use:
     ``semi`` the three domains; ``unpaired`` (LUD-VAE) every clean and every degraded image of the split
     without its pairing; ``paired`` (a restorer) the ``num_paired`` pairs alone. The data module's
-    ``split_record`` lists the names per domain (the train task saves it as ``split.json``)."""
+    ``split_record`` lists the names per domain (the train task saves it as ``split.json``).
+    ``clean_validation``: a ``semi`` model that scores its synthesis without pairs (the train task sets it from
+    the model's ``unpaired_monitor``) validates on clean images when no validation pairs are given."""
     if kind not in KINDS:
         raise UserInputError(f"unknown data kind '{kind}' (paired, unpaired or semi).")
     common = {"test": test, "val": val, "scale": scale, "crop_size": crop_size, "val_crop": val_crop,
@@ -371,6 +381,6 @@ def folders(
         module = UnpairedDataModule(source=source, target=target, weights=weights, **files, **common)
     else:
         module = SemiSupervisedDataModule(paired=paired, source=source, target=target, weights=weights,
-                                          split=split, **common)
+                                          split=split, clean_validation=clean_validation, **common)
     module.split_record = record
     return module

@@ -62,6 +62,9 @@ class LearnedDegrader(Degrader):
         bf16: run under bfloat16 autocast (faster where the hardware has bf16 units).
         lowpass_sigma: > 0: keep the input's frequencies below a Gaussian of this std (pixels) and take
             only the model's residual above it (see the module docstring); 0: the model's output as it is.
+        direction: ``c2n`` (clean -> degraded, the default) or ``n2c`` (degraded -> clean, for models whose
+            ``net.synthesize`` takes ``reverse=True``: the input is a degraded image, normalised like the model's
+            degraded domain, and the output its clean estimate at the same size).
         module: an already loaded LightningModule instead of ``ckpt``.
     """
 
@@ -71,7 +74,8 @@ class LearnedDegrader(Degrader):
     produces = "degraded"
 
     def __init__(self, ckpt: str | None = None, trained_by: str | None = None, options: dict | None = None,
-                 tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0, module=None):
+                 tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0, module=None,
+                 direction: str = "c2n"):
         super().__init__()
         if module is not None and not (trained_by or self.trained_by):
             trained_by = f"{type(module).__module__}.{type(module).__qualname__}"
@@ -87,6 +91,13 @@ class LearnedDegrader(Degrader):
         self.module = module.eval()
         self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
         self.scale = int(getattr(module, "scale", 1))
+        if direction not in ("c2n", "n2c"):
+            raise UserInputError(f"degrader.direction must be c2n or n2c, got {direction!r}.")
+        self.reverse = direction == "n2c"
+        if self.reverse:
+            if "reverse" not in inspect.signature(module.net.synthesize).parameters:
+                raise UserInputError(f"{self.name} has no degraded -> clean translation: use degrader.direction=c2n.")
+            self.produces, self.scale = "clean", 1
         #: the stored calibration (``{"option", "value", ...}``) or None
         self.calibration = getattr(module, "calibration", None) or None
         options = dict(options or {})
@@ -117,7 +128,7 @@ class LearnedDegrader(Degrader):
         defaults (``tile_size`` aside)."""
         return [name for name, parameter in inspect.signature(self.module.net.synthesize).parameters.items()
                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-                or (parameter.default is not inspect.Parameter.empty and name != "tile_size")]
+                or (parameter.default is not inspect.Parameter.empty and name not in ("tile_size", "reverse"))]
 
     def _network_options(self, options: dict) -> dict[str, tuple[float, float]]:
         """``options`` checked against the keyword arguments of the network's ``synthesize``."""
@@ -162,10 +173,15 @@ class LearnedDegrader(Degrader):
         for key, values in drawn.items():
             self.record(key, values)
         operator = getattr(self.module, "clean_operator", None)
+        normalization = getattr(self.module, "normalization", None)
+        if self.reverse:  # a degraded image, in the model's degraded-domain colours; the output is clean
+            source = normalization(image.float()) if normalization is not None else image.float()
+            with self.autocast(device):
+                out = self.module.net.synthesize(source, seeds, tile_size=self.tile_size, reverse=True, **drawn)
+            return self.keep_content(out.float(), image.float()).clamp(0, 1)
         source = operator(image.float(), generator) if operator is not None else image.float()
         with self.autocast(device):
             out = self.module.net.synthesize(source, seeds, tile_size=self.tile_size, **drawn).float()
-        normalization = getattr(self.module, "normalization", None)
         if normalization is not None:
             out = normalization.inverse(out)
         return self.keep_content(out, source).clamp(0, 1)
@@ -180,5 +196,6 @@ class LearnedDegrader(Degrader):
         return self.keep_low_frequencies(out, reference.float())
 
     def extra_repr(self):
-        return (f"model={self.name}, options={self.options}, tile_size={self.tile_size}, bf16={self.bf16}, "
+        return (f"model={self.name}, direction={'n2c' if self.reverse else 'c2n'}, options={self.options}, "
+                f"tile_size={self.tile_size}, bf16={self.bf16}, "
                 f"lowpass_sigma={self.keep_low_frequencies.sigma:g}")

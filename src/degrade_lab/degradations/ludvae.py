@@ -44,6 +44,11 @@ class LUDVAEDegrader(LearnedDegrader):
         bf16: run under bfloat16 autocast (faster on recent CPUs and GPUs).
         lowpass_sigma: > 0 (C2N): the synthetic image keeps T(clean)'s frequencies below a Gaussian of this
             std (pixels) and takes only the model's residual above it (degradations/learned.py).
+        residual_transfer: (C2N) the synthetic image is ``T(clean) + (degraded rendering - clean rendering)``:
+            the decoder renders the same content (the same pre-noised input, the same noise) once with the
+            degradation latents and once without (N2C's clean output), and only their difference is added
+            to the input, so whatever detail or tone the decoder itself loses or changes cancels and the
+            pairs differ by the degradation alone. Costs a second decoding. Not in the paper.
     """
 
     trained_by = "degrade_lab.lit.ludvae.LUDVAEModule"
@@ -58,6 +63,7 @@ class LUDVAEDegrader(LearnedDegrader):
         tile_size: int = 512,
         bf16: bool = False,
         lowpass_sigma: float = 0.0,
+        residual_transfer: bool = False,
         module=None,
     ):
         if direction not in DIRECTIONS:
@@ -66,7 +72,10 @@ class LUDVAEDegrader(LearnedDegrader):
         module = self.module
         if temperature_mode not in ("sample", "std"):
             raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
+        if residual_transfer and direction != "c2n":
+            raise UserInputError("degrader.residual_transfer applies to direction=c2n only.")
         self.direction, self.temperature_mode = direction, temperature_mode
+        self.residual_transfer = bool(residual_transfer)
         self.degrade_direction = direction == "c2n"
         #: what the output is: synthesis writes N2C results as the clean side of a pair
         self.produces = "degraded" if self.degrade_direction else "clean"
@@ -92,12 +101,18 @@ class LUDVAEDegrader(LearnedDegrader):
             source = self.module.clean_operator(image, generator)
         else:
             source = self.module.normalization(image)
+        net, channels_last = self.module.net, self.module.channels_last
         with self.autocast(device):
-            out = self.module.net.synthesize(source, seeds, levels, temperatures, self.degrade_direction,
-                                             self.temperature_mode, self.tile_size,
-                                             self.module.channels_last).float()
+            out = net.synthesize(source, seeds, levels, temperatures, self.degrade_direction,
+                                 self.temperature_mode, self.tile_size, channels_last).float()
+            if self.residual_transfer:  # the same content and pre-noise rendered without degradation latents
+                clean = net.synthesize(source, seeds, levels, temperatures, False, self.temperature_mode,
+                                       self.tile_size, channels_last).float()
         if self.degrade_direction:
-            out = self.keep_content(self.module.normalization.inverse(out), source)
+            out = self.module.normalization.inverse(out)
+            if self.residual_transfer:
+                out = source + (out - clean)
+            out = self.keep_content(out, source)
         return out.clamp(0, 1)
 
     @torch.inference_mode()
@@ -116,4 +131,5 @@ class LUDVAEDegrader(LearnedDegrader):
 
     def extra_repr(self):
         return (f"direction={self.direction}, scale={self.scale}, noise_level={self.noise_level}, "
-                f"temperature={self.temperature} ({self.temperature_mode}), tile_size={self.tile_size}")
+                f"temperature={self.temperature} ({self.temperature_mode}), residual_transfer="
+                f"{self.residual_transfer}, tile_size={self.tile_size}")

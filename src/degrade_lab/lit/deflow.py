@@ -7,6 +7,11 @@ N(mu_u, I + M M^T). Batches hold one domain each (``data/samplers.py``); average
 authors' class-balanced objective, so no weighting is needed. AIM19's colour normalisation of the degraded
 domain is available as for LUD-VAE (``color_normalization``).
 
+Semi-supervised (``pairs=True``; not in the authors' code, the paper's eq. 5): the model asks for the
+semi-supervised data (``data.paired`` next to ``data.source`` / ``data.target``, or ``data.split_from``) and a
+paired batch (domain -1) adds the pair's joint likelihood ``-log p(x, y | h(x))`` (:meth:`DeFlow.pair_nll`),
+which ties the degraded latent to its own clean one: ``z_y | z_x ~ N(z_x + mu_u, M M^T)``.
+
 ActNorm layers initialise from the first training batch (Glow); under DDP rank 0's initialisation is
 broadcast so that every replica starts from the same weights. A step whose loss is not finite is skipped and
 counted; after ``max_non_finite`` in a row training stops with an error that names the cause (learned scales
@@ -24,13 +29,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from degrade_lab.archs.deflow import DeFlow
 from degrade_lab.archs.flow_blocks import ActNorm
-from degrade_lab.data.normalization import ColorNormalization, NoNormalization
-from degrade_lab.degradations.base import Identity
-from degrade_lab.degradations.build import build_degrader
+from degrade_lab.data import domains as D
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.lit.degradation_scores import SyntheticValidation
@@ -53,6 +55,7 @@ class DeFlowModule(SyntheticValidation, DegradeLabModule):
         max_non_finite: consecutive non-finite losses after which training stops (the authors: 100).
         val_temperature: T of the scored validation translations.
         grid_temperatures / grid_samples: extra translations of the first validation image in the image grid.
+        pairs: also train on clean/degraded pairs through eq. (5) (the semi-supervised data setting).
     """
 
     data_kind = "unpaired"
@@ -74,15 +77,17 @@ class DeFlowModule(SyntheticValidation, DegradeLabModule):
         val_temperature: float = 1.0,
         grid_temperatures: tuple[float, ...] = (1.0, 0.5),
         grid_samples: int = 2,
+        pairs: bool = False,
     ):
         super().__init__()
+        if pairs and any(shift.mode == "none" for shift in net.shifts):
+            raise UserInputError("model.pairs=true needs a learned latent shift (model.net.shift=full or diagonal): "
+                                 "eq. (5) fits the shift's distribution to the pairs.")
+        self.pairs = bool(pairs)
+        self.data_kind = "semi" if pairs else "unpaired"
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.clean_operator = build_degrader(clean_operator) or Identity()
-        self.scale = int(getattr(self.clean_operator, "scale", 1))
-        self.normalization: nn.Module = (
-            ColorNormalization(**color_normalization) if color_normalization else NoNormalization()
-        )
+        self.set_domain_maps(clean_operator, color_normalization)
         if max_non_finite < 1:
             raise UserInputError(f"model.max_non_finite must be >= 1, got {max_non_finite}")
         self.max_non_finite = int(max_non_finite)
@@ -103,11 +108,19 @@ class DeFlowModule(SyntheticValidation, DegradeLabModule):
         return self.net.nll(image, labels, self.net.condition(image)).mean()
 
     def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        """``nll_clean`` / ``nll_degraded`` of the domains present (bits per dimension) and their sum ``loss``."""
+        """``nll_clean`` / ``nll_degraded`` of the domains present, or ``nll_paired`` of a paired batch (bits per
+        dimension), and their sum ``loss``."""
         out: dict[str, torch.Tensor] = {}
-        if batch.get("clean") is not None:
+        domain = batch.get("domain")
+        if domain is not None and bool((domain == D.PAIRED).any()):
+            if not bool((domain == D.PAIRED).all()):
+                raise ValueError("a DeFlow batch must come from one domain")
+            clean = self.clean_operator(batch["clean"])
+            out["nll_paired"] = self.net.pair_nll(clean, self.normalization(batch["degraded"]),
+                                                  self.net.condition(clean)).mean()
+        elif batch.get("clean") is not None:
             out["nll_clean"] = self.domain_nll(self.clean_operator(batch["clean"]), degraded=False)
-        if batch.get("degraded") is not None:
+        if batch.get("degraded") is not None and "nll_paired" not in out:
             out["nll_degraded"] = self.domain_nll(self.normalization(batch["degraded"]), degraded=True)
         if not out:
             raise ValueError("a DeFlow batch needs 'clean' or 'degraded' images")

@@ -4,9 +4,15 @@ whole validation of the unpaired models."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytorch_lightning as pl
+from torch import nn
 from torchmetrics import MeanMetric, Metric, MinMetric
 
+from degrade_lab.data.normalization import ColorNormalization, NoNormalization
+from degrade_lab.degradations.base import Identity
+from degrade_lab.degradations.build import build_degrader
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 from degrade_lab.metrics.noise_match import NoiseMatch
 from degrade_lab.metrics.residual import ResidualStatistics
@@ -53,8 +59,19 @@ class SyntheticValidation:
     the synthetic images of the validation clean images are scored against the real degraded ones when the
     validation set has pairs (``val/kld``, ``val/akld``, residual statistics) and, always, against the blind
     noise reading of the degraded training folder (``val/noise_distance``); ``val/psnr_synthetic`` tracks how far
-    the synthetic images are from the clean ones. Call :meth:`init_validation_metrics` in ``__init__`` and
-    :meth:`score_synthetic` from ``validation_step``."""
+    the synthetic images are from the clean ones. Call :meth:`set_domain_maps` and :meth:`init_validation_metrics`
+    in ``__init__`` and :meth:`score_synthetic` from ``validation_step``."""
+
+    def set_domain_maps(self, clean_operator: Any = None, color_normalization: dict | None = None) -> None:
+        """The two maps an unpaired model puts its domains through, which validation and synthesis undo or
+        repeat: ``clean_operator`` (the task's known operator T on the clean side, a Degrader config or object;
+        none: the identity) and ``color_normalization`` (``{mean_from, std_from, mean_to, std_to}``, 0-255, of
+        the degraded side, AIM19's; none: no change). Sets ``clean_operator``, ``scale`` and ``normalization``."""
+        self.clean_operator = build_degrader(clean_operator) or Identity()
+        self.scale = int(getattr(self.clean_operator, "scale", 1))
+        self.normalization: nn.Module = (
+            ColorNormalization(**color_normalization) if color_normalization else NoNormalization()
+        )
 
     def init_validation_metrics(self) -> None:
         self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()

@@ -36,12 +36,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from degrade_lab.archs.ludvae import LUDVAE
-from degrade_lab.data.normalization import ColorNormalization, NoNormalization
-from degrade_lab.degradations.base import Identity
-from degrade_lab.degradations.build import build_degrader
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import DegradeLabModule
 from degrade_lab.lit.degradation_scores import SyntheticValidation
@@ -123,13 +119,9 @@ class LUDVAEModule(SyntheticValidation, DegradeLabModule):
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.channels_last = channels_last
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.clean_operator = build_degrader(clean_operator) or Identity()
-        self.scale = int(getattr(self.clean_operator, "scale", 1))
+        self.set_domain_maps(clean_operator, color_normalization)
         self.noise_level_clean, self.noise_level_degraded = float(noise_level_clean), float(noise_level_degraded)
         self.kl_weight, self.kl_anneal_steps = float(kl_weight), int(kl_anneal_steps)
-        self.normalization: nn.Module = (
-            ColorNormalization(**color_normalization) if color_normalization else NoNormalization()
-        )
         if loss_balance not in RECON_WEIGHT:
             raise UserInputError(f"model.loss_balance={loss_balance!r}: choose one of {sorted(RECON_WEIGHT)}")
         self.loss_balance, self.recon_weight = loss_balance, RECON_WEIGHT[loss_balance]

@@ -163,7 +163,8 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
             f"the model restores at scale {getattr(model, 'scale', 1)} but data.scale is {data_scale}: "
             "use an SR model at that scale (model=rrdbnet / vdir follow data.scale) or matching data."
         )
-    datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed)
+    datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed,
+                                         clean_validation=model.unpaired_monitor is not None)
     if getattr(datamodule, "unpaired_validation", False) and model.unpaired_monitor:
         model.monitor = model.unpaired_monitor  # no pairs to validate on: best.ckpt by the noise match
         log.info("no validation pairs: best.ckpt tracks %s (synthetic vs data.target noise)", model.monitor)

@@ -13,8 +13,10 @@
    at U(30, 70)), at the pre-noise calibrated on the target folder when training ended (no pair used),
    and the calibrated one keeping the clean image's low frequencies (``degrader.lowpass_sigma``,
    ``--lowpass-sigma``: only the model's residual above a Gaussian of that std reaches the pairs);
-3. synthesize training pairs from the clean source images with AWGN sigma ~ U[5, 50] and with the two
-   calibrated LUD-VAE variants (the other two are judged only: ``--all-rows`` trains on them too);
+   DeFlow (experiment=deflow_cpu) trained on the same unpaired folders the same way (``data.test=null``, T
+   calibrated on the target folder when training ended; ``--no-deflow`` leaves it out, ``--deflow-run`` reuses one);
+3. synthesize training pairs from the clean source images with AWGN sigma ~ U[5, 50], the two calibrated
+   LUD-VAE variants and DeFlow (the other LUD-VAE rows are judged only: ``--all-rows`` trains on them too);
 4. train the CPU-sized DnCNN on each, and on the true pairs (the oracle, upper bound), once per seed of
    ``--seeds``;
 5. evaluate every DnCNN on the held-out real test pairs and print one table: PSNR / SSIM as mean ± std over
@@ -23,6 +25,7 @@
 Writes results.md / results.json in logs/pipeline_ludvae/<time>/ and prints that folder last.
 Usage: python experiments/ludvae_pipeline.py [--data builtin|builtin_phone] [--seeds 0,1,2] [--ludvae-steps N]
        [--steps N] [--samples K] [--lowpass-sigma S] [--all-rows] [--ludvae-run RUN] [--ludvae-args ARG ...]
+       [--deflow-run RUN | --no-deflow]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from degrade_lab.tasks.common import markdown_table
 
 AWGN = "AWGN sigma ~ U[5, 50]"
 CALIBRATED = "LUD-VAE (unpaired), calibrated pre-noise"
+DEFLOW = "DeFlow (unpaired), calibrated T"
 
 
 def main() -> None:
@@ -65,6 +69,8 @@ def main() -> None:
     parser.add_argument("--all-rows", action="store_true", help="train DnCNNs on the uncalibrated LUD-VAE rows too")
     parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run instead of training")
     parser.add_argument("--ludvae-args", nargs="*", default=[], help="more overrides for LUD-VAE's training")
+    parser.add_argument("--deflow-run", default=None, help="reuse this DeFlow training run instead of training")
+    parser.add_argument("--no-deflow", action="store_true", help="leave the DeFlow row out")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     start = time.time()
@@ -96,6 +102,12 @@ def main() -> None:
             ["degrader=ludvae", f"degrader.ckpt={ckpt}", f"degrader.lowpass_sigma={args.lowpass_sigma}"],
     }
     downstream = list(degraders) if args.all_rows else [AWGN, CALIBRATED, list(degraders)[-1]]
+    if not args.no_deflow:  # the other unpaired model, trained on the same folders the same honest way
+        deflow_run = (Path(args.deflow_run).resolve() if args.deflow_run
+                      else run(["train", "experiment=deflow_cpu", f"data={args.data}", "data.test=null",
+                                f"seed={args.seed}", "callbacks.progress.refresh_rate=0"]))
+        degraders[DEFLOW] = ["degrader=deflow", f"degrader.ckpt={deflow_run / 'checkpoints' / 'best.ckpt'}"]
+        downstream.append(DEFLOW)
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs with it
     judged, judged_runs, pairs = {}, {}, {}
     for name, settings in degraders.items():

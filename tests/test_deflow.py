@@ -108,3 +108,25 @@ def test_semi_supervised_deflow_trains_on_pairs_through_eq_5(compose, tiny_folde
     with pytest.raises(Exception, match="needs a learned latent shift"):  # Hydra wraps it
         train(compose("train", [*TINY, "model.pairs=true", "model.net.shift=none",
                                 f"data.paired={tiny_folders / 'paired'}"]))
+
+
+@pytest.mark.slow
+def test_ddp_replicas_start_from_rank_0s_actnorm_initialisation(tiny_folders, tmp_path):
+    """Two CPU processes (``hardware=ddp_cpu``), each with its own batches: ActNorm initialises from rank 0's
+    first batch on both, so the replicas hold the same weights at the end (without the broadcast they differ)."""
+    import os
+    import subprocess
+    import sys
+
+    check = tmp_path / "ddp_check.json"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "DDP_CHECK_OUT": str(check),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    args = [a for a in TINY if not a.startswith("hardware=")] + [
+        "hardware=ddp_cpu", "trainer.max_steps=3", "trainer.val_check_interval=3", "logger=csv",
+        f"data.source={tiny_folders / 'source'}", f"data.target={tiny_folders / 'target'}",
+        "+callbacks.same_weights._target_=ddp_same_weights.SameWeightsOnEveryRank", f"paths.log_dir={tmp_path / 'logs'}"]
+    result = subprocess.run([sys.executable, "-m", "degrade_lab.cli", "train", *args], capture_output=True, text=True,
+                            env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(check.read_text())
+    assert record["ranks"] == 2 and record["max_difference"] == 0.0

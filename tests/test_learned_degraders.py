@@ -56,14 +56,15 @@ def outputs() -> dict[str, torch.Tensor]:
 
     results = {}
     lud = _ludvae_module()
-    for name, options in {"ludvae_c2n": {}, "ludvae_n2c": {"direction": "n2c"},
-                          "ludvae_ranges": {"noise_level": [10, 40], "temperature": [0.5, 2.0], "tile_size": 16},
-                          "ludvae_std_mode": {"temperature": 0.5, "temperature_mode": "std"}}.items():
+    plain = {"residual_transfer": False}  # the paper's synthesis, which these pins recorded
+    for name, options in {"ludvae_c2n": plain, "ludvae_n2c": {"direction": "n2c"},
+                          "ludvae_ranges": {"noise_level": [10, 40], "temperature": [0.5, 2.0], "tile_size": 16, **plain},
+                          "ludvae_std_mode": {"temperature": 0.5, "temperature_mode": "std", **plain}}.items():
         degrader = LUDVAEDegrader(module=lud, **options)
         results[name] = degrader(_clean(), torch.Generator().manual_seed(3))
     aim = _ludvae_module(color_normalization={"mean_from": [150, 140, 130], "std_from": [60, 50, 40],
                                               "mean_to": [100, 110, 120], "std_to": [50, 55, 60]})
-    results["ludvae_aim19"] = LUDVAEDegrader(module=aim)(_clean(), torch.Generator().manual_seed(3))
+    results["ludvae_aim19"] = LUDVAEDegrader(module=aim, **plain)(_clean(), torch.Generator().manual_seed(3))
     sen = _senmvae_module()
     for name, options in {"senmvae_level": {"level": 0.05}, "senmvae_range": {"level": [0.01, 0.1], "tile_size": 16,
                                                                             "temperature": [0.5, 1.5]},
@@ -150,7 +151,7 @@ def test_lowpass_sigma_keeps_the_clean_images_low_frequencies_for_every_learned_
 
     clean = 0.25 + 0.5 * _clean()
     sigma = 2.0
-    for build in (lambda **kw: LUDVAEDegrader(module=_ludvae_module(), **kw),
+    for build in (lambda **kw: LUDVAEDegrader(module=_ludvae_module(), residual_transfer=False, **kw),
                   lambda **kw: SeNMVAEDegrader(module=_senmvae_module(), level=0.05, **kw),
                   lambda **kw: LearnedDegrader(module=_GainModule(), options={"gain": 0.9, "offset": 0.03}, **kw)):
         plain = build()(clean, torch.Generator().manual_seed(3))
@@ -181,7 +182,7 @@ def test_ludvae_residual_transfer_adds_only_what_the_degradation_latents_change(
     clean = 0.25 + 0.5 * _clean()
     module = _ludvae_module()
     transferred = LUDVAEDegrader(module=module, residual_transfer=True)(clean, torch.Generator().manual_seed(3))
-    plain = LUDVAEDegrader(module=module)(clean, torch.Generator().manual_seed(3))
+    plain = LUDVAEDegrader(module=module, residual_transfer=False)(clean, torch.Generator().manual_seed(3))
     assert float((transferred - plain).abs().max()) > 1e-3  # the option changes the output
     assert float((transferred - clean).abs().mean()) > 1e-4  # and the latents do add a residual
     with torch.no_grad():
@@ -189,10 +190,33 @@ def test_ludvae_residual_transfer_adds_only_what_the_degradation_latents_change(
             merge.mix.weight[:, -module.net.posteriors[0].mean.out_channels:] = 0
     cut = LUDVAEDegrader(module=module, residual_transfer=True)(clean, torch.Generator().manual_seed(3))
     torch.testing.assert_close(cut, clean, atol=1e-5, rtol=0)
-    rendered = LUDVAEDegrader(module=module)(clean, torch.Generator().manual_seed(3))
+    rendered = LUDVAEDegrader(module=module, residual_transfer=False)(clean, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(LUDVAEDegrader(module=module)(clean, torch.Generator().manual_seed(3)), cut)  # default on
     assert float((rendered - clean).abs().mean()) > 1e-2  # the decoder's own rendering is not the input
     with pytest.raises(UserInputError, match="residual_transfer applies to direction=c2n"):
         LUDVAEDegrader(module=module, direction="n2c", residual_transfer=True)
+
+
+
+def test_senmvae_residual_transfer_adds_only_what_the_degradation_latent_changes():
+    """SeNM-VAE's ``residual_transfer``: clean + D(z, z_n) - D(z). With z_n's path to the decoder cut (its
+    projections zeroed) the pair differs by nothing: the output is the clean image, while the plain synthesis is
+    the decoder's own rendering of it."""
+    from degrade_lab.degradations.senmvae import SeNMVAEDegrader
+
+    clean = 0.25 + 0.5 * _clean()
+    module = _senmvae_module()
+    transferred = SeNMVAEDegrader(module=module, level=0.05, residual_transfer=True)(clean, torch.Generator().manual_seed(3))
+    plain = SeNMVAEDegrader(module=module, level=0.05)(clean, torch.Generator().manual_seed(3))
+    assert float((transferred - plain).abs().max()) > 1e-3 and float((transferred - clean).abs().mean()) > 1e-4
+    with torch.no_grad():
+        for projection in module.net.project_noise:
+            for parameter in projection.parameters():
+                parameter.zero_()
+    cut = SeNMVAEDegrader(module=module, level=0.05, residual_transfer=True)(clean, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(cut, clean, atol=1e-5, rtol=0)
+    rendered = SeNMVAEDegrader(module=module, level=0.05)(clean, torch.Generator().manual_seed(3))
+    assert float((rendered - clean).abs().mean()) > 1e-2
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

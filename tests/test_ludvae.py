@@ -159,11 +159,15 @@ def test_temperature_and_direction_options():
     # temperature multiplies the whole latent sample: at 0 every latent is zero, which is exactly the
     # latents-off decoding of N2C (same pre-noise, same seed); scaling only the std keeps the prior means
     off = LUDVAEDegrader(module=module, direction="n2c", noise_level=20)(clean, torch.Generator().manual_seed(0))
-    cold = LUDVAEDegrader(module=module, temperature=0.0, noise_level=20)(clean, torch.Generator().manual_seed(0))
-    cold_std = LUDVAEDegrader(module=module, temperature=0.0, noise_level=20, temperature_mode="std")(
+    plain = {"residual_transfer": False, "noise_level": 20}  # the decoder's output as it is (the paper)
+    cold = LUDVAEDegrader(module=module, temperature=0.0, **plain)(clean, torch.Generator().manual_seed(0))
+    cold_std = LUDVAEDegrader(module=module, temperature=0.0, temperature_mode="std", **plain)(
         clean, torch.Generator().manual_seed(0))
-    warm = LUDVAEDegrader(module=module, temperature=1.0, noise_level=20)(clean, torch.Generator().manual_seed(0))
+    warm = LUDVAEDegrader(module=module, temperature=1.0, **plain)(clean, torch.Generator().manual_seed(0))
     assert torch.allclose(cold, off, atol=1e-6)
+    # with the residual transfer (the default) no latent means no degradation: the clean image itself
+    transferred = LUDVAEDegrader(module=module, temperature=0.0, noise_level=20)(clean, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(transferred, clean, atol=1e-6, rtol=0)
     assert float((cold_std - off).abs().max()) > 1e-4 and float((warm - off).abs().max()) > 1e-4
     n2c = LUDVAEDegrader(module=module, direction="n2c")
     assert n2c.produces == "clean" and n2c.scale == 1 and n2c.noise_level == (10.0, 10.0)

@@ -48,7 +48,9 @@ class LUDVAEDegrader(LearnedDegrader):
             the decoder renders the same content (the same pre-noised input, the same noise) once with the
             degradation latents and once without (N2C's clean output), and only their difference is added
             to the input, so whatever detail or tone the decoder itself loses or changes cancels and the
-            pairs differ by the degradation alone. Costs a second decoding. Not in the paper.
+            pairs differ by the degradation alone. Costs a second decoding. Not in the paper. Default
+            (None): on for C2N (it trained better denoisers on the builtin camera noise: docs/results.md);
+            ``False``: the paper's synthesis, the decoder's output as it is.
     """
 
     trained_by = "degrade_lab.lit.ludvae.LUDVAEModule"
@@ -63,7 +65,7 @@ class LUDVAEDegrader(LearnedDegrader):
         tile_size: int = 512,
         bf16: bool = False,
         lowpass_sigma: float = 0.0,
-        residual_transfer: bool = False,
+        residual_transfer: bool | None = None,
         module=None,
     ):
         if direction not in DIRECTIONS:
@@ -72,6 +74,8 @@ class LUDVAEDegrader(LearnedDegrader):
         module = self.module
         if temperature_mode not in ("sample", "std"):
             raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")
+        if residual_transfer is None:
+            residual_transfer = direction == "c2n"
         if residual_transfer and direction != "c2n":
             raise UserInputError("degrader.residual_transfer applies to direction=c2n only.")
         self.direction, self.temperature_mode = direction, temperature_mode

@@ -68,15 +68,19 @@ class SeNMVAEDegrader(LearnedDegrader):
         bf16: run under bfloat16 autocast.
         lowpass_sigma: > 0: keep the clean image's frequencies below a Gaussian of this std (pixels) and take
             only the model's residual above it (degradations/learned.py).
+        residual_transfer: the synthetic image is ``clean + D(z, z_n) - D(z)``: the same content sample decoded
+            with and without the degradation latent, only their difference added to the clean image, so what
+            the decoder itself changes in the content (detail, colours) cancels (as LUD-VAE's, not in the paper).
     """
 
     trained_by = "degrade_lab.lit.senmvae.SeNMVAEModule"
 
     def __init__(self, ckpt: str | None = None, level: Range | str | None = None, level_steps: list[float] | None = None,
                  temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0,
-                 module=None):
+                 residual_transfer: bool = False, module=None):
         super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16, lowpass_sigma=lowpass_sigma)
         module = self.module
+        self.residual_transfer = bool(residual_transfer)
         self.trained_range = module.trained_level_range()
         self.level_steps = [float(v) for v in level_steps] if level_steps else None
         level = self.calibrated("level", level, "paired")
@@ -138,8 +142,13 @@ class SeNMVAEDegrader(LearnedDegrader):
         self.record("sigma", levels * 255)
         with self.autocast(device):
             out = self.module.net.synthesize(image.float(), seeds, levels, temperatures, self.tile_size).float()
+            if self.residual_transfer:
+                rendered = self.module.net.synthesize(image.float(), seeds, levels, temperatures, self.tile_size,
+                                                      degrade=False).float()
+                out = image.float() + out - rendered
         return self.keep_content(out, image).clamp(0, 1)
 
     def extra_repr(self):
         level = self.level_steps if self.level_steps else self.level
-        return f"level={level}, temperature={self.temperature}, tile_size={self.tile_size}"
+        return (f"level={level}, temperature={self.temperature}, residual_transfer={self.residual_transfer}, "
+                f"tile_size={self.tile_size}")

@@ -78,6 +78,27 @@ def test_reverse_translation_through_the_degrader(deflow_run):
     assert not torch.equal(a, degrader(noisy, torch.Generator().manual_seed(2)))
 
 
+def test_the_sr_setting_models_the_degraded_lr_image_given_its_conditioning():
+    """Real-world x4 SR (``clean_operator`` bicubic): the clean side is shrunk x4 by T before the flow, so both
+    domains are LR-sized; synthesis maps an HR clean image to a degraded LR one, a quarter of its size."""
+    from degrade_lab.archs.deflow import DeFlow
+    from degrade_lab.degradations.learned import LearnedDegrader
+    from degrade_lab.lit.deflow import DeFlowModule
+
+    torch.manual_seed(0)
+    net = DeFlow(steps=1, hidden=8, features=8, blocks=2, growth=4, stack_blocks=(0, 1))
+    module = DeFlowModule(net, clean_operator={"_target_": "degrade_lab.degradations.resize.Bicubic", "scale": 4})
+    assert module.scale == 4
+    clean, degraded = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 16, 16)
+    for batch in ({"clean": clean}, {"degraded": degraded}):
+        assert torch.isfinite(module.loss_terms(batch)["loss"])
+    degrader = LearnedDegrader(module=module.eval(), options={"temperature": 0.0})
+    out = degrader(clean, torch.Generator().manual_seed(0))
+    assert degrader.scale == 4 and out.shape == (2, 3, 16, 16)
+    # T = 0 adds no shift: the output is T(clean), the MATLAB-bicubic x1/4 image
+    from degrade_lab.utils.imresize import imresize
+    torch.testing.assert_close(out, imresize(clean, 0.25).clamp(0, 1), atol=1e-4, rtol=0)
+
 def test_non_finite_losses_stop_training_with_the_cause_and_fix(compose, tiny_folders, monkeypatch):
     from degrade_lab.lit.deflow import DeFlowModule
 

@@ -105,17 +105,15 @@ class LUDVAEDegrader(LearnedDegrader):
             source = self.module.clean_operator(image, generator)
         else:
             source = self.module.normalization(image)
-        net, channels_last = self.module.net, self.module.channels_last
         with self.autocast(device):
-            out = net.synthesize(source, seeds, levels, temperatures, self.degrade_direction,
-                                 self.temperature_mode, self.tile_size, channels_last).float()
-            if self.residual_transfer:  # the same content and pre-noise rendered without degradation latents
-                clean = net.synthesize(source, seeds, levels, temperatures, False, self.temperature_mode,
-                                       self.tile_size, channels_last).float()
-        if self.degrade_direction:
-            out = self.module.normalization.inverse(out)
-            if self.residual_transfer:
-                out = source + (out - clean)
+            if self.degrade_direction:
+                out = self.module.render(source, seeds, levels, temperatures, self.residual_transfer,
+                                         self.temperature_mode, self.tile_size)
+            else:
+                out = self.module.net.synthesize(source, seeds, levels, temperatures, False, self.temperature_mode,
+                                                 self.tile_size, self.module.channels_last)
+        out = out.float()
+        if self.degrade_direction:  # outside autocast: the low-pass blur in fp32
             out = self.keep_content(out, source)
         return out.clamp(0, 1)
 

@@ -186,26 +186,39 @@ class LUDVAEModule(SyntheticValidation, DegradeLabModule):
         return loss
 
     # ---- validation: how close is the synthetic noise to the real one (lit/degradation_scores.py) ------------
+    def render(self, target: torch.Tensor, seeds: list[int], levels: torch.Tensor, temperatures: torch.Tensor,
+               residual_transfer: bool = True, temperature_mode: str = "sample", tile_size: int = 0) -> torch.Tensor:
+        """C2N synthesis of ``target`` (T(clean)) in image colours, unclamped: the network's sample
+        (:meth:`LUDVAE.synthesize`, per-image pre-noise ``levels`` 0-255 and ``temperatures``) mapped back by the
+        colour normalisation, or with ``residual_transfer`` ``target + (that - the same content rendered without
+        the degradation latents)`` (same pre-noise and seeds; degradations/ludvae.py says why)."""
+        out = self.net.synthesize(target, seeds, levels, temperatures, True, temperature_mode, tile_size,
+                                  self.channels_last).float()
+        out = self.normalization.inverse(out)
+        if residual_transfer:
+            rendered = self.net.synthesize(target, seeds, levels, temperatures, False, temperature_mode, tile_size,
+                                           self.channels_last).float()
+            out = target.float() + out - rendered
+        return out
+
     def validation_step(self, batch, batch_idx):
+        """Scores what synthesis makes by default: the residual transfer at the training pre-noise."""
         clean, real = batch["clean"], batch.get("degraded")
         target = self.clean_operator(clean, self.validation_generator)
         batch_size = clean.shape[0]
         seeds = torch.randint(2**62, (batch_size,), generator=self.validation_generator, device=self.device).tolist()
-        synthetic = self.net.synthesize(
-            target, seeds, torch.full((batch_size,), self.noise_level_clean, device=self.device),
-            torch.full((batch_size,), self.val_temperature, device=self.device), channels_last=self.channels_last,
-        )
-        # the network works in the normalised domain (AIM19): scores compare on the real images' scale
-        synthetic = quantize_8bit(self.normalization.inverse(synthetic))
+        levels = torch.full((batch_size,), self.noise_level_clean, device=self.device)
+        synthetic = self.render(target, seeds, levels, torch.full((batch_size,), self.val_temperature, device=self.device))
+        # the scores compare on the real images' scale
+        synthetic = quantize_8bit(synthetic.clamp(0, 1))
         panels, caption = self.score_synthetic(synthetic, target, real)
         if batch_idx == 0 and self.grid_samples > 0:  # only the grid's first row needs more samples
             count = self.grid_samples * len(self.grid_temperatures)
             temperatures = torch.tensor(self.grid_temperatures, device=self.device).repeat_interleave(self.grid_samples)
             seeds = torch.randint(2**62, (count,), generator=self.validation_generator, device=self.device).tolist()
-            extra = self.net.synthesize(target[:1].expand(count, -1, -1, -1), seeds,
-                                        torch.full((count,), self.noise_level_clean, device=self.device), temperatures,
-                                        channels_last=self.channels_last)
-            panels += list(quantize_8bit(self.normalization.inverse(extra)).split(1))
+            extra = self.render(target[:1].expand(count, -1, -1, -1), seeds,
+                                torch.full((count,), self.noise_level_clean, device=self.device), temperatures)
+            panels += list(quantize_8bit(extra.clamp(0, 1)).split(1))
             caption += " | " + " | ".join(f"T={t:g}" for t in temperatures.tolist())
         return {"grid": panels, "caption": caption}
 

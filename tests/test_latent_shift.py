@@ -131,3 +131,16 @@ def test_unshift_draws_the_gaussian_conditional_of_the_clean_latent():
     torch.testing.assert_close(draws.mean(0), expected_mean, atol=0.01, rtol=0)
     torch.testing.assert_close(torch.cov(draws.T), expected_cov, atol=0.01, rtol=0)
     torch.testing.assert_close(cold[0, :, 0, 0], expected_mean)
+
+
+def test_m_at_zero_is_a_stationary_point_and_a_small_init_lets_it_learn():
+    """d/dM of any function of M M^T is (G + G^T) M, zero at M = 0: the authors' std_init_shift 0 leaves M at zero
+    forever. With init_std > 0 the degraded-domain likelihood moves M."""
+    eps = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(0)) * 2.0  # wider than N(0, I)
+    degraded = torch.ones(4, dtype=torch.bool)
+    for init_std, moves in ((0.0, False), (0.1, True)):
+        shift = LatentShift(3, "full", init_std=init_std)
+        torch.testing.assert_close(shift.matrix().detach(), torch.eye(3) * init_std)
+        shift.log_prob(eps, degraded).sum().backward()
+        assert (shift.matrix_weight.grad.abs().max() > 1e-3) == moves
+        assert shift.mean.grad.abs().max() > 0  # the mean learns either way

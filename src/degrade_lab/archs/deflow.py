@@ -116,6 +116,9 @@ class DeFlow(nn.Module):
         features, blocks, growth, stack_blocks: the RRDB encoder (64, 23, 32, blocks 1, 8, 15, 22).
         shift: the latent shift's form, ``full``, ``diagonal`` or ``none`` (:mod:`~degrade_lab.archs.latent_shift`).
         quantization: the dequantisation bins per unit (the authors' 5-bit: 32).
+        shift_init_std: M starts as this times the identity. The authors' 0 is a stationary point that M never
+            leaves (:mod:`~degrade_lab.archs.latent_shift`), so their learned shift is a mean alone; > 0 lets the
+            degraded domain's latent covariance I + M M^T learn.
     """
 
     #: context (pixels) around each tile of a tiled synthesis; the flow's receptive field is far wider (the RRDB
@@ -125,7 +128,8 @@ class DeFlow(nn.Module):
     def __init__(self, in_channels: int = 3, levels: int = 3, steps: int = 16, hidden: int = 64,
                  affine_eps: float = 1e-3, condition_scale: int = 4, condition_noise: float = 0.03,
                  features: int = 64, blocks: int = 23, growth: int = 32,
-                 stack_blocks: tuple[int, ...] = (1, 8, 15, 22), shift: str = "full", quantization: int = 32):
+                 stack_blocks: tuple[int, ...] = (1, 8, 15, 22), shift: str = "full", quantization: int = 32,
+                 shift_init_std: float = 0.0):
         super().__init__()
         if levels < 1 or steps < 1:
             raise ValueError(f"DeFlow needs levels >= 1 and steps >= 1, got {levels} / {steps}")
@@ -147,11 +151,11 @@ class DeFlow(nn.Module):
             if level <= levels - 2:  # the reference splits levels 1 .. L - 2
                 split = SplitPrior(channels)
                 self.splits.append(split)
-                self.shifts.append(LatentShift(channels - split.kept, shift))
+                self.shifts.append(LatentShift(channels - split.kept, shift, shift_init_std))
                 channels = split.kept
             else:
                 self.splits.append(None)
-        self.shifts.append(LatentShift(channels, shift))
+        self.shifts.append(LatentShift(channels, shift, shift_init_std))
         self.latent_channels = channels
         self.squeeze = Squeeze()
 

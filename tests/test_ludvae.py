@@ -180,18 +180,20 @@ def test_temperature_and_direction_options():
 
 
 def test_validation_scores_normalised_runs_on_the_real_images_scale(monkeypatch):
-    """AIM19: the network works in the clean domain's colour statistics; validation must map its samples back.
-    The translation is replaced by a constant 0.3 image; with equal stds the inverse normalisation is a shift
-    by mean_from - mean_to = 0.4, so the validated synthetic image must be 0.7 (0.3 without normalisation)."""
+    """AIM19: the network works in the clean domain's colour statistics; validation must map its degraded rendering
+    back (not the clean one). Both renderings are replaced by a constant 0.3 image; with equal stds the inverse
+    normalisation is a shift by mean_from - mean_to = 0.4, so the validated synthetic image (the residual transfer,
+    clean + N^-1(0.3) - 0.3) must be clean + 0.4 (the clean image itself without normalisation)."""
     monkeypatch.setattr(LUDVAE, "synthesize", lambda net, image, *rest, **kw: torch.full_like(image, 0.3))
-    batch = {"clean": torch.rand(1, 3, 16, 16) * 0.3, "degraded": torch.rand(1, 3, 16, 16)}
-    for normalization, expected in ((None, 0.3), ({"mean_from": [153] * 3, "std_from": [50] * 3,
-                                                   "mean_to": [51] * 3, "std_to": [50] * 3}, 0.7)):
+    clean = torch.rand(1, 3, 16, 16) * 0.3
+    batch = {"clean": clean, "degraded": torch.rand(1, 3, 16, 16)}
+    for normalization, shift in ((None, 0.0), ({"mean_from": [153] * 3, "std_from": [50] * 3,
+                                                "mean_to": [51] * 3, "std_to": [50] * 3}, 0.4)):
         module = tiny_module(color_normalization=normalization, grid_samples=0).eval()
         module.on_validation_epoch_start()
         with torch.inference_mode():
             synthetic = module.validation_step(batch, 0)["grid"][2]
-        assert torch.allclose(synthetic, torch.full_like(synthetic, expected), atol=0.51 / 255)
+        assert torch.allclose(synthetic, clean + shift, atol=0.51 / 255)
 
 
 def test_color_normalization_round_trip():

@@ -289,3 +289,20 @@ def test_the_second_builtin_degradation_differs_in_kind():
     # halved into clean-only and degraded-only tiles, and the 7 test pairs
     semi = json.loads((ensure_builtin("builtin_phone_semi") / "manifest.json").read_text())
     assert semi["degradation"] == "phone" and len(semi["files"]) == 2 * 76 + 2 * 10 + 66 + 2 * 7
+
+
+def test_ddp_ranks_share_each_steps_domain_but_not_its_images(monkeypatch):
+    """Under DDP every rank draws the same domain at a step (so one step uses the same parameters everywhere, as
+    DDP's gradient reduction needs) and its own images; rank 0 draws exactly what a single process draws."""
+    from degrade_lab.data import samplers
+
+    sampler = samplers.DomainBatchSampler([50, 50, 50], batch_size=4, seed=3)
+    single = [sampler.batch(0, i) for i in range(40)]
+    monkeypatch.setattr(samplers, "_rank_and_world", lambda: (0, 2))
+    assert [sampler.batch(0, i) for i in range(40)] == single
+    monkeypatch.setattr(samplers, "_rank_and_world", lambda: (1, 2))
+    other = [sampler.batch(0, i) for i in range(40)]
+    domain = lambda batch: batch[0].index // 50  # noqa: E731
+    assert [domain(b) for b in other] == [domain(b) for b in single]
+    assert len({domain(b) for b in single}) == 3  # the draw does vary between steps
+    assert sum(a != b for a, b in zip(other, single, strict=True)) > 35

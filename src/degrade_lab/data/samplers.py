@@ -37,7 +37,8 @@ class DomainBatchSampler(Sampler[list[SampleKey]]):
     default, as in LUD-VAE and SeNM-VAE), then ``batch_size`` images of that domain are drawn
     (without replacement where the domain is large enough), each with its own crop seed. Batch ``b`` of
     epoch ``e`` is a function of ``(seed, e, b, rank)`` alone, so runs repeat exactly, DDP ranks see
-    different batches, the number of loader workers changes nothing, and a resumed run continues at
+    different images but the same domain at every step (rank 0's draw: a step then uses the same parameters
+    on every replica, as DDP needs), the number of loader workers changes nothing, and a resumed run continues at
     batch ``start_batch`` of epoch ``epoch`` with the very batches an uninterrupted run would draw.
     One "epoch" is ``batches_per_epoch`` batches (training is counted in steps, not epochs).
     """
@@ -72,7 +73,8 @@ class DomainBatchSampler(Sampler[list[SampleKey]]):
         """Batch ``index`` of ``epoch`` (on this process's rank)."""
         rank, _ = _rank_and_world()
         generator = torch.Generator().manual_seed(_seed(self.seed, epoch, index, rank))
-        domain = int(torch.multinomial(self.weights, 1, generator=generator))
+        chooser = generator if rank == 0 else torch.Generator().manual_seed(_seed(self.seed, epoch, index, 0))
+        domain = int(torch.multinomial(self.weights, 1, generator=chooser))
         size = self.sizes[domain]
         if size >= self.batch_size:
             picks = torch.randperm(size, generator=generator)[: self.batch_size]

@@ -25,20 +25,34 @@ class NoiseMatch(Metric):
     def __init__(self, reference: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.reference = reference
-        self.add_state("images", default=[], dist_reduce_fx="cat")
+        # images of any size, gathered across DDP ranks: their pixels flattened and their shapes, both
+        # concatenated by the sync (a "cat" of C x H x W images would merge their channels, or fail on sizes)
+        self.add_state("pixels", default=[], dist_reduce_fx="cat")
+        self.add_state("shapes", default=[], dist_reduce_fx="cat")
 
     def update(self, synthetic: torch.Tensor) -> None:
-        self.images.extend(image.detach().float().cpu() for image in synthetic)
+        for image in synthetic:
+            self.pixels.append(image.detach().float().cpu().flatten())
+            self.shapes.append(torch.tensor(image.shape, dtype=torch.long))
+
+    @property
+    def images(self) -> list[torch.Tensor]:
+        """The collected images (C x H x W each), from every rank once synced."""
+        if isinstance(self.shapes, list):
+            return [pixels.view(*shape.tolist()) for pixels, shape in zip(self.pixels, self.shapes, strict=True)]
+        shapes = self.shapes.view(-1, 3)
+        sizes = shapes.prod(dim=1).tolist()
+        return [part.view(*shape.tolist()) for part, shape in zip(self.pixels.split(sizes), shapes, strict=True)]
 
     @property
     def ready(self) -> bool:
         """Whether there is a reference and something to compare with it."""
-        return self.reference is not None and len(self.images) > 0
+        return self.reference is not None and len(self.shapes) > 0
 
     def compute(self) -> dict[str, torch.Tensor]:
         if self.reference is None:
             raise ValueError("NoiseMatch needs the reference reading of the degraded folder (metric.reference = ...)")
-        images = self.images if isinstance(self.images, list) else list(self.images)
+        images = self.images
         reading = pooled_noise(((f"synthetic {i}", image) for i, image in enumerate(images)), len(images),
                                max_patches=1 << 18)
         return {"noise_distance": torch.tensor(noise_distance(reading, self.reference)),

@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-ludvae benchmark-senmvae clean clean-logs
+.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-ludvae benchmark-senmvae clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ pipeline-ludvae: setup ## LUD-VAE and DeFlow -> synthetic pairs -> DnCNN (3 seed
 
 train-deflow: setup ## DeFlow on the builtin unpaired folders, CPU preset (about 16 min: 2400 steps in fp32, then calibration)
 	$(VENV)/bin/degrade-lab train experiment=deflow_cpu
+
+pipeline-deflow: setup weights ## builtin_sr: DeFlow -> LR/HR pairs -> RRDBNet x4 (3 seeds) vs bicubic-only and true pairs (not yet timed)
+	$(PY) experiments/deflow_pipeline.py
 
 train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 16 min)
 	$(VENV)/bin/degrade-lab train experiment=senmvae_cpu

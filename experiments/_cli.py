@@ -56,8 +56,9 @@ def train_and_evaluate(experiment: str, pairs: Path | list[Path], test: Path, st
                      f"trainer.max_steps={steps}", f"trainer.val_check_interval={max(steps // 4, 1)}",
                      f"model.scheduler.milestones=[{int(steps * 0.75)}]", f"seed={seed}",
                      "callbacks.progress.refresh_rate=0", *(extra or [])])
+    scale = [e for e in extra or [] if e.startswith("data.scale=")]  # x4 test pairs need it too
     eval_dir = run(["evaluate", f"ckpt={train_dir / 'checkpoints' / 'last.ckpt'}", "data=folders", f"data.test={test}",
-                    "progress=false"])
+                    "progress=false", *scale])
     return metrics_of(eval_dir), train_dir, eval_dir
 
 

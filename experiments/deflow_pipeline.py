@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from _cli import (
+    best_checkpoint,
     metrics_of,
     parse_seeds,
     plus_minus,
@@ -71,7 +72,7 @@ def main() -> None:
                             "callbacks.progress.refresh_rate=0", *steps]))
     degraders = {
         BICUBIC: ["degrader=bicubic"],
-        DEFLOW: ["degrader=deflow", f"degrader.ckpt={deflow_run / 'checkpoints' / 'best.ckpt'}"],
+        DEFLOW: ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"],
     }
     # 2. + 3. judge each degrader against the real test pairs, then synthesize LR/HR pairs with it
     judged, judged_runs, pairs = {}, {}, {}

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import yaml
 from _cli import (
+    best_checkpoint,
     metrics_of,
     parse_seeds,
     plus_minus,
@@ -106,7 +107,7 @@ def main() -> None:
         deflow_run = (Path(args.deflow_run).resolve() if args.deflow_run
                       else run(["train", "experiment=deflow_cpu", f"data={args.data}", "data.test=null",
                                 f"seed={args.seed}", "callbacks.progress.refresh_rate=0"]))
-        degraders[DEFLOW] = ["degrader=deflow", f"degrader.ckpt={deflow_run / 'checkpoints' / 'best.ckpt'}"]
+        degraders[DEFLOW] = ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"]
         downstream.append(DEFLOW)
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs with it
     judged, judged_runs, pairs = {}, {}, {}

@@ -184,7 +184,8 @@ def test_validation_scores_normalised_runs_on_the_real_images_scale(monkeypatch)
     back (not the clean one). Both renderings are replaced by a constant 0.3 image; with equal stds the inverse
     normalisation is a shift by mean_from - mean_to = 0.4, so the validated synthetic image (the residual transfer,
     clean + N^-1(0.3) - 0.3) must be clean + 0.4 (the clean image itself without normalisation)."""
-    monkeypatch.setattr(LUDVAE, "synthesize", lambda net, image, *rest, **kw: torch.full_like(image, 0.3))
+    monkeypatch.setattr(LUDVAE, "synthesize", lambda net, image, *rest, with_clean=False, **kw:
+                        torch.full_like(image, 0.3).repeat(1, 2 if with_clean else 1, 1, 1))
     clean = torch.rand(1, 3, 16, 16) * 0.3
     batch = {"clean": clean, "degraded": torch.rand(1, 3, 16, 16)}
     for normalization, shift in ((None, 0.0), ({"mean_from": [153] * 3, "std_from": [50] * 3,

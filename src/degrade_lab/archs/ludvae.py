@@ -191,7 +191,7 @@ class LUDVAE(nn.Module):
         self, conditioning: torch.Tensor, generator: torch.Generator | None = None,
         temperature: torch.Tensor | float = 1.0, degrade: bool = True,
         eps: list[torch.Tensor] | None = None, temperature_mode: str = "sample",
-        image: torch.Tensor | None = None,
+        image: torch.Tensor | None = None, with_clean: bool = False,
     ) -> torch.Tensor:
         """Translate by sampling the prior (the C2N sampling of sec. 3.4): ``degrade=True`` decodes the
         content of ``hx`` with sampled degradation latents (clean -> noisy); ``degrade=False`` decodes it
@@ -202,7 +202,9 @@ class LUDVAE(nn.Module):
         the authors' code; ``temperature_mode="std"`` scales only the standard deviation instead.
         ``eps`` gives the latents' standard-normal noise explicitly (see :meth:`latent_shapes`).
         ``image``: the image before the pre-noise, whose low frequencies the output keeps when
-        ``lowpass_sigma > 0`` (default: ``conditioning``)."""
+        ``lowpass_sigma > 0`` (default: ``conditioning``). ``with_clean`` (with ``degrade=True``): the same
+        content decoded without the latents too, concatenated after the output on the channel axis (one content
+        encoding for both; the residual transfer of degradations/ludvae.py)."""
         batch = conditioning.shape[0]
         gate = torch.full((batch, 1, 1, 1), 1.0 if degrade else 0.0, device=conditioning.device,
                           dtype=conditioning.dtype)
@@ -210,17 +212,22 @@ class LUDVAE(nn.Module):
             temperature = temperature.to(conditioning.device, conditioning.dtype).view(-1, 1, 1, 1)
         content = self.encode_content(conditioning)
         out, _ = self._decode(content, None, gate, generator, temperature, eps, temperature_mode)
-        return self.keep_low_frequencies(out, conditioning if image is None else image)
+        out = self.keep_low_frequencies(out, conditioning if image is None else image)
+        if with_clean and degrade:
+            clean, _ = self._decode(content, None, torch.zeros_like(gate), generator, temperature, eps, temperature_mode)
+            out = torch.cat([out, self.keep_low_frequencies(clean, conditioning if image is None else image)], dim=1)
+        return out
 
     @torch.no_grad()
     def synthesize(self, image: torch.Tensor, seeds: list[int], noise_level: torch.Tensor, temperature: torch.Tensor,
                    degrade: bool = True, temperature_mode: str = "sample", tile_size: int = 0,
-                   channels_last: bool = False) -> torch.Tensor:
+                   channels_last: bool = False, with_clean: bool = False) -> torch.Tensor:
         """Translate ``image`` (already mapped by T for C2N, or normalised for N2C) by :meth:`sample`, with
         the pre-processing noise h(.) of eq. (20) at per-image ``noise_level`` (0-255) and per-image
         ``temperature``. Every random number (the pre-noise, each level's latent noise) is addressed by
         (image seed, pixel position), and tiles carry :attr:`receptive_radius` pixels of context, so any
-        ``tile_size`` gives the whole-image result. Returns the network output, unclamped."""
+        ``tile_size`` gives the whole-image result. Returns the network output, unclamped (with ``with_clean``:
+        followed on the channel axis by the same content decoded without the latents, :meth:`sample`)."""
         batch, channels = image.shape[:2]
         levels = (noise_level.to(image.device, image.dtype) / 255.0).view(-1, 1, 1, 1)
 
@@ -233,7 +240,7 @@ class LUDVAE(nn.Module):
             if channels_last:
                 conditioning = conditioning.contiguous(memory_format=torch.channels_last)
             return self.sample(conditioning, temperature=temperature, degrade=degrade, eps=eps,
-                               temperature_mode=temperature_mode, image=part)
+                               temperature_mode=temperature_mode, image=part, with_clean=with_clean)
 
         return tiled(window, image, tile_size or 0, self.receptive_radius)
 

@@ -193,12 +193,11 @@ class LUDVAEModule(SyntheticValidation, DegradeLabModule):
         colour normalisation, or with ``residual_transfer`` ``target + (that - the same content rendered without
         the degradation latents)`` (same pre-noise and seeds; degradations/ludvae.py says why)."""
         out = self.net.synthesize(target, seeds, levels, temperatures, True, temperature_mode, tile_size,
-                                  self.channels_last).float()
-        out = self.normalization.inverse(out)
-        if residual_transfer:
-            rendered = self.net.synthesize(target, seeds, levels, temperatures, False, temperature_mode, tile_size,
-                                           self.channels_last).float()
-            out = target.float() + out - rendered
+                                  self.channels_last, with_clean=residual_transfer).float()
+        if residual_transfer:  # one content encoding, decoded with and without the latents
+            out, rendered = out.split(target.shape[1], dim=1)
+            return target.float() + self.normalization.inverse(out) - rendered
+        return self.normalization.inverse(out)
         return out
 
     def validation_step(self, batch, batch_idx):

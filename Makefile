@@ -70,7 +70,7 @@ benchmark-restorers: weights ## DnCNN / DRUNet / VDIR / RRDBNet speed, then qual
 
 benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AWGN sigma=25 (about 25 min)
 	$(PY) benchmarks/bench_ludvae_speed.py --batch16
-	$(PY) benchmarks/bench_ludvae_truth.py
+	$(PY) benchmarks/bench_truth.py --model ludvae
 
 benchmark-senmvae: setup ## SeNM-VAE step / translation time at paper and CPU size (the quality table: make pipeline-senmvae)
 	$(PY) benchmarks/bench_senmvae.py

@@ -141,3 +141,29 @@ def test_paper_configurations_have_the_authors_parameter_counts(name, kwargs, au
     assert sum(p.numel() for p in net.parameters()) == authors - unused
     assert sum(p.numel() for p in net.encoder.parameters()) == (16_697_987 if kwargs["condition_scale"] == 4
                                                                else 16_697_987 + 64 * 64 * 9 + 64)
+
+
+def test_conditioning_features_are_the_authors_maps():
+    """h(x) per level, spelled out from ESRGAN's layers: level 1 (x2 of the small image at condition_scale 4)
+    reads LeakyReLU(conv(nearest x2 of the trunk)), the map after the activation, because the authors' in-place
+    LeakyReLU overwrites the map they store; level 2 the trunk itself; level 3 its bilinear half. Each is
+    concatenated with the stacked RRDB blocks' outputs resized to it (nearest)."""
+    torch.manual_seed(0)
+    encoder = DeFlow(levels=3, steps=1, hidden=8, features=8, blocks=3, growth=4, stack_blocks=(0, 2)).encoder.eval()
+    small = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        feat = encoder.conv_first(small)
+        stacked = []
+        for index, block in enumerate(encoder.body):
+            feat = block(feat)
+            if index in (0, 2):
+                stacked.append(feat)
+        trunk = feat + encoder.conv_body(feat)
+        x2 = torch.nn.functional.leaky_relu(encoder.upsamplers[0](torch.nn.functional.interpolate(trunk, scale_factor=2)),
+                                            0.2)
+        half = torch.nn.functional.interpolate(trunk, scale_factor=0.5, mode="bilinear", align_corners=False)
+        expected = [torch.cat([base, *[torch.nn.functional.interpolate(s, size=base.shape[-2:]) for s in stacked]], 1)
+                    for base in (x2, trunk, half)]
+        for got, want in zip(encoder(small, 3), expected, strict=True):
+            torch.testing.assert_close(got, want)
+        assert (x2 < 0).any() and not torch.equal(x2, encoder.upsamplers[0](torch.nn.functional.interpolate(trunk, scale_factor=2)))

@@ -189,6 +189,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
     finally:
         _finish_wandb(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    params = count_parameters(model)  # as trained (calibration below freezes the weights it reads)
     if trainer.is_global_zero:
         for name, result in _calibrate_checkpoints(cfg, out, model).items():
             metrics[f"calibrated_{result['option']}_{name}"] = result["value"]
@@ -201,7 +202,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
         write_summary(
             out,
             task="train",
-            params=count_parameters(model),
+            params=params,
             global_step=trainer.global_step,
             wall_seconds=round(earlier + session, 2),
             wall_seconds_this_session=round(session, 2),

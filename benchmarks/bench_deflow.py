@@ -3,7 +3,7 @@
 Sizes: the authors' NTIRE-RWSR network (23 RRDB blocks, K = 16, hidden 64; 39,455,813 parameters here, the
 authors' 39,741,641 less what their code registers and never runs) and the CPU preset of ``make train-deflow``
 (experiment=deflow_cpu). Steps: batch 8 of 160x160 (the authors' GT crop) and batch 16 of 64x64; one domain
-per batch, as training draws them; fp32 and bf16 autocast (channels-last for the convolutions). Each figure runs
+per batch, as training draws them; fp32 and bf16 autocast (the model's channels-last weights in both). Each figure runs
 in a fresh process so that its peak resident memory (``ru_maxrss``; a flow keeps every activation for the
 backward pass) is its own.
 
@@ -40,8 +40,6 @@ def _measure(size: dict, kind: str, batch: int, crop: int, bf16: bool, threads: 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     module = DeFlowModule(DeFlow(**size))
-    if bf16:
-        module = module.to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in module.net.parameters())
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 3, crop, crop, generator=generator)

@@ -57,6 +57,47 @@ def test_calibrate_recovers_the_gain_of_a_toy_noise_model():
     assert degrader.options["offset"] == (result["value"], result["value"])
 
 
+class _TexturedNoiseNet(torch.nn.Module):
+    """A toy model whose noise lives only where the image is textured: ``offset * N(0, 1)`` on the right half."""
+
+    def synthesize(self, image, seeds, tile_size=0, *, offset=None):
+        offset = torch.zeros(len(image)) if offset is None else offset
+        noise = torch.stack([torch.randn(image.shape[1:], generator=torch.Generator().manual_seed(seed))
+                             for seed in seeds])
+        noise[..., : image.shape[-1] // 2] = 0
+        return image + offset.view(-1, 1, 1, 1) * noise
+
+
+class _TexturedNoiseModule(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _TexturedNoiseNet()
+
+
+def test_residual_calibration_matches_the_per_pixel_std_of_noise_that_follows_texture():
+    """Noise on half of the pixels only: matching the per-pixel std of synthetic - clean to the folder's 20 / 255
+    needs offset = 20 sqrt(2) / 255 (the mean square over the image is offset^2 / 2), whatever the estimator
+    reads in the flat half. A degrader that changes the image size cannot be calibrated that way."""
+    from degrade_lab.degradations.calibration import residual_std
+    from degrade_lab.errors import UserInputError
+
+    reference = pooled_noise(((str(i), image) for i, image in enumerate(_images(8, 20.0, 1))), 8)
+    clean = [image.clone() for image in _images(8, 0.0, 2)]
+    for image in clean:  # stripes on the right half
+        image[..., 32::2] = 0.35
+        image[..., 33::2] = 0.65
+    degrader = LearnedDegrader(module=_TexturedNoiseModule())
+    result = calibrate(degrader, clean, reference, "offset", 0.01, 0.5, statistic="residual")
+    target = per_pixel_std(reference)
+    assert result["statistic"] == "residual" and result["noise_std_target"] == pytest.approx(target, abs=1e-3)
+    assert result["value"] == pytest.approx(target * math.sqrt(2) / 255, rel=0.03)
+    assert result["noise_std_synthetic"] == pytest.approx(target, rel=0.01)
+    with pytest.raises(UserInputError, match="keeps the image size"):
+        residual_std([torch.zeros(3, 8, 8)], [torch.zeros(3, 16, 16)])
+    with pytest.raises(UserInputError, match="statistic must be one of"):
+        calibrate(degrader, clean, reference, "offset", 0.01, 0.5, statistic="histogram")
+
+
 def test_a_stored_calibration_is_the_default_and_an_explicit_option_wins(caplog):
     module = _GainModule()
     module.calibration = {"option": "offset", "value": 0.1, "noise_std_synthetic": 25.0, "noise_std_target": 25.5}

@@ -184,7 +184,7 @@ class DeFlow(nn.Module):
         for steps, split, feat in zip(self.flow_levels, self.splits, features, strict=True):
             z, _ = self.squeeze(z)
             for step in steps:
-                z, step_logdet = step(z, feat.to(z.dtype))
+                z, step_logdet = step(z, feat)
                 logdet = logdet + step_logdet
             if split is not None:
                 z, eps, split_logdet = split(z)
@@ -201,7 +201,7 @@ class DeFlow(nn.Module):
             if split is not None:
                 z = split.reverse(z, next(groups).to(z.dtype))
             for step in reversed(steps):
-                z = step.reverse(z, feat.to(z.dtype))
+                z = step.reverse(z, feat)
             z = self.squeeze.reverse(z)
         return z
 

@@ -1,11 +1,19 @@
-"""Calibration of a learned degrader from the degraded folder alone: one option (LUD-VAE's and DeFlow's
-temperature, SeNM-VAE's level) chosen so that the noise read on its synthetic images matches the noise read
-on the real degraded images.
+"""Calibration of a learned degrader from the degraded folder alone: one option (LUD-VAE's pre-noise level,
+DeFlow's temperature, SeNM-VAE's level) chosen so that the noise of its synthetic images matches the noise read
+on the real degraded images. No clean / degraded pair is used: the synthetic images are made from the clean
+folder, the reference is read from the degraded folder by the blind estimator
+(:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`: multi-scale stds and the noise level function).
 
-Both sides go through the same blind estimator (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`:
-multi-scale stds and the noise level function), so its bias on correlated noise cancels, and no clean /
-degraded pair is used: the synthetic images are made from the clean folder, the reference is read from the
-degraded folder. The option is searched on a log scale, first on a coarse grid, then by golden-section
+Two statistics of the synthetic images (``statistic``):
+
+* ``reading`` (LUD-VAE, SeNM-VAE): the same blind estimator on the synthetic images, so that its bias on
+  correlated noise cancels. It reads weak-texture patches only, so it measures a model whose noise is as
+  strong in flat regions as in textured ones;
+* ``residual`` (DeFlow): the per-pixel std of ``synthetic - clean`` over every unclipped pixel (each image's
+  per-channel mean removed), against the target's reading. A model whose noise grows with texture (DeFlow's at
+  CPU budgets: its textured regions carry twice the noise of its flat ones) reads low in flat patches, so
+  matching the reading over-amplifies it; its own residual measures all of it. The estimator's bias is then not
+  cancelled (it under-reads spatially correlated and JPEG'd noise, docs/metrics.md). The option is searched on a log scale, first on a coarse grid, then by golden-section
 search inside the best grid cell; every evaluation synthesizes the same images with the same seeds, so the
 distance is a smooth function of the option.
 """
@@ -29,11 +37,13 @@ GOLDEN = (math.sqrt(5) - 1) / 2
 PATCHES = 1 << 16
 
 
-def synthetic_reading(degrader, clean: list[torch.Tensor], option: str, value: float, seed: int = 0,
-                      batch_size: int = 8) -> dict:
-    """The pooled noise reading of ``degrader`` applied to ``clean`` (``C x H x W`` images on the degrader's
-    device; consecutive images of one size are batched) with ``option`` fixed at ``value``; the degrader's
-    random numbers come from ``seed``."""
+STATISTICS = ("reading", "residual")
+
+
+def synthesize(degrader, clean: list[torch.Tensor], option: str, value: float, seed: int = 0,
+               batch_size: int = 8) -> list[torch.Tensor]:
+    """``degrader`` applied to ``clean`` (``C x H x W`` images on the degrader's device; consecutive images of one
+    size are batched) with ``option`` fixed at ``value``; the degrader's random numbers come from ``seed``."""
     degrader.set_option(option, value)
     device = clean[0].device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -50,8 +60,31 @@ def synthetic_reading(degrader, clean: list[torch.Tensor], option: str, value: f
                 flush()
             batch.append(image)
         flush()
+    return synthetic
+
+
+def synthetic_reading(degrader, clean: list[torch.Tensor], option: str, value: float, seed: int = 0) -> dict:
+    """The pooled noise reading of the synthetic images (:func:`synthesize`)."""
+    synthetic = synthesize(degrader, clean, option, value, seed)
     return pooled_noise(((f"synthetic {i}", image) for i, image in enumerate(synthetic)), len(synthetic),
                         max_patches=PATCHES)
+
+
+def residual_std(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> float:
+    """Per-pixel std (0-255) of ``synthetic - clean`` over the pixels where the synthetic image is not clipped,
+    each image's per-channel mean removed (a colour shift is not noise); NaN when every pixel is clipped."""
+    total, count = 0.0, 0
+    for fake, image in zip(synthetic, clean, strict=True):
+        if fake.shape != image.shape:
+            raise UserInputError("calibration by the synthetic residual needs a degrader that keeps the image size "
+                                 f"(got {tuple(image.shape)} -> {tuple(fake.shape)}): use statistic=reading.")
+        residual = fake.float().cpu() - image.float().cpu()
+        valid = (fake > 0) & (fake < 1)
+        counts = valid.sum(dim=(1, 2)).clamp_min(1)
+        mean = (residual * valid).sum(dim=(1, 2)) / counts
+        total += float((((residual - mean[:, None, None]) * valid) ** 2).sum())
+        count += int(valid.sum())
+    return 255.0 * math.sqrt(total / count) if count else math.nan
 
 
 def search(distance: Callable[[float], float], low: float, high: float, grid: int = 7, refine: int = 8,
@@ -94,17 +127,24 @@ def search(distance: Callable[[float], float], low: float, high: float, grid: in
 
 
 def calibrate(degrader, clean: list[torch.Tensor], reference: dict, option: str, low: float, high: float,
-              seed: int = 0, progress: bool = False) -> dict:
+              seed: int = 0, progress: bool = False, statistic: str = "reading") -> dict:
     """Choose ``option`` of ``degrader`` (a :class:`~degrade_lab.degradations.learned.LearnedDegrader`) so that
-    its synthetic images from ``clean`` read like ``reference`` (the pooled reading of the degraded folder).
-    Returns the JSON-ready calibration record stored in checkpoints."""
+    its synthetic images from ``clean`` match ``reference`` (the pooled reading of the degraded folder) by
+    ``statistic`` (see the module docstring). Returns the JSON-ready calibration record stored in checkpoints."""
+    if statistic not in STATISTICS:
+        raise UserInputError(f"calibration statistic must be one of {STATISTICS}, got {statistic!r}")
     readings: dict[float, dict] = {}
+    target_std = per_pixel_std(reference)
 
     def distance(value: float) -> float:
-        readings[value] = synthetic_reading(degrader, clean, option, value, seed)
-        return noise_distance(readings[value], reference)
+        if statistic == "reading":
+            readings[value] = synthetic_reading(degrader, clean, option, value, seed)
+            return noise_distance(readings[value], reference)
+        std = residual_std(synthesize(degrader, clean, option, value, seed), clean)
+        readings[value] = {"residual_std": std}
+        return math.log(std / target_std) ** 2 if std > 0 else math.inf
 
-    if not math.isfinite(per_pixel_std(reference)):
+    if not math.isfinite(target_std):
         raise UserInputError("no noise could be read in the degraded folder (no flat, unclipped patch).")
     best, tried = search(distance, low, high, progress=progress)
     if not math.isfinite(min(d for _, d in tried)):
@@ -117,12 +157,17 @@ def calibrate(degrader, clean: list[torch.Tensor], reference: dict, option: str,
         log.warning("the calibrated %s = %g lies at the edge of the range searched [%g, %g]: the model's noise "
                     "cannot be matched inside it (range=[LOW,HIGH] searches wider; a model still denoising "
                     "needs more training).", option, value, low, high)
+    if statistic == "reading":
+        synthetic_std, ratio = per_pixel_std(reading), noise_ratio(reading, reference)
+    else:
+        synthetic_std = reading["residual_std"]
+        ratio = synthetic_std / target_std
     return {
-        "option": option, "value": value,
-        "distance": round(noise_distance(reading, reference), 6),
-        "ratio": round(noise_ratio(reading, reference), 4),
-        "noise_std_synthetic": round(per_pixel_std(reading), 3),
-        "noise_std_target": round(per_pixel_std(reference), 3),
+        "option": option, "value": value, "statistic": statistic,
+        "distance": round(min(d for _, d in tried), 6),
+        "ratio": round(ratio, 4),
+        "noise_std_synthetic": round(synthetic_std, 3),
+        "noise_std_target": round(target_std, 3),
         "tried": [[float(f"{v:.5g}"), float(f"{d:.5g}")] for v, d in tried],
         "images": len(clean), "seed": seed, "at_edge": at_edge,
     }

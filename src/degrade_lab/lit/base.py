@@ -31,6 +31,8 @@ class DegradeLabModule(pl.LightningModule):
     #: degradation models: the degrader option ``degrade-lab calibrate`` tunes, and the range it searches
     calibration_option: str | None = None
     calibration_range: tuple[float, float] = (0.25, 4.0)
+    #: what calibration matches (:mod:`degrade_lab.degradations.calibration`): ``reading`` or ``residual``
+    calibration_statistic: str = "reading"
     #: a loaded checkpoint's stored calibration (``load_model`` sets it), else None
     calibration: dict | None = None
     #: every validation starts from this seed, so validation scores are comparable between steps

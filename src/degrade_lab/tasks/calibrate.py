@@ -41,7 +41,7 @@ def clean_crops(folder: str | Path, images: int, crop: int) -> list[torch.Tensor
 
 def calibrate_checkpoint(ckpt: str | Path, source: str | Path | None = None, target: str | Path | None = None,
                          images: int = 32, crop: int = 256, search_range=None, seed: int = 0, store: bool = True,
-                         device: torch.device | str = "cpu", progress: bool = False) -> dict:
+                         device: torch.device | str = "cpu", progress: bool = False, statistic: str | None = None) -> dict:
     """Calibrate the degradation model of ``ckpt`` (see the module docstring); returns the calibration
     record (also stored in the checkpoint when ``store``)."""
     from degrade_lab.tasks.estimate_noise import estimate_folder
@@ -61,7 +61,9 @@ def calibrate_checkpoint(ckpt: str | Path, source: str | Path | None = None, tar
     degrader = hydra.utils.get_class(module.degrader_target)(module=module).to(device)
     reference = estimate_folder(target, progress=False)
     clean = [image.to(device) for image in clean_crops(source, images, crop)]
-    result = calibration.calibrate(degrader, clean, reference, option, low, high, seed=seed, progress=progress)
+    statistic = statistic or getattr(module, "calibration_statistic", "reading")
+    result = calibration.calibrate(degrader, clean, reference, option, low, high, seed=seed, progress=progress,
+                                   statistic=statistic)
     result.update(source=str(source), target=str(target), checkpoint=str(ckpt), range=[low, high])
     if store:
         store_calibration(ckpt, result)
@@ -75,8 +77,10 @@ def report(result: dict) -> str:
     rows = [[f"{value:g}", f"{distance:.4g}"] for value, distance in sorted(result["tried"])]
     return (f"# Calibration of {result['checkpoint']}\n\n"
             f"`{result['option']}` = **{result['value']:g}**: noise std {result['noise_std_synthetic']:.2f} on "
-            f"{result['images']} synthetic images from `{result['source']}` against {result['noise_std_target']:.2f} "
-            f"on `{result['target']}` (blind estimator, largest of the 1x / 2x / 4x readings; ratio of all readings "
+            f"{result['images']} synthetic images from `{result['source']}` "
+            + ("(blind estimator, largest of the 1x / 2x / 4x readings) " if result.get("statistic", "reading") == "reading"
+               else "(std of synthetic - clean) ")
+            + f"against {result['noise_std_target']:.2f} on `{result['target']}` (blind estimator; ratio "
             f"{result['ratio']:.3f}). No clean / degraded pair was used.\n\n"
             + markdown_table([result["option"], "distance (mean squared log ratio)"], rows))
 
@@ -90,7 +94,7 @@ def calibrate(cfg: DictConfig) -> dict:
     result = calibrate_checkpoint(
         cfg.ckpt, data.get("source"), data.get("target"), int(cfg.images), int(cfg.crop),
         list(cfg.range) if cfg.get("range") else None, int(cfg.seed), bool(cfg.store), task_device(cfg),
-        bool(cfg.progress),
+        bool(cfg.progress), cfg.get("statistic"),
     )
     atomic_write_json(out / "calibration.json", result)
     text = report(result)

@@ -56,7 +56,7 @@ pipeline-deflow: setup weights ## builtin_sr: DeFlow -> LR/HR pairs -> RRDBNet x
 train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 16 min)
 	$(VENV)/bin/degrade-lab train experiment=senmvae_cpu
 
-pipeline-senmvae: setup weights ## SeNM-VAE and LUD-VAE -> synthetic pairs -> DRUNet (3 seeds) vs 10 pairs alone and oracle
+pipeline-senmvae: setup weights ## SeNM-VAE, semi-supervised DeFlow and LUD-VAE -> synthetic pairs -> DRUNet (3 seeds) vs 10 pairs alone and oracle
 	$(PY) experiments/senmvae_pipeline.py
 
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)

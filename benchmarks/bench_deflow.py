@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing as mp
-import resource
 
 import torch
+from _fresh import in_fresh_process, peak_gib, seconds_per_call
 
 from degrade_lab.tasks.common import markdown_table
 
@@ -32,8 +31,6 @@ SIZES = {
 
 
 def _measure(size: dict, kind: str, batch: int, crop: int, bf16: bool, threads: int, repeats: int, queue) -> None:
-    import time
-
     from degrade_lab.archs.deflow import DeFlow
     from degrade_lab.lit.deflow import DeFlowModule
 
@@ -63,22 +60,7 @@ def _measure(size: dict, kind: str, batch: int, crop: int, bf16: bool, threads: 
             with cast:
                 module.net.synthesize(image, [index])
 
-    run(0)  # warm-up
-    start = time.perf_counter()
-    for index in range(repeats):
-        run(index + 1)
-    seconds = (time.perf_counter() - start) / repeats
-    queue.put((params, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2))
-
-
-def measure(*args) -> tuple[int, float, float]:
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_measure, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
+    queue.put((params, seconds_per_call(run, repeats), peak_gib()))
 
 
 def main() -> None:
@@ -97,7 +79,7 @@ def main() -> None:
     for name, size in sizes.items():
         for bf16 in (False,) if args.quick else (False, True):
             for kind, batch, crop in (("step", 8, 160), ("step", 16, 64), ("translation", 1, 256)):
-                params, seconds, peak = measure(size, kind, batch, crop, bf16, args.threads, repeats)
+                params, seconds, peak = in_fresh_process(_measure, size, kind, batch, crop, bf16, args.threads, repeats)
                 rows.append([name, f"{params:,}", "bf16" if bf16 else "fp32",
                              f"{kind} {batch} x {crop}x{crop}", f"{seconds:.2f}", f"{peak:.1f}"])
                 print(" | ".join(rows[-1]), flush=True)

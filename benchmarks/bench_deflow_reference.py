@@ -1,15 +1,17 @@
 """DeFlow next to the authors' code: the same weights give the same outputs, and how much faster ours runs.
 
 The authors' network (``RRDBGlowNet`` of github.com/volflow/DeFlow, their NTIRE-RWSR configuration) is built
-from their own code and configuration file, its ActNorms initialised from a batch as in training, then its zero-initialised layers and latent shifts
-moved off their initial values (they would make every coupling the identity and hide mistakes), then converted into ours with
-:mod:`degrade_lab.importers.deflow`. Both encode the same images with the same conditioning (their LR noise off
-for this part), and we compare the conditioning features, the latents, the log-likelihood per image and the
-decoded image, in float32 (the authors' densities are float32 tensors).
+from their own code and configuration file, its ActNorms initialised from a batch as in training, then its
+zero-initialised layers and latent shifts moved off their initial values (they would make every coupling the
+identity and hide mistakes), and its weights converted into ours with :mod:`degrade_lab.importers.deflow`. Both
+encode the same images with the same conditioning (their LR noise off for this part), and we compare the
+conditioning features, the latents, the log-likelihood per image and the decoded image, in float32 (the authors'
+densities are float32 tensors).
 
 Then the speed of both on this machine, each figure in a fresh process (peak resident memory is its own): a
 training step (both domains' NLL, eq. 7, batch 8 of 160x160 and 16 of 64x64; the same inputs, Adam) and a
-256x256 X -> Y translation (encode, shift, decode). Ours in fp32 and in bf16 autocast, both with the model's channels-last weights (``model.channels_last``).
+256x256 X -> Y translation (encode, shift, decode). Ours in fp32 and in bf16 autocast, both with the model's
+channels-last weights (``model.channels_last``).
 
 The authors' code is not installed with degrade_lab: clone it and point ``--reference`` at its ``codes``
 folder. Its utilities import ``cv2`` and ``natsort``, which its network never calls; where they are not
@@ -24,15 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import multiprocessing as mp
 import re
-import resource
 import sys
-import time
 import types
 from pathlib import Path
 
 import torch
+from _fresh import in_fresh_process, peak_gib, seconds_per_call
 
 from degrade_lab.tasks.common import markdown_table
 
@@ -174,22 +174,7 @@ def _measure(reference: str, code: str, kind: str, batch: int, crop: int, bf16: 
             with cast:
                 translate(index)
 
-    run(0)  # warm-up
-    start = time.perf_counter()
-    for index in range(repeats):
-        run(index + 1)
-    seconds = (time.perf_counter() - start) / repeats
-    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2))
-
-
-def measure(*args) -> tuple[float, float]:
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_measure, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
+    queue.put((seconds_per_call(run, repeats), peak_gib()))
 
 
 def main() -> None:
@@ -211,7 +196,7 @@ def main() -> None:
     for kind, batch, crop in (("step", 8, 160), ("step", 16, 64), ("translation", 1, 256)):
         authors_seconds = None
         for code, bf16 in (("authors", False), ("ours", False), ("ours", True)):
-            seconds, peak = measure(str(reference), code, kind, batch, crop, bf16, args.threads, args.repeats)
+            seconds, peak = in_fresh_process(_measure, str(reference), code, kind, batch, crop, bf16, args.threads, args.repeats)
             authors_seconds = authors_seconds or seconds
             rows.append([f"{kind} {batch} x {crop}x{crop}", code, "bf16 autocast" if bf16 else "fp32",
                          f"{seconds:.2f}", f"{authors_seconds / seconds:.2f}x", f"{peak:.1f}"])

@@ -4,12 +4,14 @@ Data (``--data``): ``builtin_semi`` (camera noise) or ``builtin_phone_semi`` (bl
 builtin photos cut into 76 degraded 128x128 pairs and split as the paper splits SIDD: 10 true pairs, 33
 clean-only (source) and 33 degraded-only (target) tiles.
 
-1. train SeNM-VAE on the three domains (experiment=senmvae_cpu) and LUD-VAE on the same images without
-   their pairing (experiment=ludvae_cpu, pre-noise from the target folder's blind noise reading), each about
-   15 CPU minutes; neither sees the test pairs (``data.test=null``: no test pair chooses a checkpoint);
+1. train SeNM-VAE on the three domains (experiment=senmvae_cpu), semi-supervised DeFlow on the same three
+   (experiment=deflow_cpu model.pairs=true: the pairs through eq. 5; ``--no-deflow`` leaves it out) and LUD-VAE
+   on the same images without their pairing (experiment=ludvae_cpu, pre-noise from the target folder's blind
+   noise reading), each about 15 CPU minutes; none sees the test pairs (``data.test=null``: no test pair
+   chooses a checkpoint);
 2. judge each as a degrader on the held-out real test pairs (KLD, AKLD, FID), next to AWGN;
-   SeNM-VAE draws its level from the range of the training pairs (``degrader.level=paired``), LUD-VAE uses
-   the pre-noise calibrated on the target folder when its training ended;
+   SeNM-VAE draws its level from the range of the training pairs (``degrader.level=paired``), LUD-VAE and
+   DeFlow the value calibrated on the clean-only and degraded-only tiles (``degrade-lab calibrate``);
 3. synthesize pairs from the clean source tiles with each (``--samples`` per tile);
 4. train the CPU-sized DRUNet (experiment=drunet_cpu) on the synthetic pairs plus the 10 real pairs, on
    the 10 real pairs alone (Table 2's "DRUNet with N pairs" row), and on all 76 true pairs (oracle), once per
@@ -20,7 +22,8 @@ clean-only (source) and 33 degraded-only (target) tiles.
 
 Writes results.md / results.json in logs/pipeline_senmvae/<time>/ and prints that folder last.
 Usage: python experiments/senmvae_pipeline.py [--data builtin_semi|builtin_phone_semi] [--seeds 0,1,2]
-       [--model-steps N] [--steps N] [--samples K] [--senmvae-run RUN] [--ludvae-run RUN]
+       [--model-steps N] [--steps N] [--samples K] [--senmvae-run RUN] [--ludvae-run RUN] [--deflow-run RUN]
+       [--no-deflow]
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="DRUNet training seeds (comma-separated)")
     parser.add_argument("--senmvae-run", default=None, help="reuse this SeNM-VAE training run")
     parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run (trained on builtin_semi)")
+    parser.add_argument("--deflow-run", default=None, help="reuse this semi-supervised DeFlow training run")
+    parser.add_argument("--no-deflow", action="store_true", help="leave the semi-supervised DeFlow row out")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     start = time.time()
@@ -82,6 +87,17 @@ def main() -> None:
         "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}",
                                 "degrader.level=paired"],
     }
+    deflow_run = None
+    if not args.no_deflow:  # the other semi-supervised model, on the same three domains
+        deflow_run = (Path(args.deflow_run).resolve() if args.deflow_run
+                      else run(["train", "experiment=deflow_cpu", "model.pairs=true", *common]))
+        degraders["DeFlow (10 pairs, eq. 5)"] = ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"]
+    # a run on a split paired set has no source / target folders to calibrate on when it ends: calibrate on the
+    # split's clean-only and degraded-only tiles (materialised for synthesis; no pair used)
+    for trained in (ludvae_run, deflow_run):
+        if trained is not None:
+            run(["calibrate", f"ckpt={best_checkpoint(trained)}", f"data.source={data / 'source'}",
+                 f"data.target={data / 'target'}", "progress=false"])
 
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs from the source tiles
     judged, judged_runs, training_sets = {}, {}, {}
@@ -103,7 +119,8 @@ def main() -> None:
     rows = [["noisy input", "-", "-", "-", "-", f"{identity['input/psnr']:.2f}", f"{identity['input/ssim']:.3f}",
              f"{identity['input/lpips']:.3f}" if "input/lpips" in identity else "n/a", "-", "-"]]
     results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]}, "data": args.data,
-               "seeds": seeds, "senmvae_run": str(senmvae_run), "ludvae_run": str(ludvae_run)}
+               "seeds": seeds, "senmvae_run": str(senmvae_run), "ludvae_run": str(ludvae_run),
+               "deflow_run": str(deflow_run) if deflow_run else None}
 
     def number(value, digits: int) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
@@ -130,7 +147,7 @@ def main() -> None:
     table = markdown_table(["training data for DRUNet", "KLD", "AKLD", "FID", "noise std synthetic / real",
                             "PSNR (dB)", "SSIM", "LPIPS", "vs 10 pairs alone", "vs AWGN + 10 pairs"], rows)
     header = (f"# SeNM-VAE pipeline on {args.data} (test pairs: {test})\n\n"
-              f"SeNM-VAE: {senmvae_run}; LUD-VAE: {ludvae_run}; DRUNet: experiment=drunet_cpu, {args.steps} steps, "
+              f"SeNM-VAE: {senmvae_run}; LUD-VAE: {ludvae_run}; DeFlow: {deflow_run or 'left out'}; DRUNet: experiment=drunet_cpu, {args.steps} steps, "
               f"seeds {', '.join(map(str, seeds))} (mean ± std over them; win / loss only when the means differ by "
               f"more than the two stds together); {args.samples} synthetic samples per clean tile (seed {args.seed}); "
               f"{time.time() - start:.0f} s in all. KLD / AKLD / FID: the degrader's samples vs the real test "

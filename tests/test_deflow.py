@@ -99,6 +99,27 @@ def test_the_sr_setting_models_the_degraded_lr_image_given_its_conditioning():
     from degrade_lab.utils.imresize import imresize
     torch.testing.assert_close(out, imresize(clean, 0.25).clamp(0, 1), atol=1e-4, rtol=0)
 
+def test_denoising_synthesis_keeps_the_clean_low_frequencies_by_default():
+    """``lowpass_sigma=null`` takes the model's default: 3 pixels for a denoising DeFlow (its translation moves
+    colours, docs/results.md), 0 for x4 SR and for the degraded -> clean direction; a number given wins."""
+    from degrade_lab.archs.deflow import DeFlow
+    from degrade_lab.degradations.learned import LearnedDegrader
+    from degrade_lab.lit.deflow import DeFlowModule
+
+    def tiny(**kwargs):
+        torch.manual_seed(0)
+        return DeFlowModule(DeFlow(steps=1, hidden=8, features=8, blocks=2, growth=4, stack_blocks=(0, 1)),
+                            **kwargs).eval()
+
+    denoising, sr = tiny(), tiny(clean_operator={"_target_": "degrade_lab.degradations.resize.Bicubic", "scale": 4})
+    assert LearnedDegrader(module=denoising).keep_low_frequencies.sigma == 3.0
+    assert LearnedDegrader(module=denoising, lowpass_sigma=0.0).keep_low_frequencies.sigma == 0.0
+    assert LearnedDegrader(module=denoising, direction="n2c").keep_low_frequencies.sigma == 0.0
+    assert LearnedDegrader(module=sr).keep_low_frequencies.sigma == 0.0
+    with pytest.raises(UserInputError, match="lowpass_sigma must be >= 0"):
+        LearnedDegrader(module=denoising, lowpass_sigma=-1.0)
+
+
 def test_non_finite_losses_stop_training_with_the_cause_and_fix(compose, tiny_folders, monkeypatch):
     from degrade_lab.lit.deflow import DeFlowModule
 

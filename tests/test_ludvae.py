@@ -246,6 +246,22 @@ def test_auto_pre_noise_levels_come_from_the_target_folder(compose, tiny_folders
     with pytest.raises(UserInputError, match="data.target"):
         train(compose("train", [*TINY, "model.noise_level_clean=auto", "data=folders",
                                 f"data.source={tiny_folders / 'source'}", "data.target=null"]))
+    # a split paired set (data.split_from, SeNM-VAE's setting) has no target folder: the degraded images the model
+    # trains on (the split's pairs and degraded-only side) are read instead
+    generator = torch.Generator().manual_seed(1)
+    for i in range(5):
+        ramp = torch.linspace(0.3, 0.7, 96)
+        clean = torch.stack([ramp[None, :].expand(96, 96), ramp[:, None].expand(96, 96), torch.full((96, 96), 0.5)])
+        write_png(tmp_path / "pairs" / "clean" / f"p{i}.png", clean)
+        write_png(tmp_path / "pairs" / "degraded" / f"p{i}.png",
+                  clean + torch.randn(clean.shape, generator=generator) * 20 / 255)
+    cfg = compose("train", [*TINY, "trainer.max_steps=1", "trainer.val_check_interval=1",
+                            "model.noise_level_clean=auto", "model.noise_level_degraded=auto", "data.source=null",
+                            "data.target=null", f"data.split_from={tmp_path / 'pairs'}", "data.num_paired=1"])
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert json.loads((run / "noise_estimate.json").read_text())["images"] == 3  # 1 pair + 2 degraded-only of 4
+    assert OmegaConf.load(run / "config.yaml").model.noise_level_degraded == pytest.approx(20 / math.sqrt(3), rel=0.1)
 
 
 def test_train_synthesize_evaluate_a_ludvae(ludvae_run, compose, tiny_folders, tmp_path):

@@ -61,7 +61,8 @@ class LearnedDegrader(Degrader):
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast (faster where the hardware has bf16 units).
         lowpass_sigma: > 0: keep the input's frequencies below a Gaussian of this std (pixels) and take
-            only the model's residual above it (see the module docstring); 0: the model's output as it is.
+            only the model's residual above it (see the module docstring); 0: the model's output as it is;
+            None: the model's ``default_lowpass_sigma`` (0 where it has none; always 0 for ``n2c``).
         direction: ``c2n`` (clean -> degraded, the default) or ``n2c`` (degraded -> clean, for models whose
             ``net.synthesize`` takes ``reverse=True``: the input is a degraded image, normalised like the model's
             degraded domain, and the output its clean estimate at the same size).
@@ -74,14 +75,13 @@ class LearnedDegrader(Degrader):
     produces = "degraded"
 
     def __init__(self, ckpt: str | None = None, trained_by: str | None = None, options: dict | None = None,
-                 tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0, module=None,
+                 tile_size: int = 512, bf16: bool = False, lowpass_sigma: float | None = None, module=None,
                  direction: str = "c2n"):
         super().__init__()
         if module is not None and not (trained_by or self.trained_by):
             trained_by = f"{type(module).__module__}.{type(module).__qualname__}"
-        if lowpass_sigma is None or lowpass_sigma < 0:
+        if lowpass_sigma is not None and lowpass_sigma < 0:
             raise UserInputError(f"degrader.lowpass_sigma must be >= 0 (pixels), got {lowpass_sigma}.")
-        self.keep_low_frequencies = KeepLowFrequencies(float(lowpass_sigma))
         self.trained_by = trained_by or self.trained_by
         self.name = model_name(self.trained_by)
         if module is None:
@@ -94,6 +94,9 @@ class LearnedDegrader(Degrader):
         if direction not in ("c2n", "n2c"):
             raise UserInputError(f"degrader.direction must be c2n or n2c, got {direction!r}.")
         self.reverse = direction == "n2c"
+        if lowpass_sigma is None:  # the model's own default (DeFlow keeps the content of its denoising pairs)
+            lowpass_sigma = 0.0 if self.reverse else float(getattr(module, "default_lowpass_sigma", 0.0))
+        self.keep_low_frequencies = KeepLowFrequencies(float(lowpass_sigma))
         if self.reverse:
             if "reverse" not in inspect.signature(module.net.synthesize).parameters:
                 raise UserInputError(f"{self.name} has no degraded -> clean translation: use degrader.direction=c2n.")

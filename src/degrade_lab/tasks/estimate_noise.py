@@ -26,10 +26,11 @@ from degrade_lab.utils.io import atomic_write_json, list_images, read_image
 
 
 def estimate_folder(folder: str | Path, bins: int = 16, max_patches: int = MAX_PATCHES, seed: int = 0,
-                    per_image: bool = False, progress: bool = True) -> dict:
-    """The noise of the images under ``folder``, pooled (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`),
-    as a JSON-ready dict; ``per_image`` adds each image's own std per channel."""
-    files = list_images(folder, "degraded folder")
+                    per_image: bool = False, progress: bool = True, files: list[Path] | None = None) -> dict:
+    """The noise of the images under ``folder`` (or of ``files``, paths under it), pooled
+    (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`), as a JSON-ready dict; ``per_image`` adds each image's
+    own std per channel."""
+    files = list_images(folder, "degraded folder") if files is None else [Path(f) for f in files]
     images: dict[str, list] = {}
 
     def read():

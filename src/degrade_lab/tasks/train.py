@@ -103,22 +103,30 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     resolve = getattr(model_class, "settings_from_noise", None)
     if resolve is None:
         raise UserInputError(f"model.{next(iter(auto))}=auto: {model_class.__name__} sets nothing automatically.")
-    if not cfg.data.get("target"):
-        raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of data.target: give "
-                             "data.target=DEGRADED_DIR.")
     from degrade_lab.metrics.pooled_noise import per_pixel_std
     from degrade_lab.tasks.estimate_noise import estimate_folder
 
-    estimate = estimate_folder(cfg.data.target, progress=False)
+    if cfg.data.get("target"):
+        estimate = estimate_folder(cfg.data.target, progress=False)
+    elif cfg.data.get("split_from"):  # a split paired set: the degraded images the model trains on
+        from degrade_lab.data.splits import split_pairs
+
+        split = split_pairs(cfg.data.split_from, int(cfg.data.num_paired), int(cfg.data.get("split_seed") or 0),
+                            int(cfg.data.get("scale") or 1))
+        estimate = estimate_folder(cfg.data.split_from, progress=False,
+                                   files=[degraded for _, _, degraded in split["paired"] + split["target"]])
+    else:
+        raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of data.target: give "
+                             "data.target=DEGRADED_DIR.")
     noise_std = per_pixel_std(estimate)
     if noise_std != noise_std:
-        raise UserInputError(f"model.{next(iter(auto))}=auto: no noise could be read in {cfg.data.target} (no flat, "
+        raise UserInputError(f"model.{next(iter(auto))}=auto: no noise could be read in the degraded images (no flat, "
                              "unclipped patch); give the levels as numbers.")
     values = resolve(OmegaConf.to_container(cfg.model), noise_std)
     with open_dict(cfg):
         cfg.model.update(values)
     atomic_write_json(out / "noise_estimate.json", estimate)
-    log.info("estimated noise std of %s: %.2f; set %s", cfg.data.target, noise_std,
+    log.info("estimated noise std of %s: %.2f; set %s", cfg.data.get("target") or cfg.data.split_from, noise_std,
              ", ".join(f"model.{k}={v}" for k, v in values.items()))
 
 

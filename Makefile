@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-ludvae benchmark-senmvae clean clean-logs
+.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-ludvae benchmark-senmvae benchmark-deflow clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AW
 
 benchmark-senmvae: setup ## SeNM-VAE step / translation time at paper and CPU size (the quality table: make pipeline-senmvae)
 	$(PY) benchmarks/bench_senmvae.py
+
+benchmark-deflow: setup ## DeFlow step / translation time at paper and CPU size; DEFLOW_REFERENCE=DeFlow/codes also runs the authors' code on the same weights
+	$(PY) benchmarks/bench_deflow.py
+	$(if $(DEFLOW_REFERENCE),$(PY) benchmarks/bench_deflow_reference.py --reference $(DEFLOW_REFERENCE))
 
 clean-logs: ## delete run folders (logs/)
 	rm -rf logs

@@ -18,7 +18,8 @@ Every latent group (each split's eps and the final z) has its own latent shift.
 **Conditioning features** (reference 3.2). The RRDB encoder runs on the small image; level ``l`` (resolution
 1/2^l) reads the feature map of the encoder's up-sampling path at that resolution (``last``: the trunk output
 at the small image's resolution; x2, x4: nearest up-sampling, conv and LeakyReLU, as in ESRGAN, the map taken
-after the activation as the authors' in-place LeakyReLU leaves it; 1/2: bilinear shrink of the trunk output), concatenated with the outputs of the RRDB blocks ``stack_blocks`` resized to it (nearest):
+after the activation as the authors' in-place LeakyReLU leaves it; 1/2: bilinear shrink of the trunk output),
+concatenated with the outputs of the RRDB blocks ``stack_blocks`` resized to it (nearest):
 ``features * (1 + len(stack_blocks))`` channels (320 at the paper's settings).
 
 At the NTIRE-RWSR settings (``condition_scale=4``, 23 blocks, hidden 64) the network has 39,455,813 parameters,

@@ -366,7 +366,7 @@ def folders(
               "batches_per_epoch": batches_per_epoch, "seed": seed}
     split = record = None
     if split_from:
-        from degrade_lab.data.splits import describe, split_pairs
+        from degrade_lab.data.splits import describe, split_pairs, unpaired_files
 
         split = split_pairs(split_from, int(num_paired), int(split_seed), int(scale), unpaired=kind != "paired")
         record = describe(split, split_from, split_seed)
@@ -376,8 +376,8 @@ def folders(
     elif kind == "unpaired":
         files = {}
         if split:
-            files = {"source_files": [c for _, c, _ in split["paired"] + split["source"]],
-                     "target_files": [d for _, _, d in split["paired"] + split["target"]]}
+            source_files, target_files = unpaired_files(split)
+            files = {"source_files": source_files, "target_files": target_files}
         module = UnpairedDataModule(source=source, target=target, weights=weights, **files, **common)
     else:
         module = SemiSupervisedDataModule(paired=paired, source=source, target=target, weights=weights,

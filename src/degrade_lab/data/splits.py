@@ -41,6 +41,13 @@ def split_pairs(paired: str | Path, num_pairs: int, seed: int = 0, scale: int = 
             "target": [pairs[i] for i in rest[half:]]}
 
 
+def unpaired_files(split: dict[str, list[Pair]]) -> tuple[list[Path], list[Path]]:
+    """The split as two unpaired domains, as an unpaired model sees it: the clean images of the pairs and of the
+    clean-only side, and the degraded images of the pairs and of the degraded-only side."""
+    return ([clean for _, clean, _ in split["paired"] + split["source"]],
+            [degraded for _, _, degraded in split["paired"] + split["target"]])
+
+
 def describe(split: dict[str, list[Pair]], paired: str | Path, seed: int) -> dict:
     """What a run records about its split (``split.json``): the names in each domain."""
     return {"from": str(Path(paired).expanduser().resolve()), "seed": int(seed),

@@ -13,8 +13,10 @@ Two statistics of the synthetic images (``statistic``):
   per-channel mean removed), against the target's reading. A model whose noise grows with texture (DeFlow's at
   CPU budgets: its textured regions carry twice the noise of its flat ones) reads low in flat patches, so
   matching the reading over-amplifies it; its own residual measures all of it. The estimator's bias is then not
-  cancelled (it under-reads spatially correlated and JPEG'd noise, docs/metrics.md). The option is searched on a log scale, first on a coarse grid, then by golden-section
-search inside the best grid cell; every evaluation synthesizes the same images with the same seeds, so the
+  cancelled (it under-reads spatially correlated and JPEG'd noise, docs/metrics.md).
+
+The option is searched on a log scale, first on a coarse grid, then by golden-section search inside the best
+grid cell; every evaluation synthesizes the same images with the same seeds, so the
 distance is a smooth function of the option.
 """
 

@@ -198,7 +198,6 @@ class LUDVAEModule(SyntheticValidation, DegradeLabModule):
             out, rendered = out.split(target.shape[1], dim=1)
             return target.float() + self.normalization.inverse(out) - rendered
         return self.normalization.inverse(out)
-        return out
 
     def validation_step(self, batch, batch_idx):
         """Scores what synthesis makes by default: the residual transfer at the training pre-noise."""

@@ -109,12 +109,11 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     if cfg.data.get("target"):
         estimate = estimate_folder(cfg.data.target, progress=False)
     elif cfg.data.get("split_from"):  # a split paired set: the degraded images the model trains on
-        from degrade_lab.data.splits import split_pairs
+        from degrade_lab.data.splits import split_pairs, unpaired_files
 
         split = split_pairs(cfg.data.split_from, int(cfg.data.num_paired), int(cfg.data.get("split_seed") or 0),
                             int(cfg.data.get("scale") or 1))
-        estimate = estimate_folder(cfg.data.split_from, progress=False,
-                                   files=[degraded for _, _, degraded in split["paired"] + split["target"]])
+        estimate = estimate_folder(cfg.data.split_from, progress=False, files=unpaired_files(split)[1])
     else:
         raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of data.target: give "
                              "data.target=DEGRADED_DIR.")

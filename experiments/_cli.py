@@ -62,6 +62,30 @@ def train_and_evaluate(experiment: str, pairs: Path | list[Path], test: Path, st
     return metrics_of(eval_dir), train_dir, eval_dir
 
 
+def judge_and_synthesize(degraders: dict[str, list[str]], test: Path, source: Path, out: Path, samples: int,
+                         seed: int, evaluate_extra: list[str] | None = None,
+                         synthesize_for: list[str] | None = None) -> tuple[dict, dict, dict]:
+    """Each degrader (name -> its ``degrader=...`` overrides) judged against the real test pairs (``evaluate``), then,
+    for the names in ``synthesize_for`` (default: all), ``samples`` synthetic pairs per image of ``source`` written
+    to ``out/pairs_<i>``. Returns the judged metrics, the evaluate run folders and the pair folders, by name."""
+    judged, judged_runs, pairs = {}, {}, {}
+    for name, settings in degraders.items():
+        judged_runs[name] = run(["evaluate", *settings, "data=folders", f"data.test={test}", *(evaluate_extra or []),
+                                 f"seed={seed}", "progress=false"])
+        judged[name] = metrics_of(judged_runs[name])
+        if synthesize_for is not None and name not in synthesize_for:
+            continue
+        pairs[name] = out / f"pairs_{len(pairs)}"
+        run(["synthesize", *settings, f"input={source}", f"output={pairs[name]}", f"samples={samples}",
+             f"seed={seed}", "progress=false"])
+    return judged, judged_runs, pairs
+
+
+def noise_std_cell(degradation: dict) -> str:
+    """``"synthetic / real"`` noise std of an ``evaluate degrader=`` run's metrics (``-`` without them)."""
+    if not degradation:
+        return "-"
+    return f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"
 
 
 def parse_seeds(text: str) -> list[int]:

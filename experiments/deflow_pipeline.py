@@ -29,7 +29,8 @@ from pathlib import Path
 
 from _cli import (
     best_checkpoint,
-    metrics_of,
+    judge_and_synthesize,
+    noise_std_cell,
     parse_seeds,
     plus_minus,
     report,
@@ -75,14 +76,8 @@ def main() -> None:
         DEFLOW: ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"],
     }
     # 2. + 3. judge each degrader against the real test pairs, then synthesize LR/HR pairs with it
-    judged, judged_runs, pairs = {}, {}, {}
-    for name, settings in degraders.items():
-        judged_runs[name] = run(["evaluate", *settings, "data=folders", f"data.test={test}", "data.scale=4",
-                                 f"seed={args.seed}", "progress=false"])
-        judged[name] = metrics_of(judged_runs[name])
-        pairs[name] = out / f"pairs_{len(pairs)}"
-        run(["synthesize", *settings, f"input={data / 'source'}", f"output={pairs[name]}",
-             f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
+    judged, judged_runs, pairs = judge_and_synthesize(degraders, test, data / "source", out, args.samples, args.seed,
+                                                      evaluate_extra=["data.scale=4"])
     pairs[ORACLE] = data / "paired"
 
     # 4. + 5. the downstream SR network, once per seed
@@ -93,8 +88,7 @@ def main() -> None:
         results[name] = {**scores, "degradation": degradation, "pairs": str(folder)}
         kld, akld = degradation.get("degradation/kld"), degradation.get("degradation/akld")
         rows.append([name, "-" if kld is None else f"{kld:.3f}", "-" if akld is None else f"{akld:.3f}",
-                     f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"
-                     if degradation else "-", plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
+                     noise_std_cell(degradation), plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
                      "-" if name == BICUBIC else verdict(scores["psnr"], results[BICUBIC]["psnr"])])
         named_runs += [(name, Path(e)) for e in scores["eval_runs"]]
         named_runs += [(name, judged_runs[name])] if name in judged_runs else []

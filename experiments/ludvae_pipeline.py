@@ -38,7 +38,9 @@ from pathlib import Path
 import yaml
 from _cli import (
     best_checkpoint,
+    judge_and_synthesize,
     metrics_of,
+    noise_std_cell,
     parse_seeds,
     plus_minus,
     report,
@@ -110,16 +112,8 @@ def main() -> None:
         degraders[DEFLOW] = ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"]
         downstream.append(DEFLOW)
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs with it
-    judged, judged_runs, pairs = {}, {}, {}
-    for name, settings in degraders.items():
-        judged_runs[name] = run(["evaluate", *settings, "data=folders", f"data.test={test}",
-                                 f"seed={args.seed}", "progress=false"])
-        judged[name] = metrics_of(judged_runs[name])
-        if name not in downstream:
-            continue
-        pairs[name] = out / f"pairs_{len(pairs)}"
-        run(["synthesize", *settings, f"input={builtin / 'source'}", f"output={pairs[name]}",
-             f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
+    judged, judged_runs, pairs = judge_and_synthesize(degraders, test, builtin / "source", out, args.samples,
+                                                      args.seed, synthesize_for=downstream)
     pairs["real pairs (oracle)"] = builtin / "paired"
 
     # 4. + 5. the downstream denoiser, once per seed
@@ -134,17 +128,14 @@ def main() -> None:
         kld, akld = degradation.get("degradation/kld"), degradation.get("degradation/akld")
         if name not in pairs:  # judged as a degrader only
             results[name] = {"degradation": degradation}
-            rows.append([name, f"{kld:.3f}", f"{akld:.3f}",
-                         f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}",
-                         "-", "-", "-"])
+            rows.append([name, f"{kld:.3f}", f"{akld:.3f}", noise_std_cell(degradation), "-", "-", "-"])
             named_runs.append((name, judged_runs[name]))
             continue
         folder = pairs[name]
         scores = train_and_evaluate_seeds("dncnn_cpu", folder, test, args.steps, seeds)
         results[name] = {**scores, "degradation": degradation, "pairs": str(folder)}
         rows.append([name, "-" if kld is None else f"{kld:.3f}", "-" if akld is None else f"{akld:.3f}",
-                     f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"
-                     if degradation else "-", plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
+                     noise_std_cell(degradation), plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
                      "-" if name == AWGN else verdict(scores["psnr"], results[AWGN]["psnr"])])
         named_runs += [(name, Path(e)) for e in scores["eval_runs"]]
         named_runs += [(name, judged_runs[name])] if name in judged_runs else []

@@ -11,7 +11,8 @@ clean-only (source) and 33 degraded-only (target) tiles.
    chooses a checkpoint);
 2. judge each as a degrader on the held-out real test pairs (KLD, AKLD, FID), next to AWGN;
    SeNM-VAE draws its level from the range of the training pairs (``degrader.level=paired``), LUD-VAE and
-   DeFlow the value calibrated on the clean-only and degraded-only tiles (``degrade-lab calibrate``);
+   DeFlow the value ``train`` calibrated when it ended, on the split's clean and degraded images as two unpaired
+   domains (no pair used);
 3. synthesize pairs from the clean source tiles with each (``--samples`` per tile);
 4. train the CPU-sized DRUNet (experiment=drunet_cpu) on the synthetic pairs plus the 10 real pairs, on
    the 10 real pairs alone (Table 2's "DRUNet with N pairs" row), and on all 76 true pairs (oracle), once per
@@ -35,7 +36,9 @@ from pathlib import Path
 
 from _cli import (
     best_checkpoint,
+    judge_and_synthesize,
     metrics_of,
+    noise_std_cell,
     parse_seeds,
     plus_minus,
     report,
@@ -92,23 +95,10 @@ def main() -> None:
         deflow_run = (Path(args.deflow_run).resolve() if args.deflow_run
                       else run(["train", "experiment=deflow_cpu", "model.pairs=true", *common]))
         degraders["DeFlow (10 pairs, eq. 5)"] = ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"]
-    # a run on a split paired set has no source / target folders to calibrate on when it ends: calibrate on the
-    # split's clean-only and degraded-only tiles (materialised for synthesis; no pair used)
-    for trained in (ludvae_run, deflow_run):
-        if trained is not None:
-            run(["calibrate", f"ckpt={best_checkpoint(trained)}", f"data.source={data / 'source'}",
-                 f"data.target={data / 'target'}", "progress=false"])
 
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs from the source tiles
-    judged, judged_runs, training_sets = {}, {}, {}
-    for name, settings in degraders.items():
-        judged_runs[name] = run(["evaluate", *settings, "data=folders", f"data.test={test}",
-                                 f"seed={args.seed}", "progress=false"])
-        judged[name] = metrics_of(judged_runs[name])
-        pairs = out / f"pairs_{len(training_sets)}"
-        run(["synthesize", *settings, f"input={data / 'source'}", f"output={pairs}",
-             f"samples={args.samples}", f"seed={args.seed}", "progress=false"])
-        training_sets[f"{name} + 10 real pairs"] = [pairs, real_pairs]
+    judged, judged_runs, pairs = judge_and_synthesize(degraders, test, data / "source", out, args.samples, args.seed)
+    training_sets = {f"{name} + 10 real pairs": [folder, real_pairs] for name, folder in pairs.items()}
     training_sets = {ALONE: [real_pairs], **training_sets,
                      "all 76 true pairs (oracle)": [data / "all"]}
 
@@ -133,8 +123,7 @@ def main() -> None:
         lpips = [v for v in scores["lpips"] if v is not None]
         rows.append([name, number(degradation.get("degradation/kld"), 3), number(degradation.get("degradation/akld"), 3),
                      number(degradation.get("degradation/fid"), 1),
-                     f"{degradation['degradation/noise_std']:.1f} / {degradation['input/noise_std']:.1f}"
-                     if degradation else "-", plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
+                     noise_std_cell(degradation), plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
                      plus_minus(lpips, 3) if lpips else "n/a",
                      "-" if name == ALONE else verdict(scores["psnr"], results[ALONE]["psnr"]),
                      "-" if name.startswith((ALONE, AWGN)) else verdict(scores["psnr"], results[with_awgn]["psnr"])])

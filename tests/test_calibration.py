@@ -78,8 +78,8 @@ def test_residual_calibration_matches_the_per_pixel_std_of_noise_that_follows_te
     """Noise on half of the pixels only: matching the per-pixel std of synthetic - clean to the folder's 20 / 255
     needs offset = 20 sqrt(2) / 255 (the mean square over the image is offset^2 / 2), whatever the estimator
     reads in the flat half. A degrader that changes the image size cannot be calibrated that way."""
-    from degrade_lab.degradations.calibration import residual_std
     from degrade_lab.errors import UserInputError
+    from degrade_lab.metrics.pooled_noise import residual_std
 
     reference = pooled_noise(((str(i), image) for i, image in enumerate(_images(8, 20.0, 1))), 8)
     clean = [image.clone() for image in _images(8, 0.0, 2)]
@@ -146,6 +146,27 @@ def test_noise_match_scores_synthetic_noise_against_the_folders():
         metric.reset()
         assert float(scores["noise_ratio"]) == pytest.approx(ratio, rel=0.05)
         assert float(scores["noise_distance"]) == pytest.approx(math.log(ratio) ** 2, abs=0.02)
+
+
+def test_noise_match_by_the_residual_is_the_squared_log_ratio_of_per_pixel_stds():
+    """``statistic="residual"`` (DeFlow's validation): the std of synthetic - clean over the folder's per-pixel
+    std, whatever the clean images' texture and a colour shift (each image's channel means are removed)."""
+    from degrade_lab.metrics.noise_match import NoiseMatch
+
+    reference = {"sigma_by_scale": {"1": {"R": 16.0, "G": 16.0, "B": 16.0}, "2": {"R": 20.0, "G": 20.0, "B": 20.0}}}
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(4, 3, 64, 64, generator=generator) * 0.5 + 0.25  # textured: the blind reading would fail
+    shift = torch.tensor([0.02, -0.01, 0.0])[:, None, None]
+    metric = NoiseMatch(reference, statistic="residual")
+    for half in clean.split(2):  # two validation batches
+        metric.update(half + shift + torch.randn(half.shape, generator=generator) * 10 / 255, half)
+    scores = metric.compute()
+    assert float(scores["noise_ratio"]) == pytest.approx(0.5, rel=0.02)  # 10 against max(16, 20)
+    assert float(scores["noise_distance"]) == pytest.approx(math.log(0.5) ** 2, rel=0.06)
+    with pytest.raises(ValueError, match="needs the clean images"):
+        metric.update(clean)
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        NoiseMatch(reference, statistic="histogram")
 
 
 def test_without_validation_pairs_best_ckpt_follows_the_noise_match(compose, tiny_folders):

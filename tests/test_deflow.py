@@ -118,6 +118,14 @@ def test_denoising_synthesis_keeps_the_clean_low_frequencies_by_default():
     assert LearnedDegrader(module=sr).keep_low_frequencies.sigma == 0.0
     with pytest.raises(UserInputError, match="lowpass_sigma must be >= 0"):
         LearnedDegrader(module=denoising, lowpass_sigma=-1.0)
+    # validation scores what synthesis makes: a colour shift of the translation is removed for denoising ...
+    target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    for module, expected in ((denoising, target), (sr, target + 0.2)):
+        module.validation_generator = torch.Generator().manual_seed(0)
+        module.net.synthesize = lambda image, seeds, temperature: image + 0.2
+        torch.testing.assert_close(module.translate(target, torch.ones(2)), expected, atol=0.5 / 255 + 1e-6, rtol=0)
+    # ... and its noise match is by the residual, the statistic DeFlow's calibration matches
+    assert denoising.val_noise.statistic == "residual" == denoising.calibration_statistic
 
 
 def test_non_finite_losses_stop_training_with_the_cause_and_fix(compose, tiny_folders, monkeypatch):

@@ -206,7 +206,11 @@ def test_senmvae_residual_transfer_adds_only_what_the_degradation_latent_changes
 
     clean = 0.25 + 0.5 * _clean()
     module = _senmvae_module()
+    encodings = []
+    hook = module.net.clean_encoder.register_forward_hook(lambda *_: encodings.append(1))
     transferred = SeNMVAEDegrader(module=module, level=0.05, residual_transfer=True)(clean, torch.Generator().manual_seed(3))
+    hook.remove()
+    assert len(encodings) == 1  # one content encoding, decoded with and without z_n
     plain = SeNMVAEDegrader(module=module, level=0.05)(clean, torch.Generator().manual_seed(3))
     assert float((transferred - plain).abs().max()) > 1e-3 and float((transferred - clean).abs().mean()) > 1e-4
     with torch.no_grad():

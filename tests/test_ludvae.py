@@ -262,6 +262,11 @@ def test_auto_pre_noise_levels_come_from_the_target_folder(compose, tiny_folders
     run = Path(cfg.paths.output_dir)
     assert json.loads((run / "noise_estimate.json").read_text())["images"] == 3  # 1 pair + 2 degraded-only of 4
     assert OmegaConf.load(run / "config.yaml").model.noise_level_degraded == pytest.approx(20 / math.sqrt(3), rel=0.1)
+    # ... and training ended by calibrating on the split's two domains, as the model saw them (no pair used)
+    calibrated = json.loads((run / "calibration.json").read_text())["last"]
+    assert calibrated["source"] == calibrated["target"] == f"3 images under {tmp_path / 'pairs'}"
+    assert calibrated["noise_std_target"] == pytest.approx(20, rel=0.1)
+    assert load_model(run / "checkpoints" / "last.ckpt")[0].calibration["value"] == calibrated["value"]
 
 
 def test_train_synthesize_evaluate_a_ludvae(ludvae_run, compose, tiny_folders, tmp_path):

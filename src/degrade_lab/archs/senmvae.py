@@ -190,12 +190,21 @@ class SeNMVAE(nn.Module):
 
     def translate(self, clean: torch.Tensor, level: torch.Tensor, temperature: torch.Tensor | float = 1.0,
                   generator: torch.Generator | None = None,
-                  eps: list[tuple[torch.Tensor, torch.Tensor]] | None = None, degrade: bool = True) -> torch.Tensor:
+                  eps: list[tuple[torch.Tensor, torch.Tensor]] | None = None, degrade: bool = True,
+                  with_clean: bool = False) -> torch.Tensor:
         """Clean -> degraded (C2N, sec. 3.2 "Degradation generation"): z ~ q(z|H), z_n ~ p(z_n | z, level)
         at ``temperature``, decoded by p(y | z, z_n). ``degrade=False``: the same z decoded without z_n, the
-        model's clean rendering of the content (p(x | z))."""
-        return self.decode(self.clean_encoder(clean), None, level=level, with_noise=degrade,
-                           temperature=temperature, generator=generator, eps=eps)["image"]
+        model's clean rendering of the content (p(x | z)). ``with_clean`` (with ``degrade=True``): that rendering
+        too, concatenated after the output on the channel axis (one content encoding for both; needs ``eps`` or
+        the two decodings draw different z)."""
+        features = self.clean_encoder(clean)
+        out = self.decode(features, None, level=level, with_noise=degrade, temperature=temperature,
+                          generator=generator, eps=eps)["image"]
+        if with_clean and degrade:
+            rendered = self.decode(features, None, level=level, with_noise=False, temperature=temperature,
+                                   generator=generator, eps=eps)["image"]
+            out = torch.cat([out, rendered], dim=1)
+        return out
 
     def latent_shapes(self, batch: int, height: int, width: int) -> list[tuple[tuple, tuple]]:
         """Per level, the shapes of the z and z_n samples for ``height x width`` images."""
@@ -237,12 +246,13 @@ class SeNMVAE(nn.Module):
 
     @torch.no_grad()
     def synthesize(self, clean: torch.Tensor, seeds: list[int], level: torch.Tensor, temperature: torch.Tensor,
-                   tile_size: int = 0, degrade: bool = True) -> torch.Tensor:
+                   tile_size: int = 0, degrade: bool = True, with_clean: bool = False) -> torch.Tensor:
         """:meth:`translate` of ``clean`` (``B x 3 x H x W``, any size: reflect-padded to :attr:`multiple`)
         at per-image ``level`` ([0, 1]) and ``temperature``. Every random number is addressed by (image seed,
         position), and tiles carry :attr:`receptive_radius` pixels of context, so any ``tile_size`` gives
         the whole-image result. Returns the network output, unclamped, at the input's size. ``degrade=False``:
-        the clean rendering of the same content sample (:meth:`translate`)."""
+        the clean rendering of the same content sample (:meth:`translate`); ``with_clean``: both, on the channel
+        axis."""
         batch, _, height, width = clean.shape
         multiple = self.multiple
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
@@ -257,7 +267,7 @@ class SeNMVAE(nn.Module):
                 eps.append((normal_field(seeds, 2 * index, z_shape[1], *position, image.device, image.dtype),
                             normal_field(seeds, 2 * index + 1, noise_shape[1], *position, image.device,
                                          image.dtype)))
-            return self.translate(part, level, temperature, eps=eps, degrade=degrade)
+            return self.translate(part, level, temperature, eps=eps, degrade=degrade, with_clean=with_clean)
 
         return tiled(window, image, tile, self.receptive_radius, multiple=multiple)[..., :height, :width]
 

@@ -48,6 +48,14 @@ def unpaired_files(split: dict[str, list[Pair]]) -> tuple[list[Path], list[Path]
             [degraded for _, _, degraded in split["paired"] + split["target"]])
 
 
+def split_domains(data) -> tuple[list[Path], list[Path]]:
+    """:func:`unpaired_files` of the split a data config asks for (``split_from``, ``num_paired``, ``split_seed``,
+    ``scale``): the clean and degraded images a ``data.split_from`` run's model sees."""
+    split = split_pairs(data["split_from"], int(data["num_paired"]), int(data.get("split_seed") or 0),
+                        int(data.get("scale") or 1))
+    return unpaired_files(split)
+
+
 def describe(split: dict[str, list[Pair]], paired: str | Path, seed: int) -> dict:
     """What a run records about its split (``split.json``): the names in each domain."""
     return {"from": str(Path(paired).expanduser().resolve()), "seed": int(seed),

@@ -30,7 +30,14 @@ import torch
 from tqdm import tqdm
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.metrics.pooled_noise import noise_distance, noise_ratio, per_pixel_std, pooled_noise
+from degrade_lab.metrics.noise_match import STATISTICS
+from degrade_lab.metrics.pooled_noise import (
+    noise_distance,
+    noise_ratio,
+    per_pixel_std,
+    pooled_noise,
+    residual_std,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +45,6 @@ GOLDEN = (math.sqrt(5) - 1) / 2
 #: weak-texture patches read from the synthetic images of each evaluation (the same positions every time)
 PATCHES = 1 << 16
 
-
-STATISTICS = ("reading", "residual")
 
 
 def synthesize(degrader, clean: list[torch.Tensor], option: str, value: float, seed: int = 0,
@@ -70,23 +75,6 @@ def synthetic_reading(degrader, clean: list[torch.Tensor], option: str, value: f
     synthetic = synthesize(degrader, clean, option, value, seed)
     return pooled_noise(((f"synthetic {i}", image) for i, image in enumerate(synthetic)), len(synthetic),
                         max_patches=PATCHES)
-
-
-def residual_std(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> float:
-    """Per-pixel std (0-255) of ``synthetic - clean`` over the pixels where the synthetic image is not clipped,
-    each image's per-channel mean removed (a colour shift is not noise); NaN when every pixel is clipped."""
-    total, count = 0.0, 0
-    for fake, image in zip(synthetic, clean, strict=True):
-        if fake.shape != image.shape:
-            raise UserInputError("calibration by the synthetic residual needs a degrader that keeps the image size "
-                                 f"(got {tuple(image.shape)} -> {tuple(fake.shape)}): use statistic=reading.")
-        residual = fake.float().cpu() - image.float().cpu()
-        valid = (fake > 0) & (fake < 1)
-        counts = valid.sum(dim=(1, 2)).clamp_min(1)
-        mean = (residual * valid).sum(dim=(1, 2)) / counts
-        total += float((((residual - mean[:, None, None]) * valid) ** 2).sum())
-        count += int(valid.sum())
-    return 255.0 * math.sqrt(total / count) if count else math.nan
 
 
 def search(distance: Callable[[float], float], low: float, high: float, grid: int = 7, refine: int = 8,

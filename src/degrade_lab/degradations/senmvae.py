@@ -141,11 +141,11 @@ class SeNMVAEDegrader(LearnedDegrader):
         self.record("level", levels)
         self.record("sigma", levels * 255)
         with self.autocast(device):
-            out = self.module.net.synthesize(image.float(), seeds, levels, temperatures, self.tile_size).float()
-            if self.residual_transfer:
-                rendered = self.module.net.synthesize(image.float(), seeds, levels, temperatures, self.tile_size,
-                                                      degrade=False).float()
-                out = image.float() + out - rendered
+            out = self.module.net.synthesize(image.float(), seeds, levels, temperatures, self.tile_size,
+                                             with_clean=self.residual_transfer).float()
+        if self.residual_transfer:  # one content encoding, decoded with and without the noise latents
+            out, rendered = out.split(image.shape[1], dim=1)
+            out = image.float() + out - rendered
         return self.keep_content(out, image).clamp(0, 1)
 
     def extra_repr(self):

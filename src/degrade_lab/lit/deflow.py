@@ -32,6 +32,7 @@ import torch.distributed as dist
 
 from degrade_lab.archs.deflow import DeFlow
 from degrade_lab.archs.flow_blocks import ActNorm
+from degrade_lab.archs.lowpass import KeepLowFrequencies
 from degrade_lab.data import domains as D
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import DegradeLabModule
@@ -104,6 +105,8 @@ class DeFlowModule(SyntheticValidation, DegradeLabModule):
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.set_domain_maps(clean_operator, color_normalization)
+        # validation scores what synthesis makes by default (the same content-keeping as LearnedDegrader)
+        self.keep_low_frequencies = KeepLowFrequencies(self.default_lowpass_sigma)
         if max_non_finite < 1:
             raise UserInputError(f"model.max_non_finite must be >= 1, got {max_non_finite}")
         self.max_non_finite = int(max_non_finite)
@@ -175,11 +178,12 @@ class DeFlowModule(SyntheticValidation, DegradeLabModule):
 
     # ---- validation: how close is the synthetic noise to the real one (lit/degradation_scores.py) ------------
     def translate(self, target: torch.Tensor, temperatures: torch.Tensor) -> torch.Tensor:
-        """Eq. (8) on ``target`` (T(clean)) with seeds from the validation generator, mapped back to image colours."""
+        """Eq. (8) on ``target`` (T(clean)) with seeds from the validation generator, mapped back to image colours,
+        with ``target``'s low frequencies where synthesis keeps them (``default_lowpass_sigma``)."""
         seeds = torch.randint(2**62, (target.shape[0],), generator=self.validation_generator,
                               device=self.device).tolist()
-        synthetic = self.net.synthesize(target, seeds, temperature=temperatures)
-        return quantize_8bit(self.normalization.inverse(synthetic).clamp(0, 1))
+        synthetic = self.normalization.inverse(self.net.synthesize(target, seeds, temperature=temperatures))
+        return quantize_8bit(self.keep_low_frequencies(synthetic.float(), target.float()).clamp(0, 1))
 
     def validation_step(self, batch, batch_idx):
         clean, real = batch["clean"], batch.get("degraded")

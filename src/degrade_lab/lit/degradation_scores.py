@@ -77,7 +77,9 @@ class SyntheticValidation:
         self.val_kld, self.val_akld, self.val_psnr = NoiseKLD(), AKLD(), MeanMetric()
         self.val_residual = ResidualStatistics()
         self.val_akld_best = MinMetric()
-        self.val_noise, self.val_noise_best = NoiseMatch(), MinMetric()
+        # scored by what calibration will match (DeFlow: its residual; the others: the blind reading)
+        self.val_noise = NoiseMatch(statistic=getattr(self, "calibration_statistic", "reading"))
+        self.val_noise_best = MinMetric()
         self.paired_validation = False
 
     def on_validation_epoch_start(self):
@@ -89,7 +91,7 @@ class SyntheticValidation:
         """Update the scores with one batch of 8-bit-quantised ``synthetic`` images made from ``target`` (the
         clean images after the task's operator), ``real`` the true degraded images or None; returns the image
         grid's panels and caption."""
-        self.val_noise.update(synthetic)
+        self.val_noise.update(synthetic, target)
         self.val_psnr.update(psnr(synthetic, target))
         if real is None:
             return [target, synthetic], "T(clean) | synthetic"

@@ -5,32 +5,63 @@ validation score of a degradation model trained on unpaired folders only.
 noise (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`) and compares it with ``reference``, the reading of
 the real degraded folder: ``noise_distance`` (mean squared log ratio of the multi-scale stds and the noise level
 function; lower is better) and ``noise_ratio`` (synthetic / real std; 1 is right). The same comparison
-calibrates degraders (:mod:`degrade_lab.degradations.calibration`).
+calibrates degraders (:mod:`degrade_lab.degradations.calibration`), with the same two statistics: ``reading``
+(the blind estimator on the synthetic images) or ``residual`` (the per-pixel std of ``synthetic - clean``
+against the folder's reading; ``noise_distance`` is then its squared log ratio), so that ``best.ckpt`` is chosen
+by what calibration will match.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torchmetrics import Metric
 
-from degrade_lab.metrics.pooled_noise import noise_distance, noise_ratio, pooled_noise
+from degrade_lab.metrics.pooled_noise import (
+    noise_distance,
+    noise_ratio,
+    per_pixel_std,
+    pooled_noise,
+    residual_std,
+)
+
+STATISTICS = ("reading", "residual")
 
 
 class NoiseMatch(Metric):
-    """``update(synthetic)`` with ``B x C x H x W`` batches in [0, 1]; ``compute()`` -> ``{"noise_distance",
+    """``update(synthetic, clean)`` with ``B x C x H x W`` batches in [0, 1] (``clean``: the images the synthetic
+    ones were made from, needed by ``statistic="residual"`` only); ``compute()`` -> ``{"noise_distance",
     "noise_ratio"}`` against :attr:`reference` (a pooled reading; set it before computing)."""
 
     full_state_update = False
 
-    def __init__(self, reference: dict | None = None, **kwargs):
+    def __init__(self, reference: dict | None = None, statistic: str = "reading", **kwargs):
         super().__init__(**kwargs)
+        if statistic not in STATISTICS:
+            raise ValueError(f"NoiseMatch statistic must be one of {STATISTICS}, got {statistic!r}")
         self.reference = reference
+        self.statistic = statistic
         # images of any size, gathered across DDP ranks: their pixels flattened and their shapes, both
         # concatenated by the sync (a "cat" of C x H x W images would merge their channels, or fail on sizes)
         self.add_state("pixels", default=[], dist_reduce_fx="cat")
         self.add_state("shapes", default=[], dist_reduce_fx="cat")
+        # residual statistic: the sums behind residual_std, reduced across ranks
+        self.add_state("squares", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, synthetic: torch.Tensor) -> None:
+    def update(self, synthetic: torch.Tensor, clean: torch.Tensor | None = None) -> None:
+        if self.statistic == "residual":
+            if clean is None:
+                raise ValueError("NoiseMatch(statistic='residual') needs the clean images: update(synthetic, clean)")
+            for fake, image in zip(synthetic, clean, strict=True):
+                std = residual_std([fake], [image])
+                count = int(((fake > 0) & (fake < 1)).sum())
+                if count:
+                    self.squares += (std / 255.0) ** 2 * count
+                    self.count += count
+            self.shapes.append(torch.tensor(synthetic.shape[1:], dtype=torch.long))
+            return
         for image in synthetic:
             self.pixels.append(image.detach().float().cpu().flatten())
             self.shapes.append(torch.tensor(image.shape, dtype=torch.long))
@@ -52,6 +83,11 @@ class NoiseMatch(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         if self.reference is None:
             raise ValueError("NoiseMatch needs the reference reading of the degraded folder (metric.reference = ...)")
+        if self.statistic == "residual":
+            std = 255.0 * math.sqrt(float(self.squares) / int(self.count)) if int(self.count) else math.nan
+            ratio = std / per_pixel_std(self.reference)
+            distance = math.log(ratio) ** 2 if ratio > 0 else math.inf
+            return {"noise_distance": torch.tensor(distance), "noise_ratio": torch.tensor(ratio)}
         images = self.images
         reading = pooled_noise(((f"synthetic {i}", image) for i, image in enumerate(images)), len(images),
                                max_patches=1 << 18)

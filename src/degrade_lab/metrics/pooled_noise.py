@@ -83,6 +83,23 @@ def per_pixel_std(reading: dict) -> float:
     return max((sum(values) / len(values) for values in readings if values), default=math.nan)
 
 
+def residual_std(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> float:
+    """Per-pixel std (0-255) of ``synthetic - clean`` over the pixels where the synthetic image is not clipped,
+    each image's per-channel mean removed (a colour shift is not noise); NaN when every pixel is clipped."""
+    total, count = 0.0, 0
+    for fake, image in zip(synthetic, clean, strict=True):
+        if fake.shape != image.shape:
+            raise UserInputError("calibration by the synthetic residual needs a degrader that keeps the image size "
+                                 f"(got {tuple(image.shape)} -> {tuple(fake.shape)}): use statistic=reading.")
+        residual = fake.float().cpu() - image.float().cpu()
+        valid = (fake > 0) & (fake < 1)
+        counts = valid.sum(dim=(1, 2)).clamp_min(1)
+        mean = (residual * valid).sum(dim=(1, 2)) / counts
+        total += float((((residual - mean[:, None, None]) * valid) ** 2).sum())
+        count += int(valid.sum())
+    return 255.0 * math.sqrt(total / count) if count else math.nan
+
+
 def noise_std_per_image(images: torch.Tensor) -> torch.Tensor:
     """Each image's per-pixel noise std (0-255, :func:`per_pixel_std` of its own reading) for a ``B x C x H x W``
     batch in [0, 1]: the level a non-blind restorer is given with ``noise_level=auto``."""

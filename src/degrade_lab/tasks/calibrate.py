@@ -13,6 +13,7 @@ folder show the search. ``degrade-lab train`` calibrates its checkpoints this wa
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from degrade_lab.data.datasets import spread
+from degrade_lab.data.splits import split_domains
 from degrade_lab.data.transforms import center_crop
 from degrade_lab.degradations import calibration
 from degrade_lab.errors import UserInputError
@@ -32,18 +34,40 @@ from degrade_lab.utils.runs import write_summary
 log = logging.getLogger(__name__)
 
 
-def clean_crops(folder: str | Path, images: int, crop: int) -> list[torch.Tensor]:
-    """Centre crops (``crop`` pixels, whole images where smaller) of up to ``images`` images spread evenly over
-    the sorted folder."""
-    files = spread(list_images(folder, "clean folder"), images)
+Images = str | Path | list[str | Path]
+
+
+def image_files(images: Images, what: str) -> list[Path]:
+    """The images of a folder (sorted), or a list of image files as given (sorted)."""
+    if isinstance(images, str | Path):
+        return list_images(images, what)
+    files = sorted(Path(file) for file in images)
+    if not files:
+        raise UserInputError(f"the {what} list is empty")
+    return files
+
+
+def describe_images(images: Images) -> str:
+    """A folder's path, or ``"N images under DIR"`` for a list of files."""
+    if isinstance(images, str | Path):
+        return str(images)
+    files = image_files(images, "image")
+    return f"{len(files)} images under {os.path.commonpath([str(f) for f in files]) if len(files) > 1 else files[0]}"
+
+
+def clean_crops(images: Images, count: int, crop: int) -> list[torch.Tensor]:
+    """Centre crops (``crop`` pixels, whole images where smaller) of up to ``count`` images spread evenly over
+    the sorted folder (or list of files)."""
+    files = spread(image_files(images, "clean folder"), count)
     return [center_crop(read_image(file), crop).contiguous() for file in files]
 
 
-def calibrate_checkpoint(ckpt: str | Path, source: str | Path | None = None, target: str | Path | None = None,
+def calibrate_checkpoint(ckpt: str | Path, source: Images | None = None, target: Images | None = None,
                          images: int = 32, crop: int = 256, search_range=None, seed: int = 0, store: bool = True,
                          device: torch.device | str = "cpu", progress: bool = False, statistic: str | None = None) -> dict:
     """Calibrate the degradation model of ``ckpt`` (see the module docstring); returns the calibration
-    record (also stored in the checkpoint when ``store``)."""
+    record (also stored in the checkpoint when ``store``). ``source`` / ``target``: folders or lists of image
+    files (a ``data.split_from`` run's two domains)."""
     from degrade_lab.tasks.estimate_noise import estimate_folder
 
     module, record = load_model(ckpt)
@@ -52,6 +76,8 @@ def calibrate_checkpoint(ckpt: str | Path, source: str | Path | None = None, tar
         raise UserInputError(f"checkpoint '{ckpt}' holds a {type(module).__name__}, which has nothing to calibrate "
                              "(calibration tunes degradation models: model=ludvae, senmvae).")
     data = record["config"].get("data") or {}
+    if not (source or target or data.get("source")) and data.get("split_from"):  # the run's split: its two domains
+        source, target = split_domains(data)
     source, target = source or data.get("source"), target or data.get("target")
     if not source or not target:
         raise UserInputError("calibrate needs clean images to synthesize from and the degraded folder to match: "
@@ -59,12 +85,14 @@ def calibrate_checkpoint(ckpt: str | Path, source: str | Path | None = None, tar
     low, high = (float(v) for v in (search_range or module.calibration_range))
     module.calibration = None  # search from the model itself, not from an earlier calibration
     degrader = hydra.utils.get_class(module.degrader_target)(module=module).to(device)
-    reference = estimate_folder(target, progress=False)
+    reference = (estimate_folder(target, progress=False) if isinstance(target, str | Path) else
+                 estimate_folder(describe_images(target), progress=False, files=image_files(target, "degraded")))
     clean = [image.to(device) for image in clean_crops(source, images, crop)]
     statistic = statistic or getattr(module, "calibration_statistic", "reading")
     result = calibration.calibrate(degrader, clean, reference, option, low, high, seed=seed, progress=progress,
                                    statistic=statistic)
-    result.update(source=str(source), target=str(target), checkpoint=str(ckpt), range=[low, high])
+    result.update(source=describe_images(source), target=describe_images(target), checkpoint=str(ckpt),
+                  range=[low, high])
     if store:
         store_calibration(ckpt, result)
     log.info("calibrated %s: %s = %g (noise std %.2f synthetic / %.2f target)%s", ckpt, option, result["value"],

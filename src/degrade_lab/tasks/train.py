@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from degrade_lab.callbacks.random_state import RandomState
 from degrade_lab.callbacks.run_record import RunRecord
+from degrade_lab.data.splits import split_domains
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import output_dir, save_config
 from degrade_lab.utils.checkpoint import AtomicCheckpointIO, read_checkpoint
@@ -109,11 +110,7 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     if cfg.data.get("target"):
         estimate = estimate_folder(cfg.data.target, progress=False)
     elif cfg.data.get("split_from"):  # a split paired set: the degraded images the model trains on
-        from degrade_lab.data.splits import split_pairs, unpaired_files
-
-        split = split_pairs(cfg.data.split_from, int(cfg.data.num_paired), int(cfg.data.get("split_seed") or 0),
-                            int(cfg.data.get("scale") or 1))
-        estimate = estimate_folder(cfg.data.split_from, progress=False, files=unpaired_files(split)[1])
+        estimate = estimate_folder(cfg.data.split_from, progress=False, files=split_domains(cfg.data)[1])
     else:
         raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of data.target: give "
                              "data.target=DEGRADED_DIR.")
@@ -130,12 +127,18 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
 
 
 def _calibrate_checkpoints(cfg: DictConfig, out: Path, model) -> dict[str, dict]:
-    """A degradation model's ``best.ckpt`` and ``last.ckpt`` calibrated to ``data.target``'s noise (``degrade-lab
-    calibrate``; no pair used), the result stored in each; skipped with ``calibrate=false`` or without folders."""
+    """A degradation model's ``best.ckpt`` and ``last.ckpt`` calibrated to the noise of its degraded training
+    images (``data.target``, or the degraded side of a ``data.split_from`` split; ``degrade-lab calibrate``; no
+    pair used), the result stored in each; skipped with ``calibrate=false`` or without such images."""
     if not cfg.get("calibrate", True) or not getattr(model, "calibration_option", None):
         return {}
-    if not (cfg.data.get("source") and cfg.data.get("target")):
-        log.info("not calibrated: calibration needs data.source (clean) and data.target (degraded) folders.")
+    if cfg.data.get("source") and cfg.data.get("target"):
+        source, target = cfg.data.source, cfg.data.target
+    elif cfg.data.get("split_from"):
+        source, target = split_domains(cfg.data)
+    else:
+        log.info("not calibrated: calibration needs data.source (clean) and data.target (degraded) folders, "
+                 "or data.split_from.")
         return {}
     from degrade_lab.tasks.calibrate import calibrate_checkpoint
 
@@ -144,7 +147,7 @@ def _calibrate_checkpoints(cfg: DictConfig, out: Path, model) -> dict[str, dict]
         ckpt = out / "checkpoints" / f"{name}.ckpt"
         if ckpt.is_file():
             try:
-                results[name] = calibrate_checkpoint(ckpt, cfg.data.source, cfg.data.target, seed=int(cfg.seed),
+                results[name] = calibrate_checkpoint(ckpt, source, target, seed=int(cfg.seed),
                                                      device=model.device)
             except UserInputError as err:  # the training itself succeeded: say why, keep the run
                 log.warning("%s.ckpt was not calibrated: %s", name, err)

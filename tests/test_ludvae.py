@@ -264,7 +264,8 @@ def test_auto_pre_noise_levels_come_from_the_target_folder(compose, tiny_folders
     assert OmegaConf.load(run / "config.yaml").model.noise_level_degraded == pytest.approx(20 / math.sqrt(3), rel=0.1)
     # ... and training ended by calibrating on the split's two domains, as the model saw them (no pair used)
     calibrated = json.loads((run / "calibration.json").read_text())["last"]
-    assert calibrated["source"] == calibrated["target"] == f"3 images under {tmp_path / 'pairs'}"
+    assert calibrated["source"] == f"3 images under {tmp_path / 'pairs' / 'clean'}"
+    assert calibrated["target"] == f"3 images under {tmp_path / 'pairs' / 'degraded'}"
     assert calibrated["noise_std_target"] == pytest.approx(20, rel=0.1)
     assert load_model(run / "checkpoints" / "last.ckpt")[0].calibration["value"] == calibrated["value"]
 

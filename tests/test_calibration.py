@@ -98,6 +98,20 @@ def test_residual_calibration_matches_the_per_pixel_std_of_noise_that_follows_te
         calibrate(degrader, clean, reference, "offset", 0.01, 0.5, statistic="histogram")
 
 
+def test_residual_calibration_of_an_sr_model_compares_with_the_operators_output():
+    """A real-world SR model synthesizes LR images from HR clean ones through its task operator T (x4 bicubic):
+    its residual is synthetic - T(clean), so a toy SR model adding ``offset`` x N(0, 1) to T(clean) calibrates to
+    the folder's 20 / 255, as the denoising one does."""
+    from degrade_lab.degradations.resize import Bicubic
+
+    module = _GainModule()
+    module.clean_operator = Bicubic(scale=4)
+    reference = pooled_noise(((str(i), image) for i, image in enumerate(_images(8, 20.0, 1))), 8)
+    clean = [image for image in _images(8, 0.0, 2, 128)]
+    result = calibrate(LearnedDegrader(module=module), clean, reference, "offset", 0.01, 0.5, statistic="residual")
+    assert result["value"] == pytest.approx(per_pixel_std(reference) / 255, rel=0.03)
+
+
 def test_a_stored_calibration_is_the_default_and_an_explicit_option_wins(caplog):
     module = _GainModule()
     module.calibration = {"option": "offset", "value": 0.1, "noise_std_synthetic": 25.0, "noise_std_target": 25.5}

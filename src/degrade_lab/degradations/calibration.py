@@ -9,8 +9,9 @@ Two statistics of the synthetic images (``statistic``):
 * ``reading`` (LUD-VAE, SeNM-VAE): the same blind estimator on the synthetic images, so that its bias on
   correlated noise cancels. It reads weak-texture patches only, so it measures a model whose noise is as
   strong in flat regions as in textured ones;
-* ``residual`` (DeFlow): the per-pixel std of ``synthetic - clean`` over every unclipped pixel (each image's
-  per-channel mean removed), against the target's reading. A model whose noise grows with texture (DeFlow's at
+* ``residual`` (DeFlow): the per-pixel std of ``synthetic - T(clean)`` over every unclipped pixel (each image's
+  per-channel mean removed; T the model's task operator, x4 bicubic for real-world SR), against the target's
+  reading. A model whose noise grows with texture (DeFlow's at
   CPU budgets: its textured regions carry twice the noise of its flat ones) reads low in flat patches, so
   matching the reading over-amplifies it; its own residual measures all of it. The estimator's bias is then not
   cancelled (it under-reads spatially correlated and JPEG'd noise, docs/metrics.md).
@@ -77,6 +78,16 @@ def synthetic_reading(degrader, clean: list[torch.Tensor], option: str, value: f
                         max_patches=PATCHES)
 
 
+def operated(degrader, clean: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``clean`` after the model's task operator T (x4 bicubic for real-world SR, the identity for denoising):
+    what its synthetic images are compared with by the residual. T is deterministic (the task's known operator)."""
+    operator = getattr(getattr(degrader, "module", None), "clean_operator", None)
+    if operator is None:
+        return clean
+    with torch.inference_mode():
+        return [operator(image[None].float())[0] for image in clean]
+
+
 def search(distance: Callable[[float], float], low: float, high: float, grid: int = 7, refine: int = 8,
            progress: bool = False) -> tuple[float, list[tuple[float, float]]]:
     """The ``value`` in ``[low, high]`` (> 0) minimising ``distance``: a log-spaced grid of ``grid`` points,
@@ -125,12 +136,13 @@ def calibrate(degrader, clean: list[torch.Tensor], reference: dict, option: str,
         raise UserInputError(f"calibration statistic must be one of {STATISTICS}, got {statistic!r}")
     readings: dict[float, dict] = {}
     target_std = per_pixel_std(reference)
+    references = operated(degrader, clean) if statistic == "residual" else clean
 
     def distance(value: float) -> float:
         if statistic == "reading":
             readings[value] = synthetic_reading(degrader, clean, option, value, seed)
             return noise_distance(readings[value], reference)
-        std = residual_std(synthesize(degrader, clean, option, value, seed), clean)
+        std = residual_std(synthesize(degrader, clean, option, value, seed), references)
         readings[value] = {"residual_std": std}
         return math.log(std / target_std) ** 2 if std > 0 else math.inf
 

@@ -1,10 +1,11 @@
 """``degrade-lab calibrate ckpt=RUN/checkpoints/best.ckpt``: tune a trained degradation model's noise strength
 from the degraded folder alone, and store the result in the checkpoint.
 
-The model's calibration option (LUD-VAE: the inference pre-noise level; SeNM-VAE: the level) is chosen so that the
-blind noise estimator reads the same noise on its synthetic images (made from clean images) as on the real
-degraded folder (:mod:`degrade_lab.degradations.calibration`); no clean / degraded pair is used. The clean and
-degraded folders default to the run's own ``data.source`` / ``data.target``. The result goes into the
+The model's calibration option (LUD-VAE: the inference pre-noise level; SeNM-VAE: the level; DeFlow: the
+temperature) is chosen so that the noise of its synthetic images (made from clean images; the blind estimator's
+reading, or for DeFlow their residual) matches the blind reading of the real degraded folder
+(:mod:`degrade_lab.degradations.calibration`); no clean / degraded pair is used. The clean and degraded folders
+default to the run's own ``data.source`` / ``data.target`` (a ``data.split_from`` run: the split's two domains). The result goes into the
 checkpoint (``store=false``: only reported), where every later ``synthesize`` / ``evaluate degrader=`` /
 ``data.degrader=CKPT`` takes it unless the option is given; ``calibration.json`` and ``results.md`` in the run
 folder show the search. ``degrade-lab train`` calibrates its checkpoints this way when training ends.
@@ -107,7 +108,7 @@ def report(result: dict) -> str:
             f"`{result['option']}` = **{result['value']:g}**: noise std {result['noise_std_synthetic']:.2f} on "
             f"{result['images']} synthetic images from `{result['source']}` "
             + ("(blind estimator, largest of the 1x / 2x / 4x readings) " if result.get("statistic", "reading") == "reading"
-               else "(std of synthetic - clean) ")
+               else "(std of synthetic - T(clean), T the task's operator) ")
             + f"against {result['noise_std_target']:.2f} on `{result['target']}` (blind estimator; ratio "
             f"{result['ratio']:.3f}). No clean / degraded pair was used.\n\n"
             + markdown_table([result["option"], "distance (mean squared log ratio)"], rows))

@@ -50,7 +50,7 @@ pipeline-ludvae: setup ## LUD-VAE and DeFlow -> synthetic pairs -> DnCNN (3 seed
 train-deflow: setup ## DeFlow on the builtin unpaired folders, CPU preset (about 16 min: 2400 steps in fp32, then calibration)
 	$(VENV)/bin/degrade-lab train experiment=deflow_cpu
 
-pipeline-deflow: setup weights ## builtin_sr: DeFlow -> LR/HR pairs -> RRDBNet x4 (3 seeds) vs bicubic-only and true pairs (not yet timed)
+pipeline-deflow: setup weights ## builtin_sr: DeFlow -> LR/HR pairs -> RRDBNet x4 (3 seeds) vs bicubic-only and true pairs (75 min with native bf16; docs/results.md)
 	$(PY) experiments/deflow_pipeline.py
 
 train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 16 min)

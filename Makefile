@@ -30,7 +30,7 @@ demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs x 3 seeds
 	$(PY) experiments/dncnn_demo.py
 
 test: setup weights ## the fast test suite (what CI runs)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --durations=15
 
 test-full: setup weights ## every test, including DDP on CPU and multirun sweeps
 	$(PY) -m pytest -q

@@ -198,6 +198,23 @@ def test_ludvae_residual_transfer_adds_only_what_the_degradation_latents_change(
 
 
 
+def test_senmvae_keeps_the_pairs_levels_when_its_calibration_hit_the_search_edge(caplog):
+    """A stored calibration at the edge of its search (noise not matched, a level the prior never saw) does not
+    become SeNM-VAE's default: the training pairs' range does, with a warning; one inside the range does."""
+    from degrade_lab.degradations.senmvae import SeNMVAEDegrader
+
+    module = _senmvae_module()
+    module.level_range.copy_(torch.tensor([0.02, 0.08]))
+    module.calibration = {"option": "level", "value": 0.3, "at_edge": True, "noise_std_synthetic": 3.8,
+                          "noise_std_target": 18.5}
+    with caplog.at_level("WARNING"):
+        assert SeNMVAEDegrader(module=module).level == "paired"
+    assert "edge of its search" in caplog.text
+    assert SeNMVAEDegrader(module=module, level=0.3).level == (0.3, 0.3)  # asked for: given
+    module.calibration = {**module.calibration, "value": 0.05, "at_edge": False}
+    assert SeNMVAEDegrader(module=module).level == (0.05, 0.05)
+
+
 def test_senmvae_residual_transfer_adds_only_what_the_degradation_latent_changes():
     """SeNM-VAE's ``residual_transfer``: clean + D(z, z_n) - D(z). With z_n's path to the decoder cut (its
     projections zeroed) the pair differs by nothing: the output is the clean image, while the plain synthesis is

@@ -83,6 +83,15 @@ class SeNMVAEDegrader(LearnedDegrader):
         self.residual_transfer = bool(residual_transfer)
         self.trained_range = module.trained_level_range()
         self.level_steps = [float(v) for v in level_steps] if level_steps else None
+        stored = self.calibration or {}
+        if level is None and stored.get("option") == "level" and stored.get("at_edge") and self.trained_range:
+            # the search hit its bound: the model's noise could not be matched, and that bound lies outside the
+            # levels the prior was trained on; the training pairs' own range is the better default
+            log.warning("the calibrated level %g of this checkpoint lies at the edge of its search (noise std %.2f "
+                        "synthetic / %.2f target: not matched); using the training pairs' levels (level=paired) "
+                        "instead; set degrader.level to override", stored["value"],
+                        stored.get("noise_std_synthetic", math.nan), stored.get("noise_std_target", math.nan))
+            level = "paired"
         level = self.calibrated("level", level, "paired")
         if isinstance(level, str):
             if level not in ("paired", "sidd"):

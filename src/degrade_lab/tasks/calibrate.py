@@ -5,10 +5,11 @@ The model's calibration option (LUD-VAE: the inference pre-noise level; SeNM-VAE
 temperature) is chosen so that the noise of its synthetic images (made from clean images; the blind estimator's
 reading, or for DeFlow their residual) matches the blind reading of the real degraded folder
 (:mod:`degrade_lab.degradations.calibration`); no clean / degraded pair is used. The clean and degraded folders
-default to the run's own ``data.source`` / ``data.target`` (a ``data.split_from`` run: the split's two domains). The result goes into the
-checkpoint (``store=false``: only reported), where every later ``synthesize`` / ``evaluate degrader=`` /
-``data.degrader=CKPT`` takes it unless the option is given; ``calibration.json`` and ``results.md`` in the run
-folder show the search. ``degrade-lab train`` calibrates its checkpoints this way when training ends.
+default to the run's own ``data.source`` / ``data.target`` (a ``data.split_from`` run: the split's two domains).
+The result goes into the checkpoint (``store=false``: only reported), where every later ``synthesize`` /
+``evaluate degrader=`` / ``data.degrader=CKPT`` takes it unless the option is given; ``calibration.json`` and
+``results.md`` in the run folder show the search. ``degrade-lab train`` calibrates its checkpoints this way when
+training ends.
 """
 
 from __future__ import annotations

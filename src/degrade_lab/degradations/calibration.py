@@ -11,9 +11,9 @@ Two statistics of the synthetic images (``statistic``):
   strong in flat regions as in textured ones;
 * ``residual`` (DeFlow): the per-pixel std of ``synthetic - T(clean)`` over every unclipped pixel (each image's
   per-channel mean removed; T the model's task operator, x4 bicubic for real-world SR), against the target's
-  reading. A model whose noise grows with texture (DeFlow's at
-  CPU budgets: its textured regions carry twice the noise of its flat ones) reads low in flat patches, so
-  matching the reading over-amplifies it; its own residual measures all of it. The estimator's bias is then not
+  reading. A model whose noise grows with texture (DeFlow's at CPU budgets: its textured regions carry twice the
+  noise of its flat ones) reads low in flat patches, so matching the reading over-amplifies it; its own residual
+  measures all of it. The estimator's bias is then not
   cancelled (it under-reads spatially correlated and JPEG'd noise, docs/metrics.md).
 
 The option is searched on a log scale, first on a coarse grid, then by golden-section search inside the best
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 GOLDEN = (math.sqrt(5) - 1) / 2
 #: weak-texture patches read from the synthetic images of each evaluation (the same positions every time)
 PATCHES = 1 << 16
-
 
 
 def synthesize(degrader, clean: list[torch.Tensor], option: str, value: float, seed: int = 0,

@@ -13,8 +13,8 @@ Two statistics of the synthetic images (``statistic``):
   per-channel mean removed; T the model's task operator, x4 bicubic for real-world SR), against the target's
   reading. A model whose noise grows with texture (DeFlow's at CPU budgets: its textured regions carry twice the
   noise of its flat ones) reads low in flat patches, so matching the reading over-amplifies it; its own residual
-  measures all of it. The estimator's bias is then not
-  cancelled (it under-reads spatially correlated and JPEG'd noise, docs/metrics.md).
+  measures all of it. The estimator's bias is then not cancelled (it under-reads spatially correlated and
+  JPEG'd noise, docs/metrics.md).
 
 The option is searched on a log scale, first on a coarse grid, then by golden-section search inside the best
 grid cell; every evaluation synthesizes the same images with the same seeds, so the

@@ -122,7 +122,7 @@ def main() -> None:
     with_awgn = f"{AWGN} + 10 real pairs"
     for name, folders in training_sets.items():
         scores = train_and_evaluate_seeds("drunet_cpu", folders, test, args.steps, seeds, ["data.val_crop=128"])
-        degrader = name.removesuffix(" + 10 real pairs") if name.removesuffix(" + 10 real pairs") in judged else None
+        degrader = name.removesuffix(" + 10 real pairs")  # the name it was judged under, if it is a degrader's row
         degradation = judged.get(degrader, {})
         lpips = [v for v in scores["lpips"] if v is not None]
         rows.append([name, number(degradation.get("degradation/kld"), 3), number(degradation.get("degradation/akld"), 3),
@@ -133,7 +133,7 @@ def main() -> None:
                      "-" if name.startswith((ALONE, AWGN)) else verdict(scores["psnr"], results[with_awgn]["psnr"])])
         results[name] = {**scores, "degradation": degradation, "pairs": [str(f) for f in folders]}
         named_runs += [(name, Path(e)) for e in scores["eval_runs"]]
-        named_runs += [(name, judged_runs[degrader])] if degrader else []
+        named_runs += [(name, judged_runs[degrader])] if degrader in judged_runs else []
     figure = report_figure(out, named_runs, f"SeNM-VAE pipeline: {args.data}, 10 pairs")
     results["report"] = str(figure)
 

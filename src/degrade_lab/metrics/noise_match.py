@@ -6,8 +6,8 @@ noise (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`) and compares it w
 the real degraded folder: ``noise_distance`` (mean squared log ratio of the multi-scale stds and the noise level
 function; lower is better) and ``noise_ratio`` (synthetic / real std; 1 is right). The same comparison
 calibrates degraders (:mod:`degrade_lab.degradations.calibration`), with the same two statistics: ``reading``
-(the blind estimator on the synthetic images) or ``residual`` (the per-pixel std of ``synthetic - clean``
-against the folder's reading; ``noise_distance`` is then its squared log ratio), so that ``best.ckpt`` is chosen
+(the blind estimator on the synthetic images) or ``residual`` (the per-pixel std of ``synthetic - clean``,
+:func:`~degrade_lab.metrics.pooled_noise.residual_sums` accumulated over batches, against the folder's reading; ``noise_distance`` is then its squared log ratio), so that ``best.ckpt`` is chosen
 by what calibration will match.
 """
 
@@ -23,7 +23,7 @@ from degrade_lab.metrics.pooled_noise import (
     noise_ratio,
     per_pixel_std,
     pooled_noise,
-    residual_std,
+    residual_sums,
 )
 
 STATISTICS = ("reading", "residual")
@@ -54,13 +54,9 @@ class NoiseMatch(Metric):
         if self.statistic == "residual":
             if clean is None:
                 raise ValueError("NoiseMatch(statistic='residual') needs the clean images: update(synthetic, clean)")
-            for fake, image in zip(synthetic, clean, strict=True):
-                std = residual_std([fake], [image])
-                count = int(((fake > 0) & (fake < 1)).sum())
-                if count:
-                    self.squares += (std / 255.0) ** 2 * count
-                    self.count += count
-            self.shapes.append(torch.tensor(synthetic.shape[1:], dtype=torch.long))
+            total, count = residual_sums(list(synthetic.detach()), list(clean.detach()))
+            self.squares += total
+            self.count += count
             return
         for image in synthetic:
             self.pixels.append(image.detach().float().cpu().flatten())
@@ -78,14 +74,14 @@ class NoiseMatch(Metric):
     @property
     def ready(self) -> bool:
         """Whether there is a reference and something to compare with it."""
-        return self.reference is not None and len(self.shapes) > 0
+        return self.reference is not None and (int(self.count) > 0 if self.statistic == "residual" else
+                                               len(self.shapes) > 0)
 
     def compute(self) -> dict[str, torch.Tensor]:
         if self.reference is None:
             raise ValueError("NoiseMatch needs the reference reading of the degraded folder (metric.reference = ...)")
         if self.statistic == "residual":
-            std = 255.0 * math.sqrt(float(self.squares) / int(self.count)) if int(self.count) else math.nan
-            ratio = std / per_pixel_std(self.reference)
+            ratio = 255.0 * math.sqrt(float(self.squares) / int(self.count)) / per_pixel_std(self.reference)
             distance = math.log(ratio) ** 2 if ratio > 0 else math.inf
             return {"noise_distance": torch.tensor(distance), "noise_ratio": torch.tensor(ratio)}
         images = self.images

@@ -83,9 +83,10 @@ def per_pixel_std(reading: dict) -> float:
     return max((sum(values) / len(values) for values in readings if values), default=math.nan)
 
 
-def residual_std(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> float:
-    """Per-pixel std (0-255) of ``synthetic - clean`` over the pixels where the synthetic image is not clipped,
-    each image's per-channel mean removed (a colour shift is not noise); NaN when every pixel is clipped."""
+def residual_sums(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> tuple[float, int]:
+    """The sum of squares ([0, 1] units) of ``synthetic - clean`` over the pixels where the synthetic image is not
+    clipped, each image's per-channel mean removed (a colour shift is not noise), and the number of those pixels:
+    the parts of :func:`residual_std`, which add up over batches and DDP ranks."""
     total, count = 0.0, 0
     for fake, image in zip(synthetic, clean, strict=True):
         if fake.shape != image.shape:
@@ -97,6 +98,12 @@ def residual_std(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> fl
         mean = (residual * valid).sum(dim=(1, 2)) / counts
         total += float((((residual - mean[:, None, None]) * valid) ** 2).sum())
         count += int(valid.sum())
+    return total, count
+
+
+def residual_std(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> float:
+    """Per-pixel std (0-255) of ``synthetic - clean`` (:func:`residual_sums`); NaN when every pixel is clipped."""
+    total, count = residual_sums(synthetic, clean)
     return 255.0 * math.sqrt(total / count) if count else math.nan
 
 

@@ -132,11 +132,7 @@ def _calibrate_checkpoints(cfg: DictConfig, out: Path, model) -> dict[str, dict]
     pair used), the result stored in each; skipped with ``calibrate=false`` or without such images."""
     if not cfg.get("calibrate", True) or not getattr(model, "calibration_option", None):
         return {}
-    if cfg.data.get("source") and cfg.data.get("target"):
-        source, target = cfg.data.source, cfg.data.target
-    elif cfg.data.get("split_from"):
-        source, target = split_domains(cfg.data)
-    else:
+    if not ((cfg.data.get("source") and cfg.data.get("target")) or cfg.data.get("split_from")):
         log.info("not calibrated: calibration needs data.source (clean) and data.target (degraded) folders, "
                  "or data.split_from.")
         return {}
@@ -147,7 +143,8 @@ def _calibrate_checkpoints(cfg: DictConfig, out: Path, model) -> dict[str, dict]
         ckpt = out / "checkpoints" / f"{name}.ckpt"
         if ckpt.is_file():
             try:
-                results[name] = calibrate_checkpoint(ckpt, source, target, seed=int(cfg.seed),
+                # the run's own images, read from the checkpoint's config (a split run: its two domains)
+                results[name] = calibrate_checkpoint(ckpt, seed=int(cfg.seed),
                                                      device=model.device)
             except UserInputError as err:  # the training itself succeeded: say why, keep the run
                 log.warning("%s.ckpt was not calibrated: %s", name, err)

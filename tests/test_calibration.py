@@ -112,6 +112,60 @@ def test_residual_calibration_of_an_sr_model_compares_with_the_operators_output(
     assert result["value"] == pytest.approx(per_pixel_std(reference) / 255, rel=0.03)
 
 
+class _CorrelatedNoiseNet(torch.nn.Module):
+    """A toy model of spatially correlated noise: ``offset`` x N(0, 1) drawn at half resolution and repeated over
+    2 x 2 blocks, so that ``offset`` is its per-pixel std; the blind estimator misreads such noise."""
+
+    def synthesize(self, image, seeds, tile_size=0, *, offset=None):
+        offset = torch.zeros(len(image)) if offset is None else offset
+        return image + offset.view(-1, 1, 1, 1) * torch.stack([_correlated(image.shape[1:], seed) for seed in seeds])
+
+
+def _correlated(shape, seed):
+    half = torch.randn(shape[0], shape[1] // 2, shape[2] // 2, generator=torch.Generator().manual_seed(seed))
+    return half.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+
+
+class _CorrelatedNoiseModule(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _CorrelatedNoiseNet()
+
+
+def test_residual_reading_cancels_the_estimators_bias_where_the_residual_cannot():
+    """The folder: flat images with the same 2 x 2-block noise at a per-pixel std of 20. The estimator misreads it
+    (its 2x reading assumes white noise and comes out near 2 x 20), so matching the synthetic per-pixel std to that
+    reading (``residual``) lands far off, while the estimator on the laid-over residual reads the synthetic noise
+    with the same bias and recovers 20 / 255."""
+    folder = [(torch.full((3, 64, 64), 0.3 + 0.4 * i / 7) + 20 / 255 * _correlated((3, 64, 64), 100 + i)).clamp(0, 1)
+              for i in range(8)]
+    reference = pooled_noise(((str(i), image) for i, image in enumerate(folder)), 8)
+    assert per_pixel_std(reference) > 1.5 * 20  # the bias this statistic exists to cancel
+    clean = _images(8, 0.0, 2)
+    degrader = LearnedDegrader(module=_CorrelatedNoiseModule())
+    by_field = calibrate(degrader, clean, reference, "offset", 0.01, 0.5, statistic="residual_reading")
+    by_residual = calibrate(degrader, clean, reference, "offset", 0.01, 0.5, statistic="residual")
+    assert by_field["statistic"] == "residual_reading" and by_field["value"] == pytest.approx(20 / 255, rel=0.06)
+    assert by_residual["value"] > 1.5 * 20 / 255
+
+
+def test_residual_reading_sees_noise_that_texture_hides_from_the_reading():
+    """Clean images with a fine random texture of std 15 (frozen: part of the content) and a toy model adding
+    ``offset`` x N(0, 1): on the synthetic images the estimator cannot tell the texture from the noise (it reads
+    sqrt(20^2 + 15^2) = 25 at offset 20, so the ``reading`` statistic would settle near 13); laid over the blurred
+    clean image, the residual is all the estimator sees, and the offset comes out at the folder's 20."""
+    from degrade_lab.degradations.calibration import synthetic_reading
+
+    reference = pooled_noise(((str(i), image) for i, image in enumerate(_images(8, 20.0, 1))), 8)
+    clean = _images(8, 15.0, 3)  # the texture: white, so the estimator reads it as noise
+    degrader = LearnedDegrader(module=_GainModule())
+    target = per_pixel_std(reference)
+    by_field = calibrate(degrader, clean, reference, "offset", 0.01, 0.5, statistic="residual_reading")
+    assert by_field["value"] == pytest.approx(target / 255, rel=0.06)
+    textured = per_pixel_std(synthetic_reading(degrader, clean, "offset", target / 255))
+    assert textured == pytest.approx(math.hypot(target, 15), rel=0.08)
+
+
 def test_a_stored_calibration_is_the_default_and_an_explicit_option_wins(caplog):
     module = _GainModule()
     module.calibration = {"option": "offset", "value": 0.1, "noise_std_synthetic": 25.0, "noise_std_target": 25.5}
@@ -181,6 +235,25 @@ def test_noise_match_by_the_residual_is_the_squared_log_ratio_of_per_pixel_stds(
         metric.update(clean)
     with pytest.raises(ValueError, match="statistic must be one of"):
         NoiseMatch(reference, statistic="histogram")
+
+
+def test_noise_match_by_the_residual_reading_reads_past_the_texture():
+    """``statistic="residual_reading"``: the blind reading of the residual laid over the blurred clean images, so
+    textured clean images plus white noise of std 20 read 20 against a folder reading 20 (ratio 1), where the
+    reading of the synthetic images themselves counts the texture too."""
+    from degrade_lab.metrics.noise_match import NoiseMatch
+
+    reference = pooled_noise(((str(i), image) for i, image in enumerate(_images(4, 20.0, 1, 96))), 4)
+    clean = torch.stack(_images(4, 15.0, 3, 96))  # a frozen white texture of std 15
+    synthetic = clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(4)) * 20 / 255
+    by_field, by_reading = NoiseMatch(reference, statistic="residual_reading"), NoiseMatch(reference)
+    for half, fake in zip(clean.split(2), synthetic.split(2), strict=True):
+        by_field.update(fake, half)
+        by_reading.update(fake)
+    assert float(by_field.compute()["noise_ratio"]) == pytest.approx(1, abs=0.06)
+    assert float(by_reading.compute()["noise_ratio"]) == pytest.approx(25 / 20, rel=0.08)
+    with pytest.raises(ValueError, match="needs the clean images"):
+        by_field.update(synthetic)
 
 
 def test_without_validation_pairs_best_ckpt_follows_the_noise_match(compose, tiny_folders):

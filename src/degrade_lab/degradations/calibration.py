@@ -14,7 +14,11 @@ Two statistics of the synthetic images (``statistic``):
   reading. A model whose noise grows with texture (DeFlow's at CPU budgets: its textured regions carry twice the
   noise of its flat ones) reads low in flat patches, so matching the reading over-amplifies it; its own residual
   measures all of it. The estimator's bias is then not cancelled (it under-reads spatially correlated and
-  JPEG'd noise, docs/metrics.md).
+  JPEG'd noise, docs/metrics.md);
+* ``residual_reading``: the blind estimator on ``synthetic - T(clean)`` laid over T(clean) blurred by a 3-pixel
+  Gaussian (:func:`~degrade_lab.metrics.pooled_noise.residual_fields`): like ``reading`` it compares the
+  estimator with itself, so its bias on correlated noise cancels; like ``residual`` it sees the noise of textured
+  regions, which the field no longer hides behind texture.
 
 The option is searched on a log scale, first on a coarse grid, then by golden-section search inside the best
 grid cell; every evaluation synthesizes the same images with the same seeds, so the
@@ -37,6 +41,7 @@ from degrade_lab.metrics.pooled_noise import (
     noise_ratio,
     per_pixel_std,
     pooled_noise,
+    residual_fields,
     residual_std,
 )
 
@@ -135,11 +140,16 @@ def calibrate(degrader, clean: list[torch.Tensor], reference: dict, option: str,
         raise UserInputError(f"calibration statistic must be one of {STATISTICS}, got {statistic!r}")
     readings: dict[float, dict] = {}
     target_std = per_pixel_std(reference)
-    references = operated(degrader, clean) if statistic == "residual" else clean
+    references = clean if statistic == "reading" else operated(degrader, clean)
 
     def distance(value: float) -> float:
         if statistic == "reading":
             readings[value] = synthetic_reading(degrader, clean, option, value, seed)
+            return noise_distance(readings[value], reference)
+        if statistic == "residual_reading":
+            fields = residual_fields(synthesize(degrader, clean, option, value, seed), references)
+            readings[value] = pooled_noise(((f"residual {i}", field) for i, field in enumerate(fields)), len(fields),
+                                           max_patches=PATCHES)
             return noise_distance(readings[value], reference)
         std = residual_std(synthesize(degrader, clean, option, value, seed), references)
         readings[value] = {"residual_std": std}
@@ -158,7 +168,7 @@ def calibrate(degrader, clean: list[torch.Tensor], reference: dict, option: str,
         log.warning("the calibrated %s = %g lies at the edge of the range searched [%g, %g]: the model's noise "
                     "cannot be matched inside it (range=[LOW,HIGH] searches wider; a model still denoising "
                     "needs more training).", option, value, low, high)
-    if statistic == "reading":
+    if statistic != "residual":
         synthetic_std, ratio = per_pixel_std(reading), noise_ratio(reading, reference)
     else:
         synthetic_std = reading["residual_std"]

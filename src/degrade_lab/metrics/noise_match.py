@@ -5,10 +5,12 @@ validation score of a degradation model trained on unpaired folders only.
 noise (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`) and compares it with ``reference``, the reading of
 the real degraded folder: ``noise_distance`` (mean squared log ratio of the multi-scale stds and the noise level
 function; lower is better) and ``noise_ratio`` (synthetic / real std; 1 is right). The same comparison
-calibrates degraders (:mod:`degrade_lab.degradations.calibration`), with the same two statistics: ``reading``
-(the blind estimator on the synthetic images) or ``residual`` (the per-pixel std of ``synthetic - clean``,
-:func:`~degrade_lab.metrics.pooled_noise.residual_sums` accumulated over batches, against the folder's reading; ``noise_distance`` is then its squared log ratio), so that ``best.ckpt`` is chosen
-by what calibration will match.
+calibrates degraders (:mod:`degrade_lab.degradations.calibration`), with the same statistics: ``reading``
+(the blind estimator on the synthetic images), ``residual`` (the per-pixel std of ``synthetic - clean``,
+:func:`~degrade_lab.metrics.pooled_noise.residual_sums` accumulated over batches, against the folder's reading;
+``noise_distance`` is then its squared log ratio) or ``residual_reading`` (the blind estimator on the residual
+laid over the blurred clean image, :func:`~degrade_lab.metrics.pooled_noise.residual_fields`), so that
+``best.ckpt`` is chosen by what calibration will match.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from degrade_lab.metrics.pooled_noise import (
     noise_ratio,
     per_pixel_std,
     pooled_noise,
+    residual_fields,
     residual_sums,
 )
 
-STATISTICS = ("reading", "residual")
+STATISTICS = ("reading", "residual", "residual_reading")
 
 
 class NoiseMatch(Metric):
     """``update(synthetic, clean)`` with ``B x C x H x W`` batches in [0, 1] (``clean``: the images the synthetic
-    ones were made from, needed by ``statistic="residual"`` only); ``compute()`` -> ``{"noise_distance",
+    ones were made from, needed by the ``residual`` statistics only); ``compute()`` -> ``{"noise_distance",
     "noise_ratio"}`` against :attr:`reference` (a pooled reading; set it before computing)."""
 
     full_state_update = False
@@ -58,6 +61,11 @@ class NoiseMatch(Metric):
             self.squares += total
             self.count += count
             return
+        if self.statistic == "residual_reading":
+            if clean is None:
+                raise ValueError("NoiseMatch(statistic='residual_reading') needs the clean images: "
+                                 "update(synthetic, clean)")
+            synthetic = residual_fields(list(synthetic.detach()), list(clean.detach()))
         for image in synthetic:
             self.pixels.append(image.detach().float().cpu().flatten())
             self.shapes.append(torch.tensor(image.shape, dtype=torch.long))

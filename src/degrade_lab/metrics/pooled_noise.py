@@ -19,10 +19,13 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
 
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics.noise_level import PATCH, Patches, noise_level, noise_level_function, patches
 
+#: std (pixels) of the Gaussian that takes the texture out of the background a residual is laid over
+FIELD_SIGMA = 3.0
 #: box-averaging factors of the multi-scale reading (white noise reads the same at each; correlated noise rises)
 SCALES = (1, 2, 4)
 #: patches pooled from a set of images (a seeded random subset of each image above it), and from one image
@@ -83,20 +86,26 @@ def per_pixel_std(reading: dict) -> float:
     return max((sum(values) / len(values) for values in readings if values), default=math.nan)
 
 
+def _centred_residual(fake: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``fake - image`` (on the CPU, float) with its per-channel mean over the unclipped pixels of ``fake``
+    removed (a colour shift is not noise), and the mask of those pixels."""
+    if fake.shape != image.shape:
+        raise UserInputError("calibration by the synthetic residual needs a degrader that keeps the image size "
+                             f"(got {tuple(image.shape)} -> {tuple(fake.shape)}): use statistic=reading.")
+    fake = fake.float().cpu()
+    residual, valid = fake - image.float().cpu(), (fake > 0) & (fake < 1)
+    mean = (residual * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp_min(1)
+    return (residual - mean[:, None, None]) * valid, valid
+
+
 def residual_sums(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> tuple[float, int]:
     """The sum of squares ([0, 1] units) of ``synthetic - clean`` over the pixels where the synthetic image is not
     clipped, each image's per-channel mean removed (a colour shift is not noise), and the number of those pixels:
     the parts of :func:`residual_std`, which add up over batches and DDP ranks."""
     total, count = 0.0, 0
     for fake, image in zip(synthetic, clean, strict=True):
-        if fake.shape != image.shape:
-            raise UserInputError("calibration by the synthetic residual needs a degrader that keeps the image size "
-                                 f"(got {tuple(image.shape)} -> {tuple(fake.shape)}): use statistic=reading.")
-        residual = fake.float().cpu() - image.float().cpu()
-        valid = (fake > 0) & (fake < 1)
-        counts = valid.sum(dim=(1, 2)).clamp_min(1)
-        mean = (residual * valid).sum(dim=(1, 2)) / counts
-        total += float((((residual - mean[:, None, None]) * valid) ** 2).sum())
+        residual, valid = _centred_residual(fake, image)
+        total += float((residual ** 2).sum())
         count += int(valid.sum())
     return total, count
 
@@ -105,6 +114,25 @@ def residual_std(synthetic: list[torch.Tensor], clean: list[torch.Tensor]) -> fl
     """Per-pixel std (0-255) of ``synthetic - clean`` (:func:`residual_sums`); NaN when every pixel is clipped."""
     total, count = residual_sums(synthetic, clean)
     return 255.0 * math.sqrt(total / count) if count else math.nan
+
+
+def residual_fields(synthetic: list[torch.Tensor], clean: list[torch.Tensor],
+                    sigma: float = FIELD_SIGMA) -> list[torch.Tensor]:
+    """Each ``synthetic - clean`` residual (its per-channel mean removed, as in :func:`residual_sums`) laid over
+    ``clean`` blurred by a Gaussian of ``sigma`` pixels: the synthetic noise with its own spatial correlation and
+    its strength everywhere, textured regions included, on a background of the same intensities with no texture.
+    The blind estimator reads such a field as it reads the real folder's noise (like with like: its bias on
+    correlated or JPEG'd noise is the same on both) but, unlike on the synthetic image itself, it also sees the
+    noise a model puts in textured regions. Pixels the synthetic image clipped are set to 0, so that the estimator
+    leaves the patches touching them out."""
+    fields = []
+    size = 2 * math.ceil(3 * sigma) + 1
+    for fake, image in zip(synthetic, clean, strict=True):
+        residual, valid = _centred_residual(fake, image)
+        background = gaussian_blur2d(image.float().cpu()[None], (size, size), (sigma, sigma),
+                                     border_type="replicate")[0]
+        fields.append(torch.where(valid, background + residual, 0.0))
+    return fields
 
 
 def noise_std_per_image(images: torch.Tensor) -> torch.Tensor:

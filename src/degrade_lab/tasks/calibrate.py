@@ -108,8 +108,10 @@ def report(result: dict) -> str:
     return (f"# Calibration of {result['checkpoint']}\n\n"
             f"`{result['option']}` = **{result['value']:g}**: noise std {result['noise_std_synthetic']:.2f} on "
             f"{result['images']} synthetic images from `{result['source']}` "
-            + ("(blind estimator, largest of the 1x / 2x / 4x readings) " if result.get("statistic", "reading") == "reading"
-               else "(std of synthetic - T(clean), T the task's operator) ")
+            + {"reading": "(blind estimator, largest of the 1x / 2x / 4x readings) ",
+               "residual": "(std of synthetic - T(clean), T the task's operator) ",
+               "residual_reading": "(blind estimator on synthetic - T(clean) laid over blurred T(clean)) ",
+               }[result.get("statistic", "reading")]
             + f"against {result['noise_std_target']:.2f} on `{result['target']}` (blind estimator; ratio "
             f"{result['ratio']:.3f}). No clean / degraded pair was used.\n\n"
             + markdown_table([result["option"], "distance (mean squared log ratio)"], rows))

@@ -54,7 +54,9 @@ def describe_images(images: Images) -> str:
     if isinstance(images, str | Path):
         return str(images)
     files = image_files(images, "image")
-    return f"{len(files)} images under {os.path.commonpath([str(f) for f in files]) if len(files) > 1 else files[0]}"
+    if len(files) == 1:
+        return f"1 image, {files[0]}"
+    return f"{len(files)} images under {os.path.commonpath([str(f) for f in files])}"
 
 
 def clean_crops(images: Images, count: int, crop: int) -> list[torch.Tensor]:

@@ -25,7 +25,7 @@ clean-only (source) and 33 degraded-only (target) tiles.
 Writes results.md / results.json in logs/pipeline_senmvae/<time>/ and prints that folder last.
 Usage: python experiments/senmvae_pipeline.py [--data builtin_semi|builtin_phone_semi] [--seeds 0,1,2]
        [--model-steps N] [--steps N] [--samples K] [--senmvae-run RUN] [--ludvae-run RUN] [--deflow-run RUN]
-       [--no-deflow]
+       [--no-deflow] [--rows awgn,ludvae,senmvae,senmvae-lowpass,deflow]
 """
 
 from __future__ import annotations
@@ -55,6 +55,16 @@ from degrade_lab.tasks.common import markdown_table
 
 ALONE = "10 real pairs alone"
 AWGN = "AWGN sigma ~ U(5, 50)"
+ROWS = ("awgn", "ludvae", "senmvae", "senmvae-lowpass", "deflow")
+
+
+def parse_rows(text: str) -> list[str]:
+    """``"awgn,deflow"`` -> ``["awgn", "deflow"]``, each one of :data:`ROWS`."""
+    rows = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown or not rows:
+        raise SystemExit(f"--rows takes a comma-separated subset of {', '.join(ROWS)}, got {text!r}")
+    return rows
 
 
 def main() -> None:
@@ -69,6 +79,9 @@ def main() -> None:
     parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run (trained on builtin_semi)")
     parser.add_argument("--deflow-run", default=None, help="reuse this semi-supervised DeFlow training run")
     parser.add_argument("--no-deflow", action="store_true", help="leave the semi-supervised DeFlow row out")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"the degrader rows to run, comma-separated (default: all of {', '.join(ROWS)}); "
+                             "the 10-pairs-alone and oracle rows always run")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     start = time.time()
@@ -79,26 +92,34 @@ def main() -> None:
     steps = [f"trainer.max_steps={args.model_steps}"] if args.model_steps else []
 
     # 1. the degradation models: semi-supervised, and unpaired on the same images
+    rows = set(parse_rows(args.rows)) - ({"deflow"} if args.no_deflow else set())
     common = [f"data={args.data}", "data.test=null", f"seed={args.seed}", "callbacks.progress.refresh_rate=0", *steps]
-    senmvae_run = (Path(args.senmvae_run).resolve() if args.senmvae_run
-                   else run(["train", "experiment=senmvae_cpu", *common]))
-    ludvae_run = (Path(args.ludvae_run).resolve() if args.ludvae_run
-                  else run(["train", "experiment=ludvae_cpu", "model.noise_level_clean=auto",
-                            "model.noise_level_degraded=auto", *common]))
-    degraders = {
-        AWGN: ["degrader=awgn", "degrader.sigma=[5,50]"],
-        "LUD-VAE (unpaired)": ["degrader=ludvae", f"degrader.ckpt={best_checkpoint(ludvae_run)}"],
-        "SeNM-VAE (10 pairs)": ["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}",
-                                "degrader.level=paired"],
-        # its decoder's rendering of the content shifts colours (docs/results.md): keep the clean low frequencies
-        "SeNM-VAE (10 pairs), lowpass 3": ["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}",
-                                           "degrader.level=paired", "degrader.lowpass_sigma=3"],
-    }
-    deflow_run = None
-    if not args.no_deflow:  # the other semi-supervised model, on the same three domains
+    senmvae_run = ludvae_run = deflow_run = None
+    if rows & {"senmvae", "senmvae-lowpass"}:
+        senmvae_run = (Path(args.senmvae_run).resolve() if args.senmvae_run
+                       else run(["train", "experiment=senmvae_cpu", *common]))
+    if "ludvae" in rows:
+        ludvae_run = (Path(args.ludvae_run).resolve() if args.ludvae_run
+                      else run(["train", "experiment=ludvae_cpu", "model.noise_level_clean=auto",
+                                "model.noise_level_degraded=auto", *common]))
+    if "deflow" in rows:  # the other semi-supervised model, on the same three domains
         deflow_run = (Path(args.deflow_run).resolve() if args.deflow_run
                       else run(["train", "experiment=deflow_cpu", "model.pairs=true", *common]))
-        degraders["DeFlow (10 pairs, eq. 5)"] = ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"]
+    options = {
+        "awgn": (AWGN, lambda: ["degrader=awgn", "degrader.sigma=[5,50]"]),
+        "ludvae": ("LUD-VAE (unpaired)", lambda: ["degrader=ludvae", f"degrader.ckpt={best_checkpoint(ludvae_run)}"]),
+        "senmvae": ("SeNM-VAE (10 pairs)", lambda: ["degrader=senmvae",
+                                                    f"degrader.ckpt={best_checkpoint(senmvae_run)}",
+                                                    "degrader.level=paired"]),
+        # its decoder's rendering of the content shifts colours (docs/results.md): keep the clean low frequencies
+        "senmvae-lowpass": ("SeNM-VAE (10 pairs), lowpass 3", lambda: ["degrader=senmvae",
+                                                                       f"degrader.ckpt={best_checkpoint(senmvae_run)}",
+                                                                       "degrader.level=paired",
+                                                                       "degrader.lowpass_sigma=3"]),
+        "deflow": ("DeFlow (10 pairs, eq. 5)", lambda: ["degrader=deflow",
+                                                        f"degrader.ckpt={best_checkpoint(deflow_run)}"]),
+    }
+    degraders = {name: overrides() for key, (name, overrides) in options.items() if key in rows}
 
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs from the source tiles
     judged, judged_runs, pairs = judge_and_synthesize(degraders, test, data / "source", out, args.samples, args.seed)
@@ -113,8 +134,8 @@ def main() -> None:
     rows = [["noisy input", "-", "-", "-", "-", f"{identity['input/psnr']:.2f}", f"{identity['input/ssim']:.3f}",
              f"{identity['input/lpips']:.3f}" if "input/lpips" in identity else "n/a", "-", "-"]]
     results = {"input": {"psnr": identity["input/psnr"], "ssim": identity["input/ssim"]}, "data": args.data,
-               "seeds": seeds, "senmvae_run": str(senmvae_run), "ludvae_run": str(ludvae_run),
-               "deflow_run": str(deflow_run) if deflow_run else None}
+               "seeds": seeds, **{f"{model}_run": str(path) if path else None for model, path in
+                                  (("senmvae", senmvae_run), ("ludvae", ludvae_run), ("deflow", deflow_run))}}
 
     def number(value, digits: int) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
@@ -130,7 +151,8 @@ def main() -> None:
                      noise_std_cell(degradation), plus_minus(scores["psnr"]), plus_minus(scores["ssim"], 3),
                      plus_minus(lpips, 3) if lpips else "n/a",
                      "-" if name == ALONE else verdict(scores["psnr"], results[ALONE]["psnr"]),
-                     "-" if name.startswith((ALONE, AWGN)) else verdict(scores["psnr"], results[with_awgn]["psnr"])])
+                     "-" if name.startswith((ALONE, AWGN)) or with_awgn not in results
+                     else verdict(scores["psnr"], results[with_awgn]["psnr"])])
         results[name] = {**scores, "degradation": degradation, "pairs": [str(f) for f in folders]}
         named_runs += [(name, Path(e)) for e in scores["eval_runs"]]
         named_runs += [(name, judged_runs[degrader])] if degrader in judged_runs else []
@@ -140,7 +162,8 @@ def main() -> None:
     table = markdown_table(["training data for DRUNet", "KLD", "AKLD", "FID", "noise std synthetic / real",
                             "PSNR (dB)", "SSIM", "LPIPS", "vs 10 pairs alone", "vs AWGN + 10 pairs"], rows)
     header = (f"# SeNM-VAE pipeline on {args.data} (test pairs: {test})\n\n"
-              f"SeNM-VAE: {senmvae_run}; LUD-VAE: {ludvae_run}; DeFlow: {deflow_run or 'left out'}; DRUNet: experiment=drunet_cpu, {args.steps} steps, "
+              f"SeNM-VAE: {senmvae_run or 'left out'}; LUD-VAE: {ludvae_run or 'left out'}; "
+              f"DeFlow: {deflow_run or 'left out'}; DRUNet: experiment=drunet_cpu, {args.steps} steps, "
               f"seeds {', '.join(map(str, seeds))} (mean ± std over them; win / loss only when the means differ by "
               f"more than the two stds together); {args.samples} synthetic samples per clean tile (seed {args.seed}); "
               f"{time.time() - start:.0f} s in all. KLD / AKLD / FID: the degrader's samples vs the real test "

@@ -5,7 +5,7 @@ builtin photos cut into 76 degraded 128x128 pairs and split as the paper splits 
 clean-only (source) and 33 degraded-only (target) tiles.
 
 1. train SeNM-VAE on the three domains (experiment=senmvae_cpu), semi-supervised DeFlow on the same three
-   (experiment=deflow_cpu model.pairs=true: the pairs through eq. 5; ``--no-deflow`` leaves it out) and LUD-VAE
+   (experiment=deflow_cpu model.pairs=true: the pairs through eq. 5; ``--rows`` chooses the rows) and LUD-VAE
    on the same images without their pairing (experiment=ludvae_cpu, pre-noise from the target folder's blind
    noise reading), each about 15 CPU minutes; none sees the test pairs (``data.test=null``: no test pair
    chooses a checkpoint);
@@ -25,7 +25,7 @@ clean-only (source) and 33 degraded-only (target) tiles.
 Writes results.md / results.json in logs/pipeline_senmvae/<time>/ and prints that folder last.
 Usage: python experiments/senmvae_pipeline.py [--data builtin_semi|builtin_phone_semi] [--seeds 0,1,2]
        [--model-steps N] [--steps N] [--samples K] [--senmvae-run RUN] [--ludvae-run RUN] [--deflow-run RUN]
-       [--no-deflow] [--rows awgn,ludvae,senmvae,senmvae-lowpass,deflow]
+       [--rows awgn,ludvae,senmvae,senmvae-lowpass,deflow]
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ def main() -> None:
     parser.add_argument("--senmvae-run", default=None, help="reuse this SeNM-VAE training run")
     parser.add_argument("--ludvae-run", default=None, help="reuse this LUD-VAE training run (trained on builtin_semi)")
     parser.add_argument("--deflow-run", default=None, help="reuse this semi-supervised DeFlow training run")
-    parser.add_argument("--no-deflow", action="store_true", help="leave the semi-supervised DeFlow row out")
     parser.add_argument("--rows", default=",".join(ROWS),
                         help=f"the degrader rows to run, comma-separated (default: all of {', '.join(ROWS)}); "
                              "the 10-pairs-alone and oracle rows always run")
@@ -92,7 +91,7 @@ def main() -> None:
     steps = [f"trainer.max_steps={args.model_steps}"] if args.model_steps else []
 
     # 1. the degradation models: semi-supervised, and unpaired on the same images
-    rows = set(parse_rows(args.rows)) - ({"deflow"} if args.no_deflow else set())
+    rows = set(parse_rows(args.rows))
     common = [f"data={args.data}", "data.test=null", f"seed={args.seed}", "callbacks.progress.refresh_rate=0", *steps]
     senmvae_run = ludvae_run = deflow_run = None
     if rows & {"senmvae", "senmvae-lowpass"}:
@@ -105,21 +104,19 @@ def main() -> None:
     if "deflow" in rows:  # the other semi-supervised model, on the same three domains
         deflow_run = (Path(args.deflow_run).resolve() if args.deflow_run
                       else run(["train", "experiment=deflow_cpu", "model.pairs=true", *common]))
-    options = {
-        "awgn": (AWGN, lambda: ["degrader=awgn", "degrader.sigma=[5,50]"]),
-        "ludvae": ("LUD-VAE (unpaired)", lambda: ["degrader=ludvae", f"degrader.ckpt={best_checkpoint(ludvae_run)}"]),
-        "senmvae": ("SeNM-VAE (10 pairs)", lambda: ["degrader=senmvae",
-                                                    f"degrader.ckpt={best_checkpoint(senmvae_run)}",
-                                                    "degrader.level=paired"]),
-        # its decoder's rendering of the content shifts colours (docs/results.md): keep the clean low frequencies
-        "senmvae-lowpass": ("SeNM-VAE (10 pairs), lowpass 3", lambda: ["degrader=senmvae",
-                                                                       f"degrader.ckpt={best_checkpoint(senmvae_run)}",
-                                                                       "degrader.level=paired",
-                                                                       "degrader.lowpass_sigma=3"]),
-        "deflow": ("DeFlow (10 pairs, eq. 5)", lambda: ["degrader=deflow",
-                                                        f"degrader.ckpt={best_checkpoint(deflow_run)}"]),
-    }
-    degraders = {name: overrides() for key, (name, overrides) in options.items() if key in rows}
+    degraders = {}  # AWGN first: the later rows are compared with it
+    if "awgn" in rows:
+        degraders[AWGN] = ["degrader=awgn", "degrader.sigma=[5,50]"]
+    if ludvae_run:
+        degraders["LUD-VAE (unpaired)"] = ["degrader=ludvae", f"degrader.ckpt={best_checkpoint(ludvae_run)}"]
+    senmvae = (["degrader=senmvae", f"degrader.ckpt={best_checkpoint(senmvae_run)}", "degrader.level=paired"]
+               if senmvae_run else [])
+    if "senmvae" in rows:
+        degraders["SeNM-VAE (10 pairs)"] = senmvae
+    if "senmvae-lowpass" in rows:  # its decoder's rendering shifts colours (docs/results.md): keep the clean lows
+        degraders["SeNM-VAE (10 pairs), lowpass 3"] = [*senmvae, "degrader.lowpass_sigma=3"]
+    if deflow_run:
+        degraders["DeFlow (10 pairs, eq. 5)"] = ["degrader=deflow", f"degrader.ckpt={best_checkpoint(deflow_run)}"]
 
     # 2. + 3. judge each degrader against the real test pairs, then synthesize pairs from the source tiles
     judged, judged_runs, pairs = judge_and_synthesize(degraders, test, data / "source", out, args.samples, args.seed)

@@ -4,7 +4,7 @@ on the real degraded images. No clean / degraded pair is used: the synthetic ima
 folder, the reference is read from the degraded folder by the blind estimator
 (:func:`~degrade_lab.metrics.pooled_noise.pooled_noise`: multi-scale stds and the noise level function).
 
-Two statistics of the synthetic images (``statistic``):
+Three statistics of the synthetic images (``statistic``):
 
 * ``reading`` (LUD-VAE, SeNM-VAE): the same blind estimator on the synthetic images, so that its bias on
   correlated noise cancels. It reads weak-texture patches only, so it measures a model whose noise is as
@@ -75,11 +75,14 @@ def synthesize(degrader, clean: list[torch.Tensor], option: str, value: float, s
     return synthetic
 
 
+def reading_of(images: list[torch.Tensor], label: str) -> dict:
+    """The pooled noise reading of ``images`` (:data:`PATCHES` patches in all), each named ``label i``."""
+    return pooled_noise(((f"{label} {i}", image) for i, image in enumerate(images)), len(images), max_patches=PATCHES)
+
+
 def synthetic_reading(degrader, clean: list[torch.Tensor], option: str, value: float, seed: int = 0) -> dict:
     """The pooled noise reading of the synthetic images (:func:`synthesize`)."""
-    synthetic = synthesize(degrader, clean, option, value, seed)
-    return pooled_noise(((f"synthetic {i}", image) for i, image in enumerate(synthetic)), len(synthetic),
-                        max_patches=PATCHES)
+    return reading_of(synthesize(degrader, clean, option, value, seed), "synthetic")
 
 
 def operated(degrader, clean: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -147,9 +150,8 @@ def calibrate(degrader, clean: list[torch.Tensor], reference: dict, option: str,
             readings[value] = synthetic_reading(degrader, clean, option, value, seed)
             return noise_distance(readings[value], reference)
         if statistic == "residual_reading":
-            fields = residual_fields(synthesize(degrader, clean, option, value, seed), references)
-            readings[value] = pooled_noise(((f"residual {i}", field) for i, field in enumerate(fields)), len(fields),
-                                           max_patches=PATCHES)
+            readings[value] = reading_of(residual_fields(synthesize(degrader, clean, option, value, seed), references),
+                                         "residual")
             return noise_distance(readings[value], reference)
         std = residual_std(synthesize(degrader, clean, option, value, seed), references)
         readings[value] = {"residual_std": std}

@@ -54,17 +54,15 @@ class NoiseMatch(Metric):
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, synthetic: torch.Tensor, clean: torch.Tensor | None = None) -> None:
+        if self.statistic != "reading" and clean is None:
+            raise ValueError(f"NoiseMatch(statistic={self.statistic!r}) needs the clean images: "
+                             "update(synthetic, clean)")
         if self.statistic == "residual":
-            if clean is None:
-                raise ValueError("NoiseMatch(statistic='residual') needs the clean images: update(synthetic, clean)")
             total, count = residual_sums(list(synthetic.detach()), list(clean.detach()))
             self.squares += total
             self.count += count
             return
         if self.statistic == "residual_reading":
-            if clean is None:
-                raise ValueError("NoiseMatch(statistic='residual_reading') needs the clean images: "
-                                 "update(synthetic, clean)")
             synthetic = residual_fields(list(synthetic.detach()), list(clean.detach()))
         for image in synthetic:
             self.pixels.append(image.detach().float().cpu().flatten())

@@ -14,7 +14,11 @@
    more than the two stds together, else ``tie``).
 
 Writes results.md / results.json in logs/demo/<time>/ and prints that folder last.
+``--precision fp32`` trains in fp32 even where the CPU has fast bf16 (``auto``, the default, uses bf16 autocast
+there): how to check on one machine that the table's ordering does not depend on the precision.
+
 Usage: python experiments/dncnn_demo.py [--data builtin|builtin_phone] [--seeds 0,1,2] [--steps N] [--samples K]
+       [--precision auto|fp32]
 """
 
 from __future__ import annotations
@@ -48,7 +52,10 @@ def main() -> None:
     parser.add_argument("--data", default="builtin", choices=["builtin", "builtin_phone"], help="builtin dataset")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthesis")
     parser.add_argument("--seeds", default="0,1,2", help="DnCNN training seeds (comma-separated)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32"],
+                        help="auto: bf16 autocast where the CPU has fast bf16, else fp32; fp32: always fp32")
     args = parser.parse_args()
+    precision = cpu_bf16_precision() if args.precision == "auto" else "32-true"
     seeds = parse_seeds(args.seeds)
     start = time.time()
     out = project_root() / "logs" / "demo" / time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -86,10 +93,10 @@ def main() -> None:
     rows.append(["noisy input", "-", f"{metrics['input/psnr']:.2f}", f"{metrics['input/ssim']:.3f}",
                  f"{metrics['input/lpips']:.3f}" if "input/lpips" in metrics else "n/a", "-", "-"])
     results["input"] = {"psnr": metrics["input/psnr"], "ssim": metrics["input/ssim"], "lpips": metrics.get("input/lpips")}
-    results.update(seeds=seeds, data=args.data)
+    results.update(seeds=seeds, data=args.data, precision=precision)
     named_runs = [("noisy input", identity)]
     for name, pairs in training_sets.items():
-        scores = train_and_evaluate_seeds("dncnn_cpu", pairs, test, args.steps, seeds)
+        scores = train_and_evaluate_seeds("dncnn_cpu", pairs, test, args.steps, seeds, [f"trainer.precision={precision}"])
         lpips = [v for v in scores["lpips"] if v is not None]
         gain = [value - results["input"]["psnr"] for value in scores["psnr"]]
         rows.append([f"DnCNN trained on {name}", described[name], plus_minus(scores["psnr"]),
@@ -101,9 +108,10 @@ def main() -> None:
     results["report"] = str(figure)
 
     table = markdown_table(["method", "training pairs", "PSNR (dB)", "SSIM", "LPIPS", "gain (dB)", "vs AWGN"], rows)
-    precision = {"bf16-mixed": "bf16 autocast", "32-true": "fp32: this CPU has no fast bf16"}[cpu_bf16_precision()]
+    precision_label = {"bf16-mixed": "bf16 autocast", "32-true": "fp32" + (
+        ": this CPU has no fast bf16" if cpu_bf16_precision() == "32-true" else ", chosen (--precision fp32)")}[precision]
     header = (f"# DnCNN demo on the {args.data} test pairs ({test})\n\n"
-              f"{args.steps} steps per DnCNN (experiment=dncnn_cpu, {precision}), seeds {', '.join(map(str, seeds))} "
+              f"{args.steps} steps per DnCNN (experiment=dncnn_cpu, {precision_label}), seeds {', '.join(map(str, seeds))} "
               "(mean ± std over them; vs AWGN: win / loss only when the means differ by more than the two stds "
               f"together), {args.samples} samples per clean image (seed {args.seed}), {time.time() - start:.0f} s "
               f"in all on {os.cpu_count()} CPU cores. Figure and degrader scores (KLD, AKLD, FID): {figure}/report.md\n\n")

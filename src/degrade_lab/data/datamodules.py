@@ -75,6 +75,7 @@ class DomainDataModule(pl.LightningDataModule):
         if not train_domains:
             raise UserInputError("no training data was given.")
         self.domain_ids = sorted(train_domains)
+        self.train_domains = dict(train_domains)
         self.train_set = ConcatCrops([_Tagged(train_domains[d], d) for d in self.domain_ids])
         self.train_sizes = [len(train_domains[d]) for d in self.domain_ids]
         weights = weights or {}
@@ -103,6 +104,11 @@ class DomainDataModule(pl.LightningDataModule):
             files = self.noise_reference_files
             self._noise_reference = pooled_noise(((str(f), read_image(f)) for f in files), len(files))
         return self._noise_reference
+
+    def domain_files(self) -> tuple[list[Path], list[Path]]:
+        """The image files of the clean (source) and degraded (target) training domains, ``[]`` for one it lacks:
+        what calibration and the automatic pre-noise read, whatever data set the module was built from."""
+        return tuple(files_of(self.train_domains[d]) if d in self.train_domains else [] for d in (D.SOURCE, D.TARGET))
 
     # ---- loaders -------------------------------------------------------------------------
     def _loader_kwargs(self) -> dict:
@@ -187,7 +193,10 @@ NOISE_REFERENCE_IMAGES, UNPAIRED_VALIDATION_IMAGES = 64, 16
 
 def _pairs(folder, scale, crop, degrader=None, seed: int = 0):
     """Pairs from a paired folder (clean/ + degraded/), or, for a folder of clean images only and an
-    on-the-fly degrader, pairs that degrader makes with fixed per-image seeds."""
+    on-the-fly degrader, pairs that degrader makes with fixed per-image seeds; a data set's own pairs
+    (a :class:`~torch.utils.data.Dataset`, e.g. SIDD's validation blocks) as they are."""
+    if isinstance(folder, Dataset):
+        return folder
     if not folder:
         return None
     root = Path(folder).expanduser()
@@ -243,13 +252,13 @@ class PairedDataModule(DomainDataModule):
 
     def __init__(self, paired=None, source=None, degrader=None, test=None, val=None, scale: int = 1,
                  crop_size: int = 64, val_crop: int | None = None, augment: bool = True,
-                 degrader_ckpt: str | None = None, pairs=None, **loader):
+                 degrader_ckpt: str | None = None, pairs=None, source_files=None, **loader):
         scale = int(scale)
         if paired or pairs is not None:
             domains = {D.PAIRED: paired_crops(paired, crop_size, scale, augment, "a restorer", pairs)}
             degrader = None
-        elif source and degrader is not None:
-            domains = {D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", "a restorer")}
+        elif (source or source_files is not None) and degrader is not None:
+            domains = {D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", "a restorer", source_files)}
             degrader = build_degrader(degrader, degrader_ckpt)
             if getattr(degrader, "scale", 1) != scale:
                 raise UserInputError(
@@ -358,7 +367,13 @@ def folders(
     without its pairing; ``paired`` (a restorer) the ``num_paired`` pairs alone. The data module's
     ``split_record`` lists the names per domain (the train task saves it as ``split.json``).
     ``clean_validation``: a ``semi`` model that scores its synthesis without pairs (the train task sets it from
-    the model's ``unpaired_monitor``) validates on clean images when no validation pairs are given."""
+    the model's ``unpaired_monitor``) validates on clean images when no validation pairs are given.
+    ``kind="test"`` returns the test pairs alone (a dataset, what ``evaluate`` scores), as every data set's
+    factory does."""
+    if kind == "test":  # what evaluate scores: the test pairs alone
+        if not test:
+            raise UserInputError("no test pairs: set data.test=DIR (a folder with clean/ and degraded/).")
+        return PairedImageDataset(test, scale=int(scale))
     if kind not in KINDS:
         raise UserInputError(f"unknown data kind '{kind}' (paired, unpaired or semi).")
     common = {"test": test, "val": val, "scale": scale, "crop_size": crop_size, "val_crop": val_crop,

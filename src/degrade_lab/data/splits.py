@@ -26,13 +26,17 @@ def split_pairs(paired: str | Path, num_pairs: int, seed: int = 0, scale: int = 
     """``{"paired", "source", "target"}`` lists of pairs of folder ``paired`` (source keeps the clean
     side of its pairs, target the degraded side). ``unpaired=False``: the caller wants the pairs only
     (a restorer trained on the N pairs), and the rest may be empty."""
-    pairs = find_pairs(paired, scale)
+    return split_pair_list(find_pairs(paired, scale), num_pairs, seed, unpaired, f"paired folder '{paired}'")
+
+
+def split_pair_list(pairs: list[Pair], num_pairs: int, seed: int = 0, unpaired: bool = True,
+                    where: str = "the paired set") -> dict[str, list[Pair]]:
+    """:func:`split_pairs` of a list of pairs (a data set's training pairs, e.g. SIDD's)."""
     spare = 2 if unpaired else 0
     if not 0 <= int(num_pairs) <= len(pairs) - spare:
         need = f"{num_pairs} + at least 2 for the unpaired source and target domains" if unpaired else str(num_pairs)
         raise UserInputError(
-            f"paired folder '{paired}' has {len(pairs)} pairs, fewer than asked for: data.num_paired={num_pairs} "
-            f"needs {need}."
+            f"{where} has {len(pairs)} pairs, fewer than asked for: data.num_paired={num_pairs} needs {need}."
         )
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(int(seed))).tolist()
     kept, rest = order[: int(num_pairs)], order[int(num_pairs):]
@@ -46,14 +50,6 @@ def unpaired_files(split: dict[str, list[Pair]]) -> tuple[list[Path], list[Path]
     clean-only side, and the degraded images of the pairs and of the degraded-only side."""
     return ([clean for _, clean, _ in split["paired"] + split["source"]],
             [degraded for _, _, degraded in split["paired"] + split["target"]])
-
-
-def split_domains(data) -> tuple[list[Path], list[Path]]:
-    """:func:`unpaired_files` of the split a data config asks for (``split_from``, ``num_paired``, ``split_seed``,
-    ``scale``): the clean and degraded images a ``data.split_from`` run's model sees."""
-    split = split_pairs(data["split_from"], int(data["num_paired"]), int(data.get("split_seed") or 0),
-                        int(data.get("scale") or 1))
-    return unpaired_files(split)
 
 
 def describe(split: dict[str, list[Pair]], paired: str | Path, seed: int) -> dict:

@@ -24,11 +24,10 @@ import torch
 from omegaconf import DictConfig
 
 from degrade_lab.data.datasets import spread
-from degrade_lab.data.splits import split_domains
 from degrade_lab.data.transforms import center_crop
 from degrade_lab.degradations import calibration
 from degrade_lab.errors import UserInputError
-from degrade_lab.tasks.common import markdown_table, output_dir, save_config, task_device
+from degrade_lab.tasks.common import domain_files, markdown_table, output_dir, save_config, task_device
 from degrade_lab.utils.checkpoint import load_model, store_calibration
 from degrade_lab.utils.io import atomic_write_json, atomic_write_text, list_images, read_image
 from degrade_lab.utils.runs import write_summary
@@ -80,8 +79,10 @@ def calibrate_checkpoint(ckpt: str | Path, source: Images | None = None, target:
         raise UserInputError(f"checkpoint '{ckpt}' holds a {type(module).__name__}, which has nothing to calibrate "
                              "(calibration tunes degradation models: model=ludvae, senmvae).")
     data = record["config"].get("data") or {}
-    if not (source or target or data.get("source")) and data.get("split_from"):  # the run's split: its two domains
-        source, target = split_domains(data)
+    if not (source and target) and not (data.get("source") and data.get("target")) and data.get("_target_"):
+        # the run's own two domains when they are not plain folders (a data.split_from split, SIDD, ...)
+        clean, degraded = domain_files(data)
+        source, target = source or clean, target or degraded
     source, target = source or data.get("source"), target or data.get("target")
     if not source or not target:
         raise UserInputError("calibrate needs clean images to synthesize from and the degraded folder to match: "

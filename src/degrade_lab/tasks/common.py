@@ -59,3 +59,31 @@ def metric_notes(labels: dict, unavailable: dict) -> str:
     lines = [f"- `{key}`: {label}" for key, label in labels.items()]
     lines += [f"- `{key}` unavailable: {reason}" for key, reason in unavailable.items()]
     return ("Weights and notes:\n\n" + "\n".join(lines) + "\n") if lines else ""
+
+
+def build_data(data, **options):
+    """A data config's factory called with ``options`` (nested configs such as a degrader are passed as they are);
+    a :class:`~degrade_lab.errors.UserInputError` it raises comes out as itself, not wrapped by Hydra."""
+    import hydra
+
+    from degrade_lab.errors import UserInputError
+
+    try:
+        return hydra.utils.instantiate(data, **options, _recursive_=False)
+    except hydra.errors.InstantiationException as err:
+        if isinstance(err.__cause__, UserInputError):
+            raise err.__cause__ from None
+        raise
+
+
+def test_pairs(cfg: DictConfig, scale: int):
+    """The test pairs of the run's data set (``data=folders data.test=DIR``, ``data=sidd data.root=DIR``, ...): its
+    factory called with ``kind="test"``, at the degradation's ``scale``."""
+    return build_data(cfg.data, kind="test", scale=int(scale))
+
+
+def domain_files(data) -> tuple[list[Path], list[Path]]:
+    """The clean and the degraded training images of a run's data config, whatever the data set (folders, a
+    ``data.split_from`` split, SIDD, ...): its factory built as for an unpaired model (``kind="unpaired"``).
+    Stops with the factory's message when the config has no such images."""
+    return build_data(data, kind="unpaired").domain_files()

@@ -17,7 +17,6 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from degrade_lab.data.datasets import PairedImageDataset
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import psnr, ssim
@@ -30,6 +29,7 @@ from degrade_lab.tasks.common import (
     save_config,
     save_examples,
     task_device,
+    test_pairs,
 )
 from degrade_lab.utils.checkpoint import load_model
 from degrade_lab.utils.inference import self_ensemble, tiled
@@ -94,7 +94,12 @@ def _table(per_level: dict, parameter: str | None, restored: bool) -> str:
 
 def _check_sizes(dataset, crop: int) -> None:
     """Every clean test image (headers only) must leave SSIM's 11 x 11 window after the border crop."""
-    files = [clean for _, clean, _ in dataset.pairs] if hasattr(dataset, "pairs") else [p for _, p in dataset.items]
+    if hasattr(dataset, "pairs"):
+        files = [clean for _, clean, _ in dataset.pairs]
+    elif hasattr(dataset, "items"):
+        files = [p for _, p in dataset.items]
+    else:  # a data set's own arrays (SIDD's 256 x 256 blocks): nothing small to refuse
+        return
     for file in files:
         height, width = image_size(file)
         if min(height, width) - 2 * crop < SSIM_WINDOW:
@@ -142,7 +147,7 @@ def _groups(cfg: DictConfig, scale: int) -> list:
     sweep = cfg.get("sweep") or {}
     levels = list(sweep.get("values") or []) if sweep.get("degrader") else []
     if not levels:
-        return [(None, PairedImageDataset(cfg.data.test, scale=scale))]
+        return [(None, test_pairs(cfg, scale))]
     return [(value, _sweep_dataset(cfg, sweep, value)) for value in levels]
 
 

@@ -35,7 +35,6 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from degrade_lab.data.datasets import PairedImageDataset
 from degrade_lab.data.transforms import center_crop
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
@@ -50,6 +49,7 @@ from degrade_lab.tasks.common import (
     save_config,
     save_examples,
     task_device,
+    test_pairs,
 )
 from degrade_lab.tasks.synthesize import image_seed
 from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
@@ -110,7 +110,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     degrader, scale = _load_degrader(cfg)
     device = task_device(cfg)
     degrader.to(device).eval()
-    dataset = PairedImageDataset(cfg.data.test, scale=scale)
+    dataset = test_pairs(cfg, scale)
     samples, mmd_samples = int(cfg.metrics.samples), int(cfg.metrics.mmd_samples)
     has_latents = hasattr(degrader, "latent_samples") and mmd_samples > 1
     unavailable, labels = {}, {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import warnings
 from contextlib import nullcontext
@@ -15,9 +16,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from degrade_lab.callbacks.random_state import RandomState
 from degrade_lab.callbacks.run_record import RunRecord
-from degrade_lab.data.splits import split_domains
 from degrade_lab.errors import UserInputError
-from degrade_lab.tasks.common import output_dir, save_config
+from degrade_lab.tasks.common import domain_files, output_dir, save_config
 from degrade_lab.utils.checkpoint import AtomicCheckpointIO, read_checkpoint
 from degrade_lab.utils.io import atomic_write_json, remove_stale_temporaries
 from degrade_lab.utils.lock import OutputLock, is_launcher_process
@@ -105,15 +105,19 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     if resolve is None:
         raise UserInputError(f"model.{next(iter(auto))}=auto: {model_class.__name__} sets nothing automatically.")
     from degrade_lab.metrics.pooled_noise import per_pixel_std
+    from degrade_lab.tasks.calibrate import describe_images
     from degrade_lab.tasks.estimate_noise import estimate_folder
 
     if cfg.data.get("target"):
-        estimate = estimate_folder(cfg.data.target, progress=False)
-    elif cfg.data.get("split_from"):  # a split paired set: the degraded images the model trains on
-        estimate = estimate_folder(cfg.data.split_from, progress=False, files=split_domains(cfg.data)[1])
-    else:
-        raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of data.target: give "
-                             "data.target=DEGRADED_DIR.")
+        estimate, where = estimate_folder(cfg.data.target, progress=False), cfg.data.target
+    else:  # the degraded images the model trains on (a data.split_from split, SIDD, ...)
+        degraded = domain_files(cfg.data)[1]
+        if not degraded:
+            raise UserInputError(f"model.{next(iter(auto))}=auto estimates the noise of the degraded training "
+                                 "images: give data.target=DEGRADED_DIR.")
+        where = describe_images(degraded)
+        estimate = estimate_folder(os.path.commonpath([str(f) for f in degraded]) if len(degraded) > 1
+                                   else degraded[0].parent, progress=False, files=degraded)
     noise_std = per_pixel_std(estimate)
     if noise_std != noise_std:
         raise UserInputError(f"model.{next(iter(auto))}=auto: no noise could be read in the degraded images (no flat, "
@@ -122,7 +126,7 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     with open_dict(cfg):
         cfg.model.update(values)
     atomic_write_json(out / "noise_estimate.json", estimate)
-    log.info("estimated noise std of %s: %.2f; set %s", cfg.data.get("target") or cfg.data.split_from, noise_std,
+    log.info("estimated noise std of %s: %.2f; set %s", where, noise_std,
              ", ".join(f"model.{k}={v}" for k, v in values.items()))
 
 
@@ -131,10 +135,6 @@ def _calibrate_checkpoints(cfg: DictConfig, out: Path, model) -> dict[str, dict]
     images (``data.target``, or the degraded side of a ``data.split_from`` split; ``degrade-lab calibrate``; no
     pair used), the result stored in each; skipped with ``calibrate=false`` or without such images."""
     if not cfg.get("calibrate", True) or not getattr(model, "calibration_option", None):
-        return {}
-    if not ((cfg.data.get("source") and cfg.data.get("target")) or cfg.data.get("split_from")):
-        log.info("not calibrated: calibration needs data.source (clean) and data.target (degraded) folders, "
-                 "or data.split_from.")
         return {}
     from degrade_lab.tasks.calibrate import calibrate_checkpoint
 

@@ -69,7 +69,9 @@ def test_groups_compose_and_instantiate(compose, group, tmp_path):
             assert len(loggers) == len([c for c in (cfg.get("logger") or {}).values() if c])
 
 
-def test_data_configs_instantiate(compose, tiny_folders):
+def test_data_configs_instantiate(compose, tiny_folders, tmp_path):
+    from test_sidd import write_sidd
+
     for data in options("data"):
         overrides = [f"data={data}"]
         if data == "folders":
@@ -77,6 +79,9 @@ def test_data_configs_instantiate(compose, tiny_folders):
                           "data.crop_size=32"]
         if data == "builtin_clean":  # clean images only: the pairs come from a degrader on the fly
             overrides += ["+degrader@data.degrader=awgn"]
+        if data == "sidd":  # a miniature of SIDD as shipped
+            write_sidd(tmp_path / "SIDD")
+            overrides += [f"data.root={tmp_path / 'SIDD'}", "data.crop_size=32"]
         cfg = compose("train", overrides)
         dm = hydra.utils.instantiate(cfg.data, kind="paired", seed=0)
         batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)

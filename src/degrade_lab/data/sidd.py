@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from degrade_lab.data.transforms import center_crop
 from degrade_lab.errors import UserInputError
+from degrade_lab.utils.io import find_file
 from degrade_lab.utils.matfile import mat_shape, read_mat
 
 #: a scene-instance folder's name, e.g. 0052_002_S6_01600_01000_5500_N
@@ -38,13 +39,6 @@ BENCHMARK = ("BenchmarkNoisyBlocksSrgb.mat", "BenchmarkNoisyBlocksSrgb")
 BLOCKS_SHAPE = (40, 32, 256, 256, 3)
 
 Pair = tuple[str, Path, Path]
-
-
-def _find_file(root: Path, name: str) -> Path | None:
-    """The file called ``name`` (any letter case) under ``root``, the shallowest if there are several."""
-    found = sorted((p for p in root.rglob("*") if p.name.lower() == name.lower() and p.is_file()),
-                   key=lambda p: (len(p.parts), str(p)))
-    return found[0] if found else None
 
 
 @dataclass
@@ -112,10 +106,10 @@ def find_sidd(root: str | Path) -> SiddLayout:
         pair = (f"{file.parent.name}/{match.group(2)}", file, noisy)
         (layout.medium if match.group(1) else layout.small).append(pair)
     for side, (name, _) in VALIDATION.items():
-        found = _find_file(root, name)
+        found = find_file(root, name)
         if found is not None:
             layout.validation[side] = found
-    layout.benchmark = _find_file(root, BENCHMARK[0])
+    layout.benchmark = find_file(root, BENCHMARK[0])
     return layout
 
 

@@ -318,6 +318,14 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def find_file(root: Path, name: str) -> Path | None:
+    """The file called ``name`` (any letter case) anywhere under ``root``, the shallowest if there are several: where
+    a user unpacked a data set's part."""
+    found = sorted((p for p in Path(root).rglob("*") if p.name.lower() == name.lower() and p.is_file()),
+                   key=lambda p: (len(p.parts), str(p)))
+    return found[0] if found else None
+
+
 def relative_stems(files: Iterable[Path], root: Path) -> dict[str, Path]:
     """Map each file's path relative to ``root`` without suffix (``sub/name``) to the file.
 

@@ -25,7 +25,8 @@ def is_v73(path: str | Path) -> bool:
     return head[512:520] == _HDF5_SIGNATURE or head[:8] == _HDF5_SIGNATURE
 
 
-def _h5py(path: Path):
+def import_h5py(path: Path):
+    """h5py, or an error saying that the v7.3 file ``path`` needs it."""
     try:
         import h5py
     except ImportError as err:
@@ -47,7 +48,7 @@ def mat_shape(path: str | Path, key: str) -> tuple[int, ...]:
     if not path.is_file():
         raise UserInputError(f"MATLAB file '{path}' does not exist.")
     if is_v73(path):
-        with _h5py(path).File(path, "r") as file:
+        with import_h5py(path).File(path, "r") as file:
             _check_key(path, key, list(file.keys()))
             return tuple(reversed(file[key].shape))
     from scipy.io import whosmat
@@ -65,7 +66,7 @@ def read_mat(path: str | Path, key: str) -> np.ndarray:
     if not path.is_file():
         raise UserInputError(f"MATLAB file '{path}' does not exist.")
     if is_v73(path):
-        h5py = _h5py(path)
+        h5py = import_h5py(path)
         with h5py.File(path, "r") as file:
             _check_key(path, key, list(file.keys()))
             value = file[key]

@@ -67,9 +67,9 @@ def test_report_on_two_runs_writes_the_table_and_figure(compose, tiny_folders, t
     assert printed.strip().splitlines()[-1] == str(out)
     text = (out / "report.md").read_text()
     header = text.splitlines()[2]
-    assert header.startswith("| method | KLD ↓ | AKLD ↓ | PSNR (dB) ↑ | SSIM ↑")
+    assert header.startswith("| method | KLD (NoiseFlow) ↓ | AKLD ↓ | PSNR (dB) ↑ | SSIM ↑")
     row = next(line for line in text.splitlines() if line.startswith("| AWGN |"))
-    kld = json.loads((awgn / "metrics.json").read_text())["degradation/kld"]
+    kld = json.loads((awgn / "metrics.json").read_text())["degradation/kld_noiseflow"]
     psnr = json.loads((restorer / "metrics.json").read_text())["test/psnr"]
     assert f"{kld:.4f}" in row and f"{psnr:.2f}" in row  # one row merges the degrader and restorer runs
     rows = list(csv.DictReader(io.StringIO((out / "report.csv").read_text())))

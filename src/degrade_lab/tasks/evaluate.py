@@ -11,6 +11,7 @@ Restored images are rounded to 8 bits before scoring, as a saved result would be
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import psnr, ssim
-from degrade_lab.metrics.image_quality import SSIM_WINDOW
+from degrade_lab.metrics.image_quality import SSIM_VARIANTS, SSIM_WINDOW
 from degrade_lab.metrics.optional import build_or_explain
 from degrade_lab.tasks.common import (
     markdown_table,
@@ -62,7 +63,8 @@ def _restorer(model, cfg: DictConfig, scale: int):
 
 
 def _sweep_dataset(cfg: DictConfig, sweep, value):
-    """Clean test images degraded by ``sweep.degrader`` with ``sweep.parameter = value`` (fixed seeds)."""
+    """Clean test images degraded by ``sweep.degrader`` with ``sweep.parameter = value`` and the fields of
+    ``sweep.options`` (e.g. ``clip: false``, the synthetic benchmarks' unclipped AWGN), fixed seeds."""
     from omegaconf import OmegaConf, open_dict
 
     from degrade_lab.data.datasets import DegradedImageDataset
@@ -71,6 +73,8 @@ def _sweep_dataset(cfg: DictConfig, sweep, value):
     spec = degrader_config(sweep.degrader) if isinstance(sweep.degrader, str) else sweep.degrader
     spec = OmegaConf.create(OmegaConf.to_container(spec, resolve=True))
     with open_dict(spec):
+        for key, option in (sweep.get("options") or {}).items():
+            OmegaConf.update(spec, str(key), option, merge=False)
         OmegaConf.update(spec, str(sweep.parameter), value, merge=False)
     degrader = build_degrader(OmegaConf.to_container(spec))
     root = Path(str(cfg.data.test)).expanduser()
@@ -151,8 +155,9 @@ def _groups(cfg: DictConfig, scale: int) -> list:
     return [(value, _sweep_dataset(cfg, sweep, value)) for value in levels]
 
 
-def _score(sample: dict, restore, scale: int, crop: int, y_channel: bool, lpips_metric, device) -> tuple[dict, dict]:
-    """One image's row of scores, and its panels (degraded, restored, clean) for the examples."""
+def _score(sample: dict, restore, scale: int, measure: dict, lpips_metric, device) -> tuple[dict, dict]:
+    """One image's row of scores (``measure``: the PSNR and SSIM functions with their conventions bound), and its
+    panels (degraded, restored, clean) for the examples."""
     clean = sample["clean"][None].to(device)
     degraded = sample["degraded"][None].to(device)
     restored = restore(degraded).float() if restore is not None else degraded
@@ -162,10 +167,10 @@ def _score(sample: dict, restore, scale: int, crop: int, y_channel: bool, lpips_
     baseline = imresize(degraded, scale).clamp(0, 1) if scale > 1 else degraded
     row = {
         "name": sample["name"],
-        "test/psnr": float(psnr(restored, clean, crop, y_channel)),
-        "test/ssim": float(ssim(restored, clean, crop, y_channel)),
-        "input/psnr": float(psnr(baseline, clean, crop, y_channel)),
-        "input/ssim": float(ssim(baseline, clean, crop, y_channel)),
+        "test/psnr": float(measure["psnr"](restored, clean)),
+        "test/ssim": float(measure["ssim"](restored, clean)),
+        "input/psnr": float(measure["psnr"](baseline, clean)),
+        "input/ssim": float(measure["ssim"](baseline, clean)),
     }
     if lpips_metric is not None:
         row["test/lpips"] = float(lpips_metric.per_image(restored, clean))
@@ -226,7 +231,12 @@ def evaluate(cfg: DictConfig) -> dict:
     restore = _restorer(model.to(device), cfg, scale) if model is not None else None
     # the default border: the scale for SR (BasicSR's convention), none for denoising
     crop = (scale if scale > 1 else 0) if cfg.metrics.get("crop_border") is None else int(cfg.metrics.crop_border)
-    unavailable, labels = {}, {}
+    y_channel, variant = bool(cfg.metrics.y_channel), str(cfg.metrics.get("ssim", "torchmetrics"))
+    if variant not in SSIM_VARIANTS:
+        raise UserInputError(f"metrics.ssim={variant}: expected one of {', '.join(SSIM_VARIANTS)}.")
+    measure = {"psnr": partial(psnr, crop_border=crop, y_channel=y_channel),
+               "ssim": partial(ssim, crop_border=crop, y_channel=y_channel, variant=variant)}
+    unavailable, labels = {}, {"test/ssim": SSIM_VARIANTS[variant], "input/ssim": SSIM_VARIANTS[variant]}
     lpips_metric = _lpips(cfg, device, unavailable, labels)
     keys = ["test/psnr", "test/ssim", "input/psnr", "input/ssim"]
     keys += ["test/lpips", "input/lpips"] if lpips_metric is not None else []
@@ -239,7 +249,7 @@ def evaluate(cfg: DictConfig) -> dict:
             desc = "evaluate" if value is None else f"evaluate {cfg.sweep.parameter}={value}"
             level_rows = []
             for sample in tqdm(dataset, desc=desc, unit="img", disable=not cfg.progress):
-                row, panels = _score(sample, restore, scale, crop, bool(cfg.metrics.y_channel), lpips_metric, device)
+                row, panels = _score(sample, restore, scale, measure, lpips_metric, device)
                 if value is not None:
                     row[str(cfg.sweep.parameter)] = value
                 if not rows and not level_rows:

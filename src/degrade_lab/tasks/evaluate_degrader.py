@@ -5,8 +5,12 @@ For every test pair (clean, real degraded) the degrader degrades the clean image
 with the real one through the noise ``degraded - reference`` where the reference is the clean image
 at the degraded side's resolution (MATLAB bicubic for SR):
 
-* ``degradation/kld``: noise-histogram KL(real || synthetic) (:mod:`degrade_lab.metrics.noise_kld`);
-* ``degradation/akld``: local-variance KL (:mod:`degrade_lab.metrics.akld`), averaged over samples;
+* ``degradation/kld``: noise-histogram KL(real || synthetic), smoothed (:mod:`degrade_lab.metrics.noise_kld`), and
+  ``degradation/kld_noiseflow``: the same as NoiseFlow defines it (LUD-VAE Table 2);
+* ``degradation/kl_intensity``: SeNM-VAE's grey-level histogram KL(synthetic || real)
+  (:mod:`degrade_lab.metrics.intensity_kl`; SeNM-VAE Tables 1, 6, 7);
+* ``degradation/akld``: local-variance KL as DANet computes it (:mod:`degrade_lab.metrics.akld`), averaged over
+  samples (the papers: ``metrics.samples=50``, and LUD-VAE ``metrics.center_crop=128``);
 * ``degradation/psnr``: synthetic vs reference (how strong the synthetic degradation is), next to
   ``input/psnr``: real vs reference (how strong the real one is);
 * ``degradation/noise_std`` and ``input/noise_std``: the noise standard deviation (0-255);
@@ -39,6 +43,8 @@ from degrade_lab.data.transforms import center_crop
 from degrade_lab.degradations.resize import imresize
 from degrade_lab.errors import UserInputError
 from degrade_lab.metrics import akld, gaussian_mmd, noise_kld, psnr
+from degrade_lab.metrics.intensity_kl import intensity_kl
+from degrade_lab.metrics.noise_kld import noiseflow_kld
 from degrade_lab.metrics.optional import build_or_explain, tiles
 from degrade_lab.metrics.residual import CHANNELS, NAMES, named_statistics, residual_statistics
 from degrade_lab.plots.degradation_sheet import degradation_sheet
@@ -57,7 +63,7 @@ from degrade_lab.utils.runs import count_parameters, write_summary
 
 HISTOGRAM_SPAN = 80  # noise histogram range (grey levels) written for `degrade-lab report`
 RESIDUAL = [f"residual_{name}" for name in NAMES]
-KEYS = ["degradation/kld", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
+KEYS = ["degradation/kld", "degradation/kld_noiseflow", "degradation/kl_intensity", "degradation/akld", "degradation/psnr", "input/psnr", "degradation/noise_std",
         "input/noise_std", *(f"{side}/{key}" for side in ("degradation", "input") for key in RESIDUAL)]
 
 
@@ -76,6 +82,8 @@ def _scores(synthetic: torch.Tensor, real: torch.Tensor, reference: torch.Tensor
     reals, references = real.expand_as(synthetic), reference.expand_as(synthetic)
     row = {
         "degradation/kld": float(noise_kld(synthetic, reals, references).mean()),
+        "degradation/kld_noiseflow": float(noiseflow_kld(synthetic, reals, references).mean()),
+        "degradation/kl_intensity": float(intensity_kl(synthetic, reals).mean()),
         "degradation/akld": float(akld(synthetic, reals, references).mean()),
         "degradation/psnr": float(psnr(synthetic, references).mean()),
         "input/psnr": float(psnr(real, reference).mean()),
@@ -103,6 +111,15 @@ def _load_degrader(cfg: DictConfig):
     return degrader, scale
 
 
+#: what metrics.json says is behind each divergence
+DEFINITIONS = {
+    "degradation/kld": "noise histogram KL(real || synthetic), NoiseFlow bins, (count + 1) / (N + bins) smoothing",
+    "degradation/kld_noiseflow": "noise histogram KL(real || synthetic) as NoiseFlow: unsmoothed, bins both fill",
+    "degradation/kl_intensity": "SeNM-VAE compute_kl.py: grey-level histograms KL(synthetic || real), eps 1e-8",
+    "degradation/akld": "DANet AKLD: 7x7 cv2.getGaussianKernel(7, -1) table, ratio clamped to [0.1, 10]",
+}
+
+
 def evaluate_degrader(cfg: DictConfig) -> dict:
     start = time.time()
     out = output_dir(cfg)
@@ -113,7 +130,8 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     dataset = test_pairs(cfg, scale)
     samples, mmd_samples = int(cfg.metrics.samples), int(cfg.metrics.mmd_samples)
     has_latents = hasattr(degrader, "latent_samples") and mmd_samples > 1
-    unavailable, labels = {}, {}
+    unavailable, labels = {}, dict(DEFINITIONS)
+    centre = int(cfg.metrics.get("center_crop") or 0)
     fid_metric = clean_fid = None
     if cfg.metrics.get("fid"):
         from degrade_lab.metrics.fid import FID
@@ -132,6 +150,8 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
         for sample in tqdm(dataset, desc="evaluate degrader", unit="img", disable=not cfg.progress):
             clean = sample["clean"][None].to(device)
             real = sample["degraded"][None].to(device)
+            if centre:
+                clean, real = center_crop(clean, centre * scale), center_crop(real, centre)
             reference = imresize(clean, 1 / scale).clamp(0, 1) if scale > 1 else clean
             generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), sample["name"]))
             synthetic = quantize_8bit(degrader(clean.expand(samples, -1, -1, -1), generator))
@@ -169,6 +189,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
         metrics.update(fid_values)
     metrics["test/images"] = len(rows)
     metrics["degradation/samples_per_image"] = samples
+    metrics["degradation/center_crop"] = centre
     metrics["labels"], metrics["unavailable"] = labels, unavailable
     tables = _write_outputs(cfg, out, rows, metrics, keys, histogram, sheet, has_latents)
     write_summary(
@@ -183,6 +204,7 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
 def _write_outputs(cfg, out, rows, metrics, keys, histogram, sheet, has_latents) -> str:
     """metrics.csv / .json / .md, noise_histogram.csv and degradation.png; returns the printed tables."""
     samples, fid_crop = metrics["degradation/samples_per_image"], int(cfg.metrics.get("fid_crop", 0))
+    centre = metrics["degradation/center_crop"]
     total = {kind: counts / counts.sum().clamp(min=1) for kind, counts in histogram.items()}
     atomic_write_csv(out / "noise_histogram.csv",
                      [{"noise": int(centre), "real": float(r), "synthetic": float(f)}
@@ -193,12 +215,14 @@ def _write_outputs(cfg, out, rows, metrics, keys, histogram, sheet, has_latents)
     atomic_write_csv(out / "metrics.csv", rows, ["name", *keys])
     atomic_write_json(out / "metrics.json", metrics)
     label = cfg.degrader.get("ckpt") or cfg.degrader.get("_target_")
-    header = ["", "KLD", "AKLD", "FID", "PSNR (dB)", "noise std"] + (["MMD"] if has_latents else [])
-    synthetic_row = ["synthetic", metrics["degradation/kld"], metrics["degradation/akld"],
+    header = ["", "KLD", "KLD (NoiseFlow)", "KL grey (SeNM-VAE)", "AKLD", "FID", "PSNR (dB)", "noise std"]
+    header += ["MMD"] if has_latents else []
+    synthetic_row = ["synthetic", metrics["degradation/kld"], metrics["degradation/kld_noiseflow"],
+                     metrics["degradation/kl_intensity"], metrics["degradation/akld"],
                      metrics.get("degradation/fid", "n/a"), metrics["degradation/psnr"],
                      metrics["degradation/noise_std"]]
-    real_row = ["real", 0.0, 0.0, 0.0, metrics["input/psnr"], metrics["input/noise_std"]]
-    clean_row = ["clean (no degradation)", "", "", metrics.get("input/fid", "n/a"), "", 0.0]
+    real_row = ["real", 0.0, 0.0, 0.0, 0.0, 0.0, metrics["input/psnr"], metrics["input/noise_std"]]
+    clean_row = ["clean (no degradation)", "", "", "", "", metrics.get("input/fid", "n/a"), "", 0.0]
     if has_latents:
         synthetic_row.append(metrics["degradation/mmd"])
         real_row.append("")
@@ -211,8 +235,9 @@ def _write_outputs(cfg, out, rows, metrics, keys, histogram, sheet, has_latents)
     atomic_write_text(
         out / "metrics.md",
         f"# Degradation model evaluation: {label}\n\nTest pairs: `{cfg.data.test}` ({len(rows)} images, "
-        f"{samples} synthetic samples each). KLD = KL(real || synthetic) of noise histograms; AKLD as in "
-        "DANet; FID against the real degraded images "
+        f"{samples} synthetic samples each{f', {centre} x {centre} centre crops' if centre else ''}). "
+        "KLD = KL(real || synthetic) of noise histograms (smoothed; NoiseFlow's unsmoothed definition next to it); "
+        "KL grey = SeNM-VAE's KL(synthetic || real) of grey-level histograms; AKLD as in DANet; FID against the real degraded images "
         f"({fid_crop}x{fid_crop} tiles); PSNR against the clean reference; MMD between q(z|x) and q(z|y) "
         f"(LUD-VAE).\n\n{table}\n\nDoes the degradation keep the content? The residual's mean per channel (a colour cast) and "
         "the std of its low-pass (Gaussian, 3 px) and high-pass parts, grey levels; real sensor noise is zero-mean "

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -70,6 +71,8 @@ def test_groups_compose_and_instantiate(compose, group, tmp_path):
 
 
 def test_data_configs_instantiate(compose, tiny_folders, tmp_path):
+    from conftest import save_rgb, smooth_image
+    from test_named_sets import write_div2k, write_lol, write_realsr
     from test_sidd import write_sidd
 
     for data in options("data"):
@@ -82,6 +85,18 @@ def test_data_configs_instantiate(compose, tiny_folders, tmp_path):
         if data == "sidd":  # a miniature of SIDD as shipped
             write_sidd(tmp_path / "SIDD")
             overrides += [f"data.root={tmp_path / 'SIDD'}", "data.crop_size=32"]
+        if data in ("aim19", "ntire20"):  # no training pairs: the clean images degraded on the fly
+            overrides += [f"data.root={write_realsr(tmp_path / data, data)}", "data.crop_size=32",
+                          "+degrader@data.degrader=bicubic"]
+        if data == "div2k":
+            overrides += [f"data.root={write_div2k(tmp_path / 'DIV2K')}", "data.crop_size=32"]
+        if data == "lol":
+            overrides += [f"data.root={write_lol(tmp_path / 'lowlight')}", "data.crop_size=32"]
+        if data == "testset":  # clean test images only: what evaluate's sweeps degrade
+            save_rgb(tmp_path / "sets" / "CBSD68" / "0.png", smooth_image(np.random.default_rng(0), 32, 32))
+            cfg = compose("evaluate", [*overrides, f"data.root={tmp_path / 'sets'}"])
+            assert len(hydra.utils.instantiate(cfg.data, kind="clean")) == 1
+            continue
         cfg = compose("train", overrides)
         dm = hydra.utils.instantiate(cfg.data, kind="paired", seed=0)
         batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)

@@ -16,6 +16,7 @@ run's sampler starts right there.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from degrade_lab.data.datasets import (
     files_of,
     spread,
 )
+from degrade_lab.data.pairing import PairFolder
 from degrade_lab.data.samplers import DomainBatchSampler
 from degrade_lab.degradations.build import build_degrader
 from degrade_lab.errors import UserInputError
@@ -199,8 +201,9 @@ def _pairs(folder, scale, crop, degrader=None, seed: int = 0):
         return folder
     if not folder:
         return None
-    root = Path(folder).expanduser()
-    if degrader is not None and root.is_dir() and not (root / "clean").is_dir():
+    spec = PairFolder.of(folder)
+    root = spec.root
+    if degrader is not None and spec.plain and root.is_dir() and not (root / "clean").is_dir():
         # its own copy: training moves the on-the-fly degrader to the accelerator, validation stays on CPU
         return DegradedImageDataset(root, copy.deepcopy(degrader), seed=seed, crop=crop)
     return PairedImageDataset(folder, scale=scale, crop=crop)
@@ -210,7 +213,7 @@ def _folders(value) -> list:
     """A folder setting: one folder or a list of them (``data.paired=[DIR1,DIR2]``)."""
     if value is None or value == "":
         return []
-    return [value] if isinstance(value, (str, Path)) else list(value)
+    return [value] if isinstance(value, (str, Path, Mapping)) else list(value)
 
 
 def _concat(datasets: list[Dataset]) -> Dataset:

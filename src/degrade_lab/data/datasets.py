@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from degrade_lab.data.pairing import find_pairs
 from degrade_lab.data.transforms import (
     center_crop,
     center_offset,
@@ -60,38 +61,6 @@ def _check_min_size(files: list[Path], size: int, what: str) -> None:
                 f"{what} image '{file}' is {height}x{width}, smaller than the {size}x{size} crop; "
                 "lower the crop size (data.crop_size) or remove the image."
             )
-
-
-def find_pairs(root: str | Path, scale: int = 1) -> list[tuple[str, Path, Path]]:
-    """Match ``root/clean/NAME.*`` with ``root/degraded/NAME.*`` by stem (sub-folders included).
-
-    Returns ``(name, clean_path, degraded_path)`` sorted by name. Unmatched stems and pairs whose
-    sizes disagree (clean = degraded x scale) raise :class:`UserInputError`.
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise UserInputError(f"paired folder '{root}' does not exist.")
-    clean = relative_stems(list_images(root / "clean", "clean folder of a paired set"), root / "clean")
-    degraded = relative_stems(list_images(root / "degraded", "degraded folder of a paired set"), root / "degraded")
-    only_clean, only_degraded = sorted(clean.keys() - degraded.keys()), sorted(degraded.keys() - clean.keys())
-    if only_clean or only_degraded:
-        lines = [f"paired folder '{root}': file stems in clean/ and degraded/ do not match."]
-        if only_clean:
-            lines.append(f"  only in clean/ ({len(only_clean)}): {', '.join(only_clean[:5])}")
-        if only_degraded:
-            lines.append(f"  only in degraded/ ({len(only_degraded)}): {', '.join(only_degraded[:5])}")
-        raise UserInputError("\n".join(lines))
-    pairs = [(name, clean[name], degraded[name]) for name in sorted(clean)]
-    for name, clean_path, degraded_path in pairs:
-        ch, cw = image_size(clean_path)
-        dh, dw = image_size(degraded_path)
-        # SR pairs may have a clean side cropped to a multiple of the scale
-        if not (dh * scale <= ch < (dh + 1) * scale and dw * scale <= cw < (dw + 1) * scale):
-            raise UserInputError(
-                f"pair '{name}': clean '{clean_path}' is {ch}x{cw} but degraded '{degraded_path}' is "
-                f"{dh}x{dw}; with scale {scale} the clean side must be {dh * scale}x{dw * scale}."
-            )
-    return pairs
 
 
 class ImageFolderDataset(Dataset):
@@ -177,8 +146,8 @@ class PairedImageDataset(Dataset):
     A clean image whose size is not a multiple of ``scale`` is cropped to one, with a warning.
     """
 
-    def __init__(self, root: str | Path, scale: int = 1, crop: int | None = None):
-        self.pairs = find_pairs(root, scale)
+    def __init__(self, root, scale: int = 1, crop: int | None = None, pairs: list[tuple[str, Path, Path]] | None = None):
+        self.pairs = list(pairs) if pairs is not None else find_pairs(root, scale)
         self.scale, self.crop = scale, crop
         for _, clean_path, _ in self.pairs:
             height, width = image_size(clean_path)
@@ -211,11 +180,15 @@ class DegradedImageDataset(Dataset):
     every run sees the same pairs. Items carry the degrader's recorded ``parameters`` (sigma, ...).
     Clean images are cropped to a multiple of the degrader's scale (and centre-cropped to ``crop``)."""
 
-    def __init__(self, root: str | Path, degrader, seed: int = 0, crop: int | None = None):
+    def __init__(self, root: str | Path | None, degrader, seed: int = 0, crop: int | None = None,
+                 files: list[Path] | None = None):
         import hashlib
 
-        files = list_images(root, "clean image folder")
-        self.names = relative_stems(files, Path(root).expanduser())
+        if files is not None:  # a data set's clean test images (e.g. a classic test set), named by stem
+            self.names = relative_stems(files, Path(files[0]).parent) if len({f.parent for f in files}) == 1 \
+                else {f.stem: f for f in files}
+        else:
+            self.names = relative_stems(list_images(root, "clean image folder"), Path(root).expanduser())
         self.degrader, self.crop, self.scale = degrader, crop, int(getattr(degrader, "scale", 1))
         self.seeds = {name: int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16)
                       for name in self.names}

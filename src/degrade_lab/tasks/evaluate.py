@@ -24,6 +24,7 @@ from degrade_lab.metrics import psnr, ssim
 from degrade_lab.metrics.image_quality import SSIM_VARIANTS, SSIM_WINDOW
 from degrade_lab.metrics.optional import build_or_explain
 from degrade_lab.tasks.common import (
+    build_data,
     markdown_table,
     metric_notes,
     output_dir,
@@ -68,6 +69,7 @@ def _sweep_dataset(cfg: DictConfig, sweep, value):
     from omegaconf import OmegaConf, open_dict
 
     from degrade_lab.data.datasets import DegradedImageDataset
+    from degrade_lab.data.pairing import PairFolder
     from degrade_lab.degradations.build import build_degrader, degrader_config
 
     spec = degrader_config(sweep.degrader) if isinstance(sweep.degrader, str) else sweep.degrader
@@ -77,8 +79,11 @@ def _sweep_dataset(cfg: DictConfig, sweep, value):
             OmegaConf.update(spec, str(key), option, merge=False)
         OmegaConf.update(spec, str(sweep.parameter), value, merge=False)
     degrader = build_degrader(OmegaConf.to_container(spec))
-    root = Path(str(cfg.data.test)).expanduser()
-    return DegradedImageDataset(root / "clean" if (root / "clean").is_dir() else root, degrader, seed=int(cfg.seed))
+    if not str(cfg.data.get("_target_", "")).endswith(".folders"):  # a named data set: its clean test images
+        return DegradedImageDataset(None, degrader, seed=int(cfg.seed), files=build_data(cfg.data, kind="clean"))
+    spec = PairFolder.of(cfg.data.test)
+    folder = spec.clean_dir if spec.clean_dir.is_dir() else spec.root
+    return DegradedImageDataset(folder, degrader, seed=int(cfg.seed))
 
 
 def _table(per_level: dict, parameter: str | None, restored: bool) -> str:

@@ -17,6 +17,7 @@ TASKS = {
     "synthesize": "Degrade a folder of clean images into a paired folder (clean/ + degraded/).",
     "evaluate": "Score a checkpoint (or ckpt=identity) on paired test images: PSNR/SSIM/LPIPS tables.",
     "calibrate": "Tune a trained degradation model's noise strength to a degraded folder (no pairs needed).",
+    "prepare": "The papers' preprocessing of a data set (SIDD crops, DIV2K bicubic, DND crops), resumable.",
 }
 # plain commands (argparse, no Hydra run folder)
 COMMANDS = {
@@ -210,6 +211,8 @@ def main() -> None:
             print(f"\ndegrade-lab: unknown task '{args[0]}'", file=sys.stderr)
             sys.exit(2)
         return
+    if task == "prepare" and args and "=" not in args[0] and not args[0].startswith("-"):
+        args[0] = f"recipe={args[0]}"  # degrade-lab prepare sidd data.root=... output=...
     _check_resume(task, args)
     _check_experiment(task, args)
     sys.argv = [sys.argv[0], *args]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import ListConfig
+
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.io import IMAGE_SUFFIXES
 
@@ -48,17 +50,21 @@ class Part:
 
 
 def locate(root, dataset: str, parts: dict[str, Part], needed: list[str]) -> dict[str, list[Path]]:
-    """The images of each part of ``parts`` found under ``root``; the ``needed`` ones must be there (and hold
+    """The images of each part of ``parts`` found under ``root`` (a folder, or a list of folders searched in
+    order: a data set unpacked in several places, or with ``degrade-lab prepare``'s output next to it); the ``needed`` ones must be there (and hold
     images), else a :class:`UserInputError` lists every part: what was expected, and what was found where."""
     if root is None or str(root) in ("", "None"):
         raise UserInputError(f"data={dataset} needs data.root=DIR: the folder you unpacked {dataset} into.")
-    root = Path(str(root)).expanduser()
-    if not root.is_dir():
-        raise UserInputError(f"data.root '{root}' for data={dataset} does not exist or is not a folder.")
+    roots = [Path(str(r)).expanduser() for r in (root if isinstance(root, (list, tuple, ListConfig)) else [root])]
+    for folder in roots:
+        if not folder.is_dir():
+            raise UserInputError(f"data.root '{folder}' for data={dataset} does not exist or is not a folder.")
+    root = roots[0] if len(roots) == 1 else ", ".join(str(r) for r in roots)
     found: dict[str, list[Path]] = {}
     report = []
     for key, part in parts.items():
-        folder = find_folder(root, part.names)
+        folders = [f for f in (find_folder(r, part.names) for r in roots) if f is not None]
+        folder = next((f for f in folders if folder_images(f)), folders[0] if folders else None)
         images = folder_images(folder) if folder is not None else []
         if images:
             found[key] = images

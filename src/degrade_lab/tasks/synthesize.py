@@ -18,7 +18,6 @@ them (``bit_depth=auto``; or ``8`` / ``16``); the manifest records each file's `
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -42,26 +41,12 @@ from degrade_lab.utils.io import (
     write_png,
 )
 from degrade_lab.utils.lock import OutputLock
+from degrade_lab.utils.manifest import load_manifest
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 
 
 def image_seed(seed: int, name: str) -> int:
     return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16)
-
-
-def _load_manifest(path: Path, settings: dict) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserInputError(f"manifest '{path}' cannot be read ({err}); choose another output folder.") from err
-    if manifest.get("settings") != settings:
-        raise UserInputError(
-            f"'{path.parent}' already holds pairs made with other settings ({manifest.get('settings')}); "
-            "choose another output folder or delete this one."
-        )
-    return manifest.get("files", {})
 
 
 def _bit_depth(option, input_bits: int) -> int:
@@ -113,7 +98,7 @@ def synthesize(cfg: DictConfig) -> dict:
     with OutputLock(target, what="output folder"):
         remove_stale_temporaries(target)
         manifest_path = target / "manifest.json"
-        done = _load_manifest(manifest_path, settings)
+        done = load_manifest(manifest_path, settings)
 
         def save_manifest():
             atomic_write_json(manifest_path, {"settings": settings, "input": str(source),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from degrade_lab.pipeline.results import mean_std, plus_minus, verdict  # noqa: F401  (re-exported to the scripts)
 
 CLI = [sys.executable, "-m", "degrade_lab.cli"]
 
@@ -97,28 +98,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise SystemExit(f"--seeds needs one or more distinct integers, got {text!r}")
     return seeds
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (divisor n - 1; 0 for a single value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def plus_minus(values: list[float], digits: int = 2) -> str:
-    """``"25.12 ± 0.34"`` over seeds (just the value for one seed)."""
-    mean, std = mean_std(values)
-    return f"{mean:.{digits}f}" if len(values) == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def verdict(values: list[float], baseline: list[float]) -> str:
-    """``win`` when the mean is above the baseline's by more than the two standard deviations together,
-    ``loss`` when below by as much, else ``tie``: a difference inside the seeds' spread is not evidence."""
-    (mean, std), (base_mean, base_std) = mean_std(values), mean_std(baseline)
-    if mean - base_mean > std + base_std:
-        return "win"
-    if base_mean - mean > std + base_std:
-        return "loss"
-    return "tie"
 
 
 def train_and_evaluate_seeds(experiment: str, pairs: Path | list[Path], test: Path, steps: int, seeds: list[int],

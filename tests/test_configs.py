@@ -175,3 +175,18 @@ def test_evaluate_and_synthesize_take_the_hardware_group(compose):
         assert task_device(compose(task, [])).type == "cpu"
         assert task_device(compose(task, ["hardware=gpu"])).type == "cuda"
         assert task_device(compose(task, ["hardware=gpu", "device=cpu"])).type == "cpu"  # the older alias wins
+
+
+def test_ludvae_synthesis_presets_follow_the_authors_and_compose_alike(compose):
+    """seed-reference 1.5 (main_translate.py): SIDD U(30, 70); DND U(10, 30) with T U(1, 3); AIM19 15; NTIRE20 10;
+    LOL 3; the decoder's output as it is. The name alone (data.degrader=ludvae_dnd) builds the same as Hydra's group."""
+    from degrade_lab.degradations.build import degrader_config
+
+    expected = {"sidd": ([30, 70], 1.0), "dnd": ([10, 30], [1, 3]), "aim19": (15, 1.0), "ntire20": (10, 1.0),
+                "lol": (3, 1.0)}
+    for name, (level, temperature) in expected.items():
+        by_name = OmegaConf.to_container(degrader_config(f"ludvae_{name}"))
+        by_group = OmegaConf.to_container(compose("synthesize", [f"degrader=ludvae_{name}", "input=x", "output=y"]).degrader)
+        assert by_name == by_group
+        assert (by_name["noise_level"], by_name["temperature"]) == (level, temperature)
+        assert by_name["residual_transfer"] is False and by_name["_target_"].endswith("LUDVAEDegrader")

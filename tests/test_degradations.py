@@ -186,3 +186,21 @@ def test_degraders_keep_range_and_awgn_works_in_bfloat16():
     noisy = AWGN(25, clip=False)(flat(0.5).bfloat16(), gen())
     assert noisy.dtype == torch.bfloat16
     assert float((noisy.float() - 0.5).std()) * 255 == pytest.approx(25, rel=0.05)
+
+
+def test_a_share_of_anisotropic_kernels_mixes_both_kinds():
+    """VDIR's single SR model: anisotropic=0.5 gives about half the images an anisotropic kernel; isotropic ones
+    are symmetric under a transpose, anisotropic ones (almost surely) not."""
+
+    def symmetric(kernels):
+        return (kernels - kernels.transpose(1, 2)).abs().flatten(1).amax(dim=1) < 1e-6
+
+    cpu = torch.device("cpu")
+    kernels = GaussianBlur(sigma=(0.5, 3.0), anisotropic=0.5, kernel_size=15).sample_kernels(
+        400, torch.Generator().manual_seed(0), cpu)
+    assert kernels.shape == (400, 15, 15) and torch.allclose(kernels.sum(dim=(1, 2)), torch.ones(400))
+    assert 0.4 < float(symmetric(kernels).float().mean()) < 0.6
+    assert not symmetric(GaussianBlur(anisotropic=True).sample_kernels(50, torch.Generator().manual_seed(1), cpu)).any()
+    assert symmetric(GaussianBlur(anisotropic=False).sample_kernels(50, torch.Generator().manual_seed(1), cpu)).all()
+    with pytest.raises(ValueError, match="share"):
+        GaussianBlur(anisotropic=1.5)

@@ -18,6 +18,7 @@ TASKS = {
     "evaluate": "Score a checkpoint (or ckpt=identity) on paired test images: PSNR/SSIM/LPIPS tables.",
     "calibrate": "Tune a trained degradation model's noise strength to a degraded folder (no pairs needed).",
     "prepare": "The papers' preprocessing of a data set (SIDD crops, DIV2K bicubic, DND crops), resumable.",
+    "pipeline": "The stages of a paper's table (train, synthesize, train restorers, evaluate, report), resumable.",
 }
 # plain commands (argparse, no Hydra run folder)
 COMMANDS = {
@@ -211,8 +212,9 @@ def main() -> None:
             print(f"\ndegrade-lab: unknown task '{args[0]}'", file=sys.stderr)
             sys.exit(2)
         return
-    if task == "prepare" and args and "=" not in args[0] and not args[0].startswith("-"):
-        args[0] = f"recipe={args[0]}"  # degrade-lab prepare sidd data.root=... output=...
+    if task in ("prepare", "pipeline") and args and "=" not in args[0] and not args[0].startswith("-"):
+        # degrade-lab prepare sidd data.root=... output=...; degrade-lab pipeline dncnn_demo
+        args[0] = f"{'recipe' if task == 'prepare' else 'pipeline'}={args[0]}"
     _check_resume(task, args)
     _check_experiment(task, args)
     sys.argv = [sys.argv[0], *args]

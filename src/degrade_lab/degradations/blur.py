@@ -34,23 +34,29 @@ class GaussianBlur(Degrader):
 
     ``sigma`` (pixels) is fixed or a ``[low, high]`` range. ``anisotropic=True`` draws the two
     axis deviations independently from ``sigma`` and a rotation in [0, pi) (the blind-SR kernels
-    of VDIR and Real-ESRGAN); otherwise the kernel is isotropic. ``kernel_size`` defaults to
-    ``2 * ceil(3 * max sigma) + 1``.
+    of VDIR and Real-ESRGAN); ``False`` keeps the kernel isotropic; a number in (0, 1) is the share of
+    images that get an anisotropic kernel, the others an isotropic one (VDIR's single SR model for both kinds,
+    sec. VI). ``kernel_size`` defaults to ``2 * ceil(3 * max sigma) + 1`` (VDIR: 15).
     """
 
-    def __init__(self, sigma: Range = (0.2, 2.0), anisotropic: bool = False, kernel_size: int | None = None):
+    def __init__(self, sigma: Range = (0.2, 2.0), anisotropic: bool | float = False, kernel_size: int | None = None):
         super().__init__()
         self.sigma = as_range(sigma, "sigma")
-        self.anisotropic = anisotropic
+        if not 0.0 <= float(anisotropic) <= 1.0:
+            raise ValueError(f"anisotropic must be true, false or a share in [0, 1], got {anisotropic}")
+        self.anisotropic = float(anisotropic)
         self.kernel_size = kernel_size or 2 * math.ceil(3 * self.sigma[1]) + 1
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
 
     def sample_kernels(self, batch: int, generator, device) -> torch.Tensor:
         sigma_x = sample_uniform(self.sigma, batch, generator, device)
-        if self.anisotropic:
+        if self.anisotropic > 0:
             sigma_y = sample_uniform(self.sigma, batch, generator, device)
             theta = sample_uniform((0.0, math.pi), batch, generator, device)
+            if self.anisotropic < 1:  # a share of the images: the rest get the isotropic kernel of sigma_x
+                chosen = sample_uniform((0.0, 1.0), batch, generator, device) < self.anisotropic
+                sigma_y, theta = torch.where(chosen, sigma_y, sigma_x), torch.where(chosen, theta, 0.0)
         else:
             sigma_y, theta = sigma_x, torch.zeros_like(sigma_x)
         # the kernel width (VDIR's f(T) = k for SR); anisotropic kernels: the geometric mean of the axes

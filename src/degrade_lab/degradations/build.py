@@ -23,7 +23,11 @@ def degrader_config(name: str) -> DictConfig:
     path = config_dir() / "degrader" / f"{name}.yaml"
     if not path.is_file():
         raise UserInputError(f"unknown degrader '{name}'; choose one of: {', '.join(available_degraders())}.")
-    return OmegaConf.load(path)
+    config = OmegaConf.load(path)
+    defaults = config.pop("defaults", None) or []
+    # a preset built on another degrader config of the group (``defaults: [ludvae, _self_]``), as Hydra composes it
+    bases = [degrader_config(str(entry)) for entry in defaults if str(entry) != "_self_"]
+    return OmegaConf.merge(*bases, config) if bases else config
 
 
 def is_learned(name: str) -> bool:

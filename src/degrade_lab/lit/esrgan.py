@@ -7,7 +7,9 @@ Per step (Lightning manual optimization, BasicSR's order): a generator step on
 
 then a discriminator step on L_D^Ra with G(y) detached; then the EMA copy of the generator is updated
 (``ema_decay``, BasicSR's 0.999). Validation, checkpoints' inference and ``evaluate`` use the EMA
-weights. Defaults are the papers' SR configs: 1e-2 L1, 1 perceptual, 5e-3 GAN. The perceptual loss
+weights; ``ema_decay=null`` trains without one, as the real-world SR papers' ESRGAN runs did (their Real-SR /
+DeFlow configs have no EMA). ``select_by="lpips"`` makes best.ckpt the lowest validation LPIPS (the papers chose
+their ESRGAN checkpoints by it) instead of the highest PSNR. Defaults are the papers' SR configs: 1e-2 L1, 1 perceptual, 5e-3 GAN. The perceptual loss
 is the VGG16 substitute of ESRGAN's VGG19 ``conv5_4`` (``conf/loss/perceptual.yaml``); without its
 installed weights the run stops with the install command, unless ``model.perceptual_weight=0``.
 ``init_from`` starts the generator from a PSNR-oriented RRDBNet run (ESRGAN's two-stage training). Both the
@@ -37,9 +39,9 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
     def __init__(self, net: nn.Module, discriminator: nn.Module, optimizer: Callable | None = None,
                  discriminator_optimizer: Callable | None = None, scheduler: Callable | None = None,
                  perceptual: Callable | None = None, pixel_weight: float = 1e-2, perceptual_weight: float = 1.0,
-                 gan_weight: float = 5e-3, ema_decay: float = 0.999, init_from: str | None = None,
+                 gan_weight: float = 5e-3, ema_decay: float | None = 0.999, init_from: str | None = None,
                  scale: int = 4, crop_border: int = 0, y_channel: bool = False, channels_last: bool = False,
-                 val_lpips: str | None = None):
+                 val_lpips: str | None = None, select_by: str = "psnr"):
         super().__init__(net, loss="l1", optimizer=optimizer, scheduler=scheduler, scale=scale, crop_border=crop_border,
                          y_channel=y_channel, channels_last=channels_last, val_lpips=val_lpips)
         self.automatic_optimization = False
@@ -49,8 +51,14 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
         if perceptual_weight > 0 and perceptual is None:
             raise ValueError("perceptual_weight > 0 needs a perceptual loss (model.perceptual)")
         self.perceptual_factory, self.init_from = perceptual, init_from
-        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-        self.ema.requires_grad_(False)
+        self.ema = None
+        if ema_decay:
+            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            self.ema.requires_grad_(False)
+        if select_by not in ("psnr", "lpips"):
+            raise ValueError(f"select_by={select_by!r}: psnr or lpips")
+        if select_by == "lpips":
+            self.monitor, self.monitor_mode = "val/lpips", "min"
         # built when training starts (setup): rebuilding a checkpoint needs neither the VGG weights nor
         # the init_from run
         self.keep_out_of_checkpoints("perceptual_loss", None)
@@ -58,11 +66,15 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
 
     def setup(self, stage: str) -> None:
         """Before training: start the generator (and its average) from ``init_from``, build the VGG loss."""
+        if stage == "fit" and self.monitor == "val/lpips" and self.val_lpips is None:
+            raise UserInputError("model.select_by=lpips chooses best.ckpt by the validation LPIPS, which needs "
+                                 "model.val_lpips=alex and its installed weights (degrade-lab weights install).")
         if stage != "fit":
             return
         if self.init_from and self.trainer.ckpt_path is None:  # a resumed run loads its own weights
             self._load_generator(self.init_from)
-            self.ema.module.load_state_dict(self.net.state_dict())
+            if self.ema is not None:
+                self.ema.module.load_state_dict(self.net.state_dict())
         if self.perceptual_weight > 0 and self.perceptual_loss is None:
             try:
                 self.keep_out_of_checkpoints("perceptual_loss", self.perceptual_factory())
@@ -81,7 +93,8 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
     def restore(self, degraded: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
         if self.channels_last:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
-        return self.ema.module(degraded)  # the averaged generator is the result
+        # the averaged generator is the result, where there is one
+        return (self.ema.module if self.ema is not None else self.net)(degraded)
 
     def generator_loss(self, batch, restored: torch.Tensor) -> dict[str, torch.Tensor]:
         clean = batch["clean"]
@@ -114,7 +127,8 @@ class ESRGANModule(TwoOptimizerSteps, RestorationModule):
         if self.gan_weight > 0:
             d_loss = self.gan_step(1, "discriminator", lambda: self.discriminator_loss(batch, restored["image"]))
             self.log("train/discriminator", d_loss, batch_size=size)
-        self.ema.update_parameters(self.net)
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
         self.finish_iteration(terms, size)
 
     def configure_optimizers(self):

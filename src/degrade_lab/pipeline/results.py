@@ -100,8 +100,12 @@ def build_table(table: dict, folders_of) -> tuple[str, dict]:
         if baseline:
             base = values[baseline][main]
             mine = values[row["key"]][main]
-            cells.append("-" if row["key"] == baseline or not base or not mine or row.get("input")
-                         else verdict(mine, base, main not in lower_better))
+            if row["key"] == baseline or not base or not mine or row.get("input"):
+                cells.append("-")
+            elif min(len(base), len(mine)) < 2:  # no spread to judge a difference against
+                cells.append("one seed")
+            else:
+                cells.append(verdict(mine, base, main not in lower_better))
         if has_paper:
             paper = row.get("paper") or {}
             cells.append(", ".join(f"{HEADERS.get(k, k)} {v}" for k, v in paper.items()) or "-")

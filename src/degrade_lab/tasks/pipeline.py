@@ -12,6 +12,7 @@ on a run made again) is made again, its old folder kept aside as ``STAGE.stale-<
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -71,11 +72,14 @@ def pipeline(cfg: DictConfig) -> dict:
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserInputError(f"seeds={list(cfg.seeds)}: give one or more distinct integers.")
     stages = OmegaConf.to_container(spec.stages, resolve=True)
-    args_sets = OmegaConf.to_container(spec.get("args") or {}, resolve=True)
+    def plain(node) -> dict:
+        return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+    args_sets = plain(spec.get("args"))
     variant = cfg.get("args_variant")
     if variant:  # e.g. +scale=cpu_smoke: builtin-sized data in place of the paper's data set
-        args_sets.update(OmegaConf.to_container(spec.get(f"{variant}_args") or {}, resolve=True))
-    extra = OmegaConf.to_container(cfg.get("extra") or {}, resolve=True)
+        args_sets.update(plain(spec.get(f"{variant}_args")))
+    extra = plain(cfg.get("extra"))
     runs = plan(stages, seeds, args_sets, extra, root)
     atomic_write_text(root / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     state_path = root / "pipeline.json"
@@ -113,7 +117,7 @@ def pipeline(cfg: DictConfig) -> dict:
         return [r.folder for r in runs if r.stage == stage]
 
     results = {"pipeline": str(spec.name), "seeds": seeds, "seconds": round(time.time() - start, 1)}
-    table_spec = OmegaConf.to_container(spec.get("table") or {}, resolve=True)
+    table_spec = plain(spec.get("table"))
     text = f"# {spec.get('title') or spec.name}\n\n{spec.get('description') or ''}\n\n".replace("\n\n\n", "\n\n")
     if table_spec.get("rows"):
         table, rows = build_table(table_spec, folders_of)
@@ -141,5 +145,6 @@ def _report_figure(root: Path, table: dict, folders_of) -> Path | None:
     if not named:
         return None
     out = root / "report"
-    code = report_main([*named, "--out", str(out), "--title", str(table.get("title") or root.name)])
+    with open(root / "report.log", "w") as log, contextlib.redirect_stdout(log):
+        code = report_main([*named, "--out", str(out), "--title", str(table.get("title") or root.name)])
     return out if code == 0 else None

@@ -1,0 +1,129 @@
+"""``degrade-lab pipeline``: stages planned from a config (placeholders, seeds, references), a table over seeds
+with the win rule and the paper's numbers, and a small stage chain run end to end: rerunning runs nothing, a
+changed stage is made again with what depends on it, a killed training resumes from its last.ckpt. Every shipped
+pipeline composes and plans; the slow test runs each one at +scale=cpu_smoke."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf, open_dict
+
+from degrade_lab.errors import UserInputError
+from degrade_lab.pipeline.results import build_table
+from degrade_lab.pipeline.stages import plan
+from degrade_lab.tasks.pipeline import pipeline
+from test_configs import options
+
+
+def test_plan_fills_placeholders_per_seed(tmp_path):
+    stages = [{"name": "pairs", "task": "synthesize", "args": ["output={dir}/pairs", "{args:data}"]},
+              {"name": "fit", "task": "train", "seeds": True, "args": ["data.paired={stage:pairs}/pairs", "seed={seed}",
+                                                                      "trainer.max_steps=800"]},
+              {"name": "score", "task": "evaluate", "seeds": True, "args": ["ckpt={stage:fit}/checkpoints/last.ckpt"]}]
+    runs = plan(stages, [3, 7], {"data": ["data=folders", "data.test=T"]}, {"train": ["trainer.max_steps=4"]}, tmp_path)
+    assert [r.key for r in runs] == ["pairs", "fit/s3", "fit/s7", "score/s3", "score/s7"]
+    assert runs[0].args == [f"output={tmp_path}/pairs/pairs", "data=folders", "data.test=T"]
+    assert runs[2].args == [f"data.paired={tmp_path}/pairs/pairs", "seed=7", "trainer.max_steps=4"]  # extra wins
+    assert runs[4].args == [f"ckpt={tmp_path}/fit/s7/checkpoints/last.ckpt"] and runs[4].depends == {"fit/s7"}
+    with pytest.raises(UserInputError, match="not an earlier stage"):
+        plan([stages[1]], [0], {}, {}, tmp_path)
+    with pytest.raises(UserInputError, match="mark it seeds: true"):
+        plan([stages[1] | {"args": []}, {"name": "x", "task": "evaluate", "args": ["ckpt={stage:fit}"]}], [0], {}, {},
+             tmp_path)
+    with pytest.raises(UserInputError, match="task 'fit'"):
+        plan([{"name": "a", "task": "fit"}], [0], {}, {}, tmp_path)
+    with pytest.raises(UserInputError, match="no list args.data"):
+        plan(stages[:1], [0], {}, {}, tmp_path)
+
+
+def _metrics(folder: Path, **values) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(values))
+    return folder
+
+
+def test_table_over_seeds_applies_the_win_rule_and_shows_the_paper(tmp_path):
+    folders = {
+        "base": [_metrics(tmp_path / f"b{i}", **{"test/psnr": v, "input/psnr": 20.0}) for i, v in enumerate([25.0, 25.2])],
+        "better": [_metrics(tmp_path / f"w{i}", **{"test/psnr": v}) for i, v in enumerate([26.0, 26.2])],
+        "close": [_metrics(tmp_path / f"t{i}", **{"test/psnr": v}) for i, v in enumerate([25.1, 25.5])],
+        "judge": [_metrics(tmp_path / "j", **{"degradation/kld": 0.25})],
+    }
+    table = {"columns": ["degradation/kld", "test/psnr"], "baseline": "base", "rows": [
+        {"key": "input", "name": "input", "restorer": "base", "input": True},
+        {"key": "base", "name": "AWGN", "restorer": "base"},
+        {"key": "better", "name": "learned", "restorer": "better", "degrader": "judge", "paper": {"test/psnr": 34.9}},
+        {"key": "close", "name": "close", "restorer": "close"}]}
+    text, results = build_table(table, lambda stage: folders[stage])
+    lines = text.splitlines()
+    assert lines[0].split("|")[1:-1] == [" method ", " KLD ", " PSNR (dB) ", " vs AWGN ", " paper "]
+    assert "| input | - | 20.00 ± 0.00 | - | - |" in text  # the input scored by each seed's evaluation
+    assert "| learned | 0.250 | 26.10 ± 0.14 | win | PSNR (dB) 34.9 |" in text  # 0.9 dB > 0.14 + 0.14
+    assert "| close | - | 25.30 ± 0.28 | tie | - |" in text  # 0.2 dB < 0.28 + 0.14
+    assert results["better"]["test/psnr"] == [26.0, 26.2] and results["better"]["paper"] == {"test/psnr": 34.9}
+
+
+def _tiny(compose, run_dir: Path, stages: list[dict]):
+    cfg = compose("pipeline", ["pipeline=dncnn_demo", "+scale=cpu_smoke"], run_dir=run_dir)
+    with open_dict(cfg):
+        cfg.pipeline.stages = OmegaConf.create(stages)
+        cfg.pipeline.table = OmegaConf.create({"columns": ["test/psnr"], "rows": [
+            {"key": "input", "name": "noisy input", "restorer": "score", "input": True},
+            {"key": "dncnn", "name": "DnCNN", "restorer": "score"}]})
+    return cfg
+
+
+def test_a_stage_chain_runs_resumes_and_remakes_what_changed(compose, tiny_folders, tmp_path, capsys):
+    test = tiny_folders / "test"
+    stages = [
+        {"name": "fit", "task": "train", "seeds": True, "args": [
+            "experiment=dncnn_cpu", "model.net.channels=8", "model.net.depth=3", "data=folders",
+            f"data.paired={tiny_folders / 'paired'}", f"data.test={test}", "data.crop_size=16", "seed={seed}",
+            "logger=csv"]},
+        {"name": "score", "task": "evaluate", "seeds": True, "args": [
+            "ckpt={stage:fit}/checkpoints/last.ckpt", "data=folders", f"data.test={test}", "progress=false",
+            "metrics.lpips=null"]}]
+    root = tmp_path / "pipe"
+    results = pipeline(_tiny(compose, root, stages))
+    assert (root / "fit" / "s0" / "checkpoints" / "last.ckpt").is_file() and (root / "results.md").is_file()
+    assert results["rows"]["dncnn"]["test/psnr"] and results["rows"]["input"]["test/psnr"]
+    state = json.loads((root / "pipeline.json").read_text())["runs"]
+    assert set(state) == {"fit/s0", "score/s0"} and all(r["status"] == "done" for r in state.values())
+    capsys.readouterr()
+    pipeline(_tiny(compose, root, stages))  # nothing left to do
+    assert capsys.readouterr().out.count("done earlier, skipped") == 2
+    # a training killed after its last checkpoint resumes from it; the evaluation after it is made again
+    state["fit/s0"]["status"] = "running"
+    (root / "pipeline.json").write_text(json.dumps({"runs": state}))
+    pipeline(_tiny(compose, root, stages))
+    printed = capsys.readouterr().out
+    assert "fit/s0: degrade-lab train (resuming)" in printed and "score/s0: degrade-lab evaluate" in printed
+    # a changed command is made again; the old folder is kept aside
+    stages[1]["args"].append("metrics.crop_border=1")
+    pipeline(_tiny(compose, root, stages))
+    printed = capsys.readouterr().out
+    assert "fit/s0: done earlier" in printed and "score/s0: degrade-lab evaluate" in printed
+    assert list((root / "score").glob("s0.stale-*"))
+
+
+@pytest.mark.parametrize("name", options("pipeline"))
+def test_every_pipeline_composes_and_plans(compose, name, tmp_path):
+    for scale in ([], ["+scale=cpu_smoke"]):
+        cfg = compose("pipeline", [f"pipeline={name}", *scale])
+        spec = OmegaConf.to_container(cfg.pipeline, resolve=True)
+        args_sets = {**spec.get("args", {}), **(spec.get("cpu_smoke_args", {}) if scale else {})}
+        runs = plan(spec["stages"], list(cfg.seeds), args_sets, OmegaConf.to_container(cfg.extra), tmp_path)
+        assert runs and spec["table"]["rows"]
+        stages = {r.stage for r in runs}
+        for row in spec["table"]["rows"]:
+            assert {row.get("restorer"), row.get("degrader")} - {None} <= stages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", options("pipeline"))
+def test_every_pipeline_runs_at_cpu_smoke_scale(compose, name, tmp_path):
+    results = pipeline(compose("pipeline", [f"pipeline={name}", "+scale=cpu_smoke"], run_dir=tmp_path / name))
+    assert results["rows"] and (tmp_path / name / "results.md").is_file()

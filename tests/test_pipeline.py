@@ -115,7 +115,8 @@ def test_every_pipeline_composes_and_plans(compose, name, tmp_path):
         cfg = compose("pipeline", [f"pipeline={name}", *scale])
         spec = OmegaConf.to_container(cfg.pipeline, resolve=True)
         args_sets = {**spec.get("args", {}), **(spec.get("cpu_smoke_args", {}) if scale else {})}
-        runs = plan(spec["stages"], list(cfg.seeds), args_sets, OmegaConf.to_container(cfg.extra), tmp_path)
+        runs = plan(spec["stages"], list(cfg.seeds), args_sets, OmegaConf.to_container(cfg.extra), tmp_path,
+                    "cpu_smoke" if scale else None)
         assert runs and spec["table"]["rows"]
         stages = {r.stage for r in runs}
         for row in spec["table"]["rows"]:
@@ -127,3 +128,19 @@ def test_every_pipeline_composes_and_plans(compose, name, tmp_path):
 def test_every_pipeline_runs_at_cpu_smoke_scale(compose, name, tmp_path):
     results = pipeline(compose("pipeline", [f"pipeline={name}", "+scale=cpu_smoke"], run_dir=tmp_path / name))
     assert results["rows"] and (tmp_path / name / "results.md").is_file()
+
+
+def test_args_inside_an_argument_and_stages_skipped_at_a_scale(tmp_path):
+    stages = [{"name": "tiles", "task": "prepare", "skip": ["cpu_smoke"], "args": ["output={dir}/tiles"]},
+              {"name": "pairs", "task": "synthesize", "args": ["input={args:clean}", "{args:data}"]}]
+    sets = {"clean": ["/photos/clean"], "data": ["data=folders", "data.test=T"]}
+    runs = plan(stages, [0], sets, {}, tmp_path, "cpu_smoke")
+    assert [r.key for r in runs] == ["pairs"] and runs[0].args == ["input=/photos/clean", "data=folders", "data.test=T"]
+    assert [r.key for r in plan(stages, [0], sets, {}, tmp_path)] == ["tiles", "pairs"]
+    with pytest.raises(UserInputError, match="must hold one value, not 2"):
+        plan([{"name": "x", "task": "evaluate", "args": ["a={args:data}"]}], [0], sets, {}, tmp_path)
+
+
+def test_a_paper_pipeline_names_what_it_needs(compose):
+    with pytest.raises(UserInputError, match="pipeline.root=DIR: the folder you unpacked SIDD into"):
+        pipeline(compose("pipeline", ["pipeline=ludvae_table3_sidd"]))

@@ -9,7 +9,11 @@ A stage is ``{name, task, args, seeds}``: ``task`` a degrade-lab task (``train``
   the run of the same seed where NAME is seeded too);
 * ``{builtin:NAME}``: the builtin data set ``NAME`` (built on first use);
 * an argument ``{args:KEY}`` on its own is replaced by the list ``args.KEY`` of the pipeline config (data settings
-  that a scale preset such as ``+scale=cpu_smoke`` swaps for builtin-sized ones).
+  that a scale preset such as ``+scale=cpu_smoke`` swaps for builtin-sized ones); inside a longer argument
+  (``input={args:clean}``) by that list's single value.
+
+A stage with ``skip: [cpu_smoke]`` is left out at that scale (e.g. preparing a data set the smoke run replaces with
+builtin folders).
 
 ``extra.<task>`` lists are appended to every stage of that task (what ``+scale=cpu_smoke`` shortens).
 """
@@ -61,9 +65,35 @@ def _last_wins(args: list[str]) -> list[str]:
     return result
 
 
-def plan(stages: list[dict], seeds: list[int], args_sets: dict, extra: dict, root: Path) -> list[Run]:
-    """The runs of ``stages`` in order, their placeholders other than ``{builtin:...}`` filled; stops on an unknown
-    task, an unknown or later stage referenced, or a duplicate name."""
+ARGS = re.compile(r"\{args:([A-Za-z0-9_]+)\}")
+
+
+def _splice(arg: str, args_sets: dict, stage: str) -> list[str]:
+    """``{args:KEY}`` as a whole argument: the list ``args.KEY``; inside a longer argument: its single value."""
+    def values(key: str) -> list[str]:
+        if key not in args_sets:
+            raise UserInputError(f"pipeline stage '{stage}': no list args.{key} in the pipeline config.")
+        return [str(a) for a in args_sets[key]]
+
+    whole = ARGS.fullmatch(arg)
+    if whole:
+        return values(whole.group(1))
+
+    def one(match):
+        found = values(match.group(1))
+        if len(found) != 1:
+            raise UserInputError(f"pipeline stage '{stage}': args.{match.group(1)} is used inside '{arg}', so it must "
+                                 f"hold one value, not {len(found)}.")
+        return found[0]
+
+    return [ARGS.sub(one, arg)]
+
+
+def plan(stages: list[dict], seeds: list[int], args_sets: dict, extra: dict, root: Path,
+         variant: str | None = None) -> list[Run]:
+    """The runs of ``stages`` in order, their placeholders other than ``{builtin:...}`` filled; a stage whose
+    ``skip`` lists ``variant`` (e.g. ``cpu_smoke``) is left out. Stops on an unknown task, an unknown or later
+    stage referenced, or a duplicate name."""
     runs: list[Run] = []
     seeded: dict[str, bool] = {}
     for stage in stages:
@@ -72,16 +102,11 @@ def plan(stages: list[dict], seeds: list[int], args_sets: dict, extra: dict, roo
             raise UserInputError(f"pipeline stage name {name!r} must be unique letters, digits or _.")
         if task not in TASKS:
             raise UserInputError(f"pipeline stage '{name}': task {task!r} is not one of {', '.join(TASKS)}.")
+        if variant and variant in (stage.get("skip") or []):
+            continue
         args = []
         for arg in [*stage.get("args", []), *extra.get(task, [])]:
-            arg = str(arg)
-            if arg.startswith("{args:") and arg.endswith("}"):
-                key = arg[6:-1]
-                if key not in args_sets:
-                    raise UserInputError(f"pipeline stage '{name}': no list args.{key} in the pipeline config.")
-                args += [str(a) for a in args_sets[key]]
-            else:
-                args.append(arg)
+            args += _splice(str(arg), args_sets, name)
         args = _last_wins(args)
         for ref in _stage_refs(args):
             if ref not in seeded:

@@ -80,7 +80,12 @@ def pipeline(cfg: DictConfig) -> dict:
     if variant:  # e.g. +scale=cpu_smoke: builtin-sized data in place of the paper's data set
         args_sets.update(plain(spec.get(f"{variant}_args")))
     extra = plain(cfg.get("extra"))
-    runs = plan(stages, seeds, args_sets, extra, root)
+    if not variant:  # what a full-scale run must be told (a data set's folder, ...)
+        missing = [str(text) for key, text in (spec.get("needs") or {}).items() if spec.get(key) in (None, "")]
+        if missing:
+            raise UserInputError(f"pipeline {spec.name} needs " + "; ".join(missing)
+                                 + " (or +scale=cpu_smoke to run it on builtin folders).")
+    runs = plan(stages, seeds, args_sets, extra, root, variant)
     atomic_write_text(root / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     state_path = root / "pipeline.json"
     state = _state(state_path)
@@ -122,8 +127,10 @@ def pipeline(cfg: DictConfig) -> dict:
     if table_spec.get("rows"):
         table, rows = build_table(table_spec, folders_of)
         results["rows"] = rows
+        made = sum(float(state[r.key].get("seconds", 0)) for r in runs if r.key in state)
         text += (f"Seeds {', '.join(map(str, seeds))} (mean ± std over them; win / loss only when the means differ "
-                 f"by more than the two stds together).\n\n{table}\n")
+                 f"by more than the two stds together); its {len(runs)} runs took {made / 60:.0f} min of "
+                 f"{os.cpu_count()} CPU cores in all.\n\n{table}\n")
         figure = _report_figure(root, table_spec, folders_of)
         if figure:
             text += f"\nFigure and every metric: [{figure.name}/report.md]({figure.name}/report.md)\n"

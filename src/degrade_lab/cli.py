@@ -110,6 +110,18 @@ def _check_experiment(task: str, args: list[str]) -> None:
                         f"it is a preset for: {', '.join(f'degrade-lab {t}' for t in fits) or 'no task'}.")
 
 
+def _check_sweeper(task: str, args: list[str]) -> None:
+    """``hparams_search=...`` runs on Hydra's Optuna sweeper, an optional extra: say how to install it."""
+    wanted = [a for a in args if a.startswith("hparams_search=") and a.split("=", 1)[1] not in ("", "null")]
+    if not wanted:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None:
+        _fail(task, f"{wanted[0]} runs on Hydra's Optuna sweeper, an optional extra (it pins optuna < 3): "
+                    "pip install -e '.[hparams]' (or pip install hydra-optuna-sweeper).")
+
+
 def _run(task: str) -> None:
     import hydra
     from omegaconf import DictConfig
@@ -217,6 +229,7 @@ def main() -> None:
         args[0] = f"{'recipe' if task == 'prepare' else 'pipeline'}={args[0]}"
     _check_resume(task, args)
     _check_experiment(task, args)
+    _check_sweeper(task, args)
     sys.argv = [sys.argv[0], *args]
     _run(task)
 

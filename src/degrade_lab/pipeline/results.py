@@ -28,6 +28,7 @@ HEADERS = {
     "test/psnr": "PSNR (dB)", "test/ssim": "SSIM", "test/lpips": "LPIPS", "degradation/kld": "KLD",
     "degradation/kld_noiseflow": "KLD (NoiseFlow)", "degradation/kl_intensity": "KL grey", "degradation/akld": "AKLD",
     "degradation/fid": "FID", "degradation/noise_std": "noise std", "degradation/psnr": "synthetic PSNR",
+    "degradation/mmd": "MMD",
 }
 
 
@@ -78,7 +79,7 @@ def build_table(table: dict, folders_of) -> tuple[str, dict]:
     columns = list(table.get("columns") or ["test/psnr", "test/ssim", "test/lpips"])
     main = next((c for c in columns if c.startswith("test/")), columns[0])
     lower_better = {"test/lpips", "degradation/kld", "degradation/kld_noiseflow", "degradation/kl_intensity",
-                    "degradation/akld", "degradation/fid"}
+                    "degradation/akld", "degradation/fid", "degradation/mmd"}
     rows_in = list(table.get("rows") or [])
     values: dict[str, dict[str, list[float]]] = {}
     for row in rows_in:

@@ -32,6 +32,12 @@ HEADERS = {
 }
 
 
+def header(key: str) -> str:
+    """A column's header: ``test/psnr@sigma=10`` (a level sweep's row) -> ``PSNR (dB) sigma=10``."""
+    base, _, level = key.partition("@")
+    return f"{HEADERS.get(base, base)} {level}".strip()
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (divisor n - 1; 0 for a single value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
@@ -68,7 +74,7 @@ def _values(folders: list[Path], key: str, input_side: bool) -> list[float]:
 
 
 def _digits(key: str) -> int:
-    return 2 if key.endswith(("psnr", "fid", "noise_std")) else 3
+    return 2 if key.split("@")[0].endswith(("psnr", "fid", "noise_std")) else 3
 
 
 def build_table(table: dict, folders_of) -> tuple[str, dict]:
@@ -89,9 +95,9 @@ def build_table(table: dict, folders_of) -> tuple[str, dict]:
             values[row["key"]][key] = _values(folders_of(stage), key, bool(row.get("input"))) if stage else []
     baseline = table.get("baseline")
     has_paper = any(row.get("paper") for row in rows_in)
-    header = ["method", *(HEADERS.get(c, c) for c in columns)]
-    header += [f"vs {next(r['name'] for r in rows_in if r['key'] == baseline)}"] if baseline else []
-    header += ["paper"] if has_paper else []
+    head = ["method", *(header(c) for c in columns)]
+    head += [f"vs {next(r['name'] for r in rows_in if r['key'] == baseline)}"] if baseline else []
+    head += ["paper"] if has_paper else []
     lines, results = [], {}
     for row in rows_in:
         cells = [row["name"]]
@@ -109,8 +115,8 @@ def build_table(table: dict, folders_of) -> tuple[str, dict]:
                 cells.append(verdict(mine, base, main not in lower_better))
         if has_paper:
             paper = row.get("paper") or {}
-            cells.append(", ".join(f"{HEADERS.get(k, k)} {v}" for k, v in paper.items()) or "-")
+            cells.append(", ".join(f"{header(k)} {v}" for k, v in paper.items()) or "-")
         lines.append(cells)
         results[row["key"]] = {"name": row["name"], **{k: v for k, v in values[row["key"]].items()},
                                "paper": dict(row.get("paper") or {})}
-    return markdown_table(header, lines), results
+    return markdown_table(head, lines), results

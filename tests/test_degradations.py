@@ -204,3 +204,14 @@ def test_a_share_of_anisotropic_kernels_mixes_both_kinds():
     assert symmetric(GaussianBlur(anisotropic=False).sample_kernels(50, torch.Generator().manual_seed(1), cpu)).all()
     with pytest.raises(ValueError, match="share"):
         GaussianBlur(anisotropic=1.5)
+
+
+def test_the_fixed_anisotropic_test_kernel_is_the_rotated_gaussian():
+    """VDIR's g_ani (widths 4.0 / 1.0, -0.5 rad, 15 x 15) against the closed form evaluated here."""
+    kernel = GaussianBlur(axes=(4.0, 1.0), theta=-0.5, kernel_size=15).sample_kernels(2, None, torch.device("cpu"))
+    y, x = np.mgrid[-7:8, -7:8].astype(np.float64)
+    u, v = np.cos(-0.5) * x + np.sin(-0.5) * y, -np.sin(-0.5) * x + np.cos(-0.5) * y
+    expected = np.exp(-0.5 * ((u / 4.0) ** 2 + (v / 1.0) ** 2))
+    expected /= expected.sum()
+    assert torch.allclose(kernel[1], torch.from_numpy(expected).float(), atol=1e-6)
+    assert build_degrader("blur_gani_decimate")(torch.rand(1, 3, 32, 32), gen()).shape[-1] == 16

@@ -36,11 +36,18 @@ class GaussianBlur(Degrader):
     axis deviations independently from ``sigma`` and a rotation in [0, pi) (the blind-SR kernels
     of VDIR and Real-ESRGAN); ``False`` keeps the kernel isotropic; a number in (0, 1) is the share of
     images that get an anisotropic kernel, the others an isotropic one (VDIR's single SR model for both kinds,
-    sec. VI). ``kernel_size`` defaults to ``2 * ceil(3 * max sigma) + 1`` (VDIR: 15).
+    sec. VI). ``kernel_size`` defaults to ``2 * ceil(3 * max sigma) + 1`` (VDIR: 15). ``axes`` and ``theta`` give
+    one fixed kernel instead, e.g. VDIR's anisotropic test kernel g_ani: ``axes=[4.0, 1.0], theta=-0.5`` (radians).
     """
 
-    def __init__(self, sigma: Range = (0.2, 2.0), anisotropic: bool | float = False, kernel_size: int | None = None):
+    def __init__(self, sigma: Range = (0.2, 2.0), anisotropic: bool | float = False, kernel_size: int | None = None,
+                 axes: tuple[float, float] | None = None, theta: float = 0.0):
         super().__init__()
+        if axes is not None:  # one fixed kernel: sigma spans its axes (for the kernel size)
+            if len(axes) != 2 or min(axes) <= 0:
+                raise ValueError(f"axes must be two positive widths, got {axes}")
+            sigma = (min(axes), max(axes))
+        self.axes, self.theta = (tuple(float(a) for a in axes) if axes is not None else None), float(theta)
         self.sigma = as_range(sigma, "sigma")
         if not 0.0 <= float(anisotropic) <= 1.0:
             raise ValueError(f"anisotropic must be true, false or a share in [0, 1], got {anisotropic}")
@@ -50,6 +57,11 @@ class GaussianBlur(Degrader):
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
 
     def sample_kernels(self, batch: int, generator, device) -> torch.Tensor:
+        if self.axes is not None:
+            sigma_x = torch.full((batch,), self.axes[0], device=device)
+            sigma_y = torch.full((batch,), self.axes[1], device=device)
+            self.record("blur_sigma", (sigma_x * sigma_y).sqrt())
+            return gaussian_kernels(sigma_x, sigma_y, torch.full((batch,), self.theta, device=device), self.kernel_size)
         sigma_x = sample_uniform(self.sigma, batch, generator, device)
         if self.anisotropic > 0:
             sigma_y = sample_uniform(self.sigma, batch, generator, device)

@@ -107,7 +107,13 @@ def test_a_broken_realsr_layout_lists_what_was_expected(tmp_path):
     assert "train-clean-images -> found" in message and "with 0 images" in message
     (root / "AIM19" / "valid-input-noisy" / "0801.png").parent.mkdir(exist_ok=True)
     _pair(np.random.default_rng(0), tmp_path / "x" / "0801.png", root / "AIM19" / "valid-input-noisy" / "0999.png")
-    with pytest.raises(UserInputError, match="no degraded partner.*0801"):
+    with pytest.raises(UserInputError, match=r"only in valid-gt-clean/ \(14\): 0801.*\n  only in valid-input-noisy/ \(1\): 0999"):
+        aim19(kind="test", root=root)
+    for i in range(801, 801 + VALID):  # every partner present, one of them the wrong size for x4
+        save_rgb(root / "AIM19" / "valid-input-noisy" / f"{i:04d}.png", smooth_image(np.random.default_rng(i), 16, 16))
+    (root / "AIM19" / "valid-input-noisy" / "0999.png").unlink()
+    save_rgb(root / "AIM19" / "valid-input-noisy" / "0805.png", smooth_image(np.random.default_rng(0), 20, 16))
+    with pytest.raises(UserInputError, match=r"pair '0805'.*64x64.*20x16; with scale 4"):
         aim19(kind="test", root=root)
     with pytest.raises(UserInputError, match="needs data.root"):
         ntire20(kind="test", root=None)

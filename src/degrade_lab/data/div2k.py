@@ -42,7 +42,7 @@ def div2k(kind: str = "paired", root=None, scale: int = 4, test: str | None = "v
     template = f"{{stem}}x{scale}"
 
     def pairs(hr: str, lr: str):
-        return match_pairs(found[hr], found[lr], f"DIV2K {hr} / {lr}", template) if lr in found else None
+        return match_pairs(found[hr], found[lr], f"DIV2K {hr} / {lr}", template, scale) if lr in found else None
 
     test_pairs = pairs("valid_hr", "valid_lr") if test or kind == "test" else None
     if kind == "test":

@@ -21,16 +21,22 @@ def _images_directly_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def find_folder(root: Path, names: tuple[str, ...]) -> Path | None:
+def find_folder(root: Path, names: tuple[str, ...], folders: list[Path] | None = None) -> Path | None:
     """The shallowest folder under ``root`` (itself included) whose name is one of ``names`` (any letter case) or
-    whose path ends with one of them (``DIV2K_train_LR_bicubic/X4``)."""
+    whose path ends with one of them (``DIV2K_train_LR_bicubic/X4``); ``folders``: the folders under ``root``
+    when the caller has walked them already (:func:`folders_under`)."""
     wanted = [tuple(part.lower() for part in Path(name).parts) for name in names]
     found = []
-    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+    for folder in folders if folders is not None else folders_under(root):
         parts = tuple(part.lower() for part in folder.parts)
         if any(parts[-len(name):] == name for name in wanted):
             found.append(folder)
     return min(found, key=lambda p: (len(p.parts), str(p))) if found else None
+
+
+def folders_under(root: Path) -> list[Path]:
+    """``root`` and every folder below it (one walk of the tree)."""
+    return [root, *(p for p in root.rglob("*") if p.is_dir())]
 
 
 def folder_images(folder: Path) -> list[Path]:
@@ -60,12 +66,12 @@ def locate(root, dataset: str, parts: dict[str, Part], needed: list[str]) -> dic
         if not folder.is_dir():
             raise UserInputError(f"data.root '{folder}' for data={dataset} does not exist or is not a folder.")
     root = roots[0] if len(roots) == 1 else ", ".join(str(r) for r in roots)
+    trees = {r: folders_under(r) for r in roots}  # each root walked once for every part
     found: dict[str, list[Path]] = {}
     report = []
     for key, part in parts.items():
-        folders = [f for f in (find_folder(r, part.names) for r in roots) if f is not None]
-        folder = next((f for f in folders if folder_images(f)), folders[0] if folders else None)
-        images = folder_images(folder) if folder is not None else []
+        candidates = [(f, folder_images(f)) for f in (find_folder(r, part.names, trees[r]) for r in roots) if f]
+        folder, images = next((c for c in candidates if c[1]), candidates[0] if candidates else (None, []))
         if images:
             found[key] = images
         where = f"found {folder} with {len(images)} images" if folder is not None else "not found"
@@ -78,21 +84,16 @@ def locate(root, dataset: str, parts: dict[str, Part], needed: list[str]) -> dic
     return found
 
 
-def match_pairs(clean: list[Path], degraded: list[Path], where: str, degraded_name: str = "{stem}") -> list[Pair]:
+def match_pairs(clean: list[Path], degraded: list[Path], where: str, degraded_name: str = "{stem}",
+                scale: int = 1) -> list[Pair]:
     """Pairs of two file lists matched by stem (the degraded stem made from the clean one by ``degraded_name``),
-    sorted by name; a file without its partner stops, naming it."""
-    by_stem = {p.stem: p for p in degraded}
-    wanted = {p.stem: degraded_name.format(stem=p.stem) for p in clean}
-    missing = sorted(stem for stem, partner in wanted.items() if partner not in by_stem)
-    unused = sorted(set(by_stem) - set(wanted.values()))
-    if missing or unused:
-        lines = [f"{where}: the clean and degraded images do not match."]
-        if missing:
-            lines.append(f"  clean images with no degraded partner ({len(missing)}): {', '.join(missing[:5])}")
-        if unused:
-            lines.append(f"  degraded images with no clean partner ({len(unused)}): {', '.join(unused[:5])}")
-        raise UserInputError("\n".join(lines))
-    return sorted(((p.stem, p, by_stem[wanted[p.stem]]) for p in clean), key=lambda pair: pair[0])
+    sorted by name (:func:`~degrade_lab.data.pairing.pair_up`: a file without its partner or a size that does not
+    fit ``scale`` stops, naming it)."""
+    from degrade_lab.data.pairing import pair_up
+
+    return pair_up({p.stem: p for p in clean}, {p.stem: p for p in degraded},
+                   lambda stem: degraded_name.format(stem=stem), scale, where,
+                   (clean[0].parent.name if clean else "clean", degraded[0].parent.name if degraded else "degraded"))
 
 
 def build_module(kind: str, *, dataset: str, root, scale: int, train_pairs: list[Pair] | None,

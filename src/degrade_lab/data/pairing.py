@@ -105,20 +105,32 @@ def find_pairs(folder, scale: int = 1) -> list[tuple[str, Path, Path]]:
         if not clean:
             raise UserInputError(f"paired folder {spec}: no clean file's name contains '{spec.clean_match}'.")
     degraded = relative_stems(list_images(spec.degraded_dir, "degraded folder of a paired set"), spec.degraded_dir)
-    wanted = {name: spec.degraded_stem(name) for name in clean}
-    missing = sorted(name for name, partner in wanted.items() if partner not in degraded)
+    hint = ("(pairs are matched by file stem; for other naming give a mapping with degraded_name / rename, see "
+            "docs/data.md)") if spec.plain else ""
     shared = spec.clean_dir.resolve() == spec.degraded_dir.resolve()
-    unused = [] if shared else sorted(set(degraded) - set(wanted.values()))
+    return pair_up(clean, degraded, spec.degraded_stem, scale, f"paired folder {spec}", (spec.clean, spec.degraded),
+                   spec.degraded_dir, hint, check_unused=not shared)
+
+
+def pair_up(clean: dict[str, Path], degraded: dict[str, Path], partner, scale: int, where: str,
+            sides: tuple[str, str] = ("clean", "degraded"), degraded_dir: Path | None = None, hint: str = "",
+            check_unused: bool = True) -> list[tuple[str, Path, Path]]:
+    """``(name, clean_path, degraded_path)`` for each clean file (``name -> path``) and the degraded file named
+    ``partner(name)``, sorted by name. A clean file without its partner, a degraded file no clean one names (unless
+    ``check_unused`` is off: both sides in one folder) and pairs whose sizes disagree (clean = degraded x scale)
+    stop with an error naming them (``where`` the set, ``sides`` the two folders' names)."""
+    wanted = {name: partner(name) for name in clean}
+    missing = sorted(name for name, other in wanted.items() if other not in degraded)
+    unused = sorted(set(degraded) - set(wanted.values())) if check_unused else []
     if missing or unused:
-        lines = [f"paired folder {spec}: the clean and degraded files do not match."]
+        lines = [f"{where}: the clean and degraded files do not match."]
         if missing:
-            lines.append(f"  only in {spec.clean}/ ({len(missing)}): {_describe(missing)}; expected e.g. "
-                         f"'{spec.degraded_dir / wanted[missing[0]]}.*'")
+            example = f"'{degraded_dir / wanted[missing[0]]}.*'" if degraded_dir else f"'{wanted[missing[0]]}'"
+            lines.append(f"  only in {sides[0]}/ ({len(missing)}): {_describe(missing)}; expected e.g. {example}")
         if unused:
-            lines.append(f"  only in {spec.degraded}/ ({len(unused)}): {_describe(unused)}")
-        if spec.plain:
-            lines.append("  (pairs are matched by file stem; for other naming give a mapping with degraded_name / "
-                         "rename, see docs/data.md)")
+            lines.append(f"  only in {sides[1]}/ ({len(unused)}): {_describe(unused)}")
+        if hint:
+            lines.append(f"  {hint}")
         raise UserInputError("\n".join(lines))
     pairs = [(name, clean[name], degraded[wanted[name]]) for name in sorted(clean)]
     for name, clean_path, degraded_path in pairs:

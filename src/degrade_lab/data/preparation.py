@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,6 @@ class Job:
     outputs: list[str]
     make: Callable[[], dict[str, torch.Tensor]]
     bits: int = 8
-    details: dict = field(default_factory=dict)
 
 
 def _seed(seed: int, name: str) -> int:

@@ -61,7 +61,7 @@ def real_world_sr(challenge: str, kind: str = "paired", root=None, test: str | N
                              f"SeNM-VAE's {num_paired}) or null.")
     found = locate(root, challenge, LAYOUTS[challenge], _needed(kind, test, degrader))
     where = f"data={challenge} validation"
-    valid = match_pairs(found["valid_clean"], found["valid_degraded"], where) if "valid_degraded" in found else []
+    valid = match_pairs(found["valid_clean"], found["valid_degraded"], where, scale=SCALE) if "valid_degraded" in found else []
     if valid and (test == "senmvae" or kind == "semi") and not 0 < int(num_paired) < len(valid):
         raise UserInputError(f"data.num_paired={num_paired}: {challenge} has {len(valid)} validation pairs.")
     paired, rest = valid[: int(num_paired)], valid[int(num_paired):]

@@ -44,7 +44,7 @@ def _command(run: Run, resume: bool) -> list[str]:
     return [sys.executable, "-m", "degrade_lab.cli", run.task, *args]
 
 
-def _execute(run: Run, command: list[str], log: Path, progress: bool) -> None:
+def _execute(run: Run, command: list[str], log: Path) -> None:
     """One stage run as a subprocess, its output into ``log``; stops the pipeline when it fails."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def pipeline(cfg: DictConfig) -> dict:
                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         save()
         began = time.time()
-        _execute(run, _command(run, resume), root / f"{run.key}.log", bool(cfg.progress))
+        _execute(run, _command(run, resume), root / f"{run.key}.log")
         state[run.key].update(status="done", seconds=round(time.time() - began, 1))
         save()
         remade.add(run.key)

@@ -44,20 +44,20 @@ train-dncnn: setup ## a CPU-sized DnCNN on the builtin true pairs
 train-ludvae: setup ## LUD-VAE on the builtin unpaired folders, CPU preset (about 15 min)
 	$(VENV)/bin/degrade-lab train experiment=ludvae_cpu
 
-pipeline-ludvae: setup ## LUD-VAE and DeFlow -> synthetic pairs -> DnCNN (3 seeds) vs AWGN and oracle, one table (time: docs/results.md)
-	$(PY) experiments/ludvae_pipeline.py
+pipeline-ludvae: setup weights ## LUD-VAE and DeFlow -> synthetic pairs -> DnCNN (3 seeds) vs AWGN and oracle (degrade-lab pipeline ludvae_builtin)
+	$(VENV)/bin/degrade-lab pipeline ludvae_builtin
 
 train-deflow: setup ## DeFlow on the builtin unpaired folders, CPU preset (about 16 min: 2400 steps in fp32, then calibration)
 	$(VENV)/bin/degrade-lab train experiment=deflow_cpu
 
-pipeline-deflow: setup weights ## builtin_sr: DeFlow -> LR/HR pairs -> RRDBNet x4 (3 seeds) vs bicubic-only and true pairs (75 min with native bf16; docs/results.md)
-	$(PY) experiments/deflow_pipeline.py
+pipeline-deflow: setup weights ## builtin_sr: DeFlow -> LR/HR pairs -> RRDBNet x4 (3 seeds) vs bicubic-only and true pairs (degrade-lab pipeline deflow_builtin_sr)
+	$(VENV)/bin/degrade-lab pipeline deflow_builtin_sr
 
 train-senmvae: setup weights ## SeNM-VAE on the builtin 10 pairs + unpaired tiles, CPU preset (about 16 min)
 	$(VENV)/bin/degrade-lab train experiment=senmvae_cpu
 
-pipeline-senmvae: setup weights ## SeNM-VAE, semi-supervised DeFlow and LUD-VAE -> synthetic pairs -> DRUNet (3 seeds) vs 10 pairs alone and oracle
-	$(PY) experiments/senmvae_pipeline.py
+pipeline-senmvae: setup weights ## SeNM-VAE, semi-supervised DeFlow and LUD-VAE -> synthetic pairs -> DRUNet (3 seeds) vs 10 pairs alone and oracle (degrade-lab pipeline senmvae_builtin)
+	$(VENV)/bin/degrade-lab pipeline senmvae_builtin
 
 benchmark: setup ## degrader throughput and DnCNN step / inference time (prints a table)
 	$(PY) benchmarks/bench_foundation.py

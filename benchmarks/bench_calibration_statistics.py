@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_cli.py
 
 from _cli import metrics_of, report, run  # noqa: E402
 

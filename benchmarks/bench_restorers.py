@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_cli.py
 from _cli import metrics_of, run  # noqa: E402
 
 from degrade_lab.archs.discriminators import PatchDiscriminator  # noqa: E402

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_cli.py
 
 import yaml  # noqa: E402
 from _cli import metrics_of, run  # noqa: E402

@@ -167,3 +167,17 @@ def test_conditioning_features_are_the_authors_maps():
         for got, want in zip(encoder(small, 3), expected, strict=True):
             torch.testing.assert_close(got, want)
         assert (x2 < 0).any() and not torch.equal(x2, encoder.upsamplers[0](torch.nn.functional.interpolate(trunk, scale_factor=2)))
+
+
+def test_without_conditional_the_features_ignore_the_image():
+    """Table 4's "no conditional", h(x) = 0: every image gets the encoder's features of an all-zero small image."""
+    net = _tiny(conditional=False)
+    generator = torch.Generator().manual_seed(4)
+    one, other = (torch.rand(1, 3, 16, 16, generator=generator, dtype=torch.float64) for _ in range(2))
+    zeros = net.encoder(torch.zeros(1, 3, 4, 4, dtype=torch.float64), net.levels)
+    for a, b, z in zip(net.condition(one), net.condition(other), zeros, strict=True):
+        torch.testing.assert_close(a, z)
+        torch.testing.assert_close(b, z)
+    conditioned = _tiny()
+    assert not torch.equal(conditioned.condition(one, torch.zeros(1, 3, 4, 4, dtype=torch.float64))[0],
+                           conditioned.condition(other, torch.zeros(1, 3, 4, 4, dtype=torch.float64))[0])

@@ -94,6 +94,10 @@ def test_realsr_splits_and_senmvae_pairs(tmp_path, challenge, prepared):
                                                          "scale": 4}, **loader)
     batch = paired.on_after_batch_transfer(next(iter(paired.train_dataloader())), 0)
     assert batch["degraded"].shape[-1] == 8
+    # SeNM-VAE Tables 4-5's supervised baseline: a restorer on the first num_paired validation pairs, tested on the rest
+    few = factory(kind="paired", root=root, test="senmvae", num_paired=4, **loader)
+    assert few.train_sizes == [4] and len(few.test_set) == VALID - 4
+    assert {p[0] for p in few.test_set.pairs}.isdisjoint({"0801", "0802", "0803", "0804"})
 
 
 def test_a_broken_realsr_layout_lists_what_was_expected(tmp_path):
@@ -130,6 +134,12 @@ def test_div2k_pairs_hr_with_the_x4_files_and_splits(tmp_path):
     with pytest.raises(UserInputError, match="bicubic x2 images not found"):
         div2k(kind="paired", root=root, scale=2, crop_size=32)
     assert len(div2k(kind="clean", root=root)) == 3
+    # a denoiser degrading the HR images on the fly (VDIR Table I) needs no LR folder and takes scale 1
+    awgn = {"_target_": "degrade_lab.degradations.noise.AWGN", "sigma": 25, "clip": False}
+    denoiser = div2k(kind="paired", root=root, scale=1, test=None, degrader=awgn, crop_size=32, batch_size=2)
+    assert denoiser.train_sizes == [5]
+    with pytest.raises(UserInputError, match="scales 2, 3 and 4, got data.scale=1"):
+        div2k(kind="paired", root=root, scale=1, degrader=awgn, crop_size=32)  # its validation pairs are x2-x4
 
 
 def test_lol_pairs_and_enlightengan_unpaired(tmp_path):

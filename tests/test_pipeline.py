@@ -12,8 +12,8 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.pipeline.results import build_table
-from degrade_lab.pipeline.stages import plan
+from degrade_lab.pipeline.results import build_table, mean_std, plus_minus, verdict
+from degrade_lab.pipeline.stages import fill_at_run, plan
 from degrade_lab.tasks.pipeline import pipeline
 from test_configs import options
 
@@ -37,6 +37,37 @@ def test_plan_fills_placeholders_per_seed(tmp_path):
         plan([{"name": "a", "task": "fit"}], [0], {}, {}, tmp_path)
     with pytest.raises(UserInputError, match="no list args.data"):
         plan(stages[:1], [0], {}, {}, tmp_path)
+
+
+def test_mean_and_sample_std():
+    mean, std = mean_std([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5
+    assert std == pytest.approx((5 / 3) ** 0.5)  # sum of squares 5, divided by n - 1 = 3
+    assert mean_std([4.2]) == (4.2, 0.0)
+    assert plus_minus([24.0, 25.0, 26.0]) == "25.00 ± 1.00"
+    assert plus_minus([0.5], 3) == "0.500"
+
+
+def test_a_win_needs_the_means_apart_by_more_than_both_stds():
+    base = [24.0, 24.1, 23.9]  # 24.0 ± 0.1
+    assert verdict([25.0, 25.2, 24.8], base) == "win"  # 1.0 apart > 0.2 + 0.1
+    assert verdict([24.35, 24.55, 24.15], base) == "win"  # 0.35 apart > 0.2 + 0.1
+    assert verdict([24.2, 24.6, 23.8], base) == "tie"  # 0.2 apart < 0.4 + 0.1
+    assert verdict(base, [25.0, 25.2, 24.8]) == "loss"
+    assert verdict([25.0], [24.0]) == "win"  # one seed each: no spread to hide in
+    assert verdict([0.30, 0.31], [0.40, 0.41], higher_is_better=False) == "win"  # LPIPS: lower wins
+
+
+def test_ckpt_placeholder_takes_best_when_the_run_validated_else_last(tmp_path):
+    stages = [{"name": "fit", "task": "train", "args": []},
+              {"name": "pairs", "task": "synthesize", "args": ["degrader.ckpt={ckpt:fit}"]}]
+    run = plan(stages, [0], {}, {}, tmp_path)[1]
+    assert run.depends == {"fit"}
+    checkpoints = tmp_path / "fit" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    assert fill_at_run(run.args, tmp_path) == [f"degrader.ckpt={checkpoints / 'last.ckpt'}"]  # never validated
+    (checkpoints / "best.ckpt").write_bytes(b"")
+    assert fill_at_run(run.args, tmp_path) == [f"degrader.ckpt={checkpoints / 'best.ckpt'}"]
 
 
 def _metrics(folder: Path, **values) -> Path:
@@ -64,6 +95,17 @@ def test_table_over_seeds_applies_the_win_rule_and_shows_the_paper(tmp_path):
     assert "| learned | 0.250 | 26.10 ± 0.14 | win | PSNR (dB) 34.9 |" in text  # 0.9 dB > 0.14 + 0.14
     assert "| close | - | 25.30 ± 0.28 | tie | - |" in text  # 0.2 dB < 0.28 + 0.14
     assert results["better"]["test/psnr"] == [26.0, 26.2] and results["better"]["paper"] == {"test/psnr": 34.9}
+    # a row judged against another row than the baseline (SeNM-VAE Table 2: N pairs with and without synthesis)
+    table["rows"][3]["against"] = "better"
+    text, _ = build_table(table, lambda stage: folders[stage])
+    assert "vs its baseline row" in text.splitlines()[0]
+    assert "| close | - | 25.30 ± 0.28 | loss vs better | - |" in text  # 0.8 dB below, > 0.28 + 0.14
+    assert "| learned | 0.250 | 26.10 ± 0.14 | win vs base | PSNR (dB) 34.9 |" in text
+    table["headers"] = {"test/psnr": "PSNR on the 90"}
+    assert " PSNR on the 90 " in build_table(table, lambda stage: folders[stage])[0].splitlines()[0]
+    table["rows"][3]["against"] = "nowhere"
+    with pytest.raises(UserInputError, match="against 'nowhere' is not a row"):
+        build_table(table, lambda stage: folders[stage])
 
 
 def _tiny(compose, run_dir: Path, stages: list[dict]):
@@ -123,6 +165,11 @@ def test_every_pipeline_composes_and_plans(compose, name, tmp_path):
             assert {row.get("restorer"), row.get("degrader")} - {None} <= stages
 
 
+def test_every_pipeline_is_listed_in_the_experiments_index():
+    index = (Path(__file__).resolve().parents[1] / "experiments" / "README.md").read_text()
+    assert [name for name in options("pipeline") if f"`{name}`" not in index] == []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", options("pipeline"))
 def test_every_pipeline_runs_at_cpu_smoke_scale(compose, name, tmp_path):
@@ -139,6 +186,11 @@ def test_args_inside_an_argument_and_stages_skipped_at_a_scale(tmp_path):
     assert [r.key for r in plan(stages, [0], sets, {}, tmp_path)] == ["tiles", "pairs"]
     with pytest.raises(UserInputError, match="must hold one value, not 2"):
         plan([{"name": "x", "task": "evaluate", "args": ["a={args:data}"]}], [0], sets, {}, tmp_path)
+    nested = {**sets, "model": ["experiment=x", "{args:data}", "input={args:clean}"]}
+    assert plan([{"name": "y", "task": "train", "args": ["{args:model}"]}], [0], nested, {}, tmp_path)[0].args == [
+        "experiment=x", "data=folders", "data.test=T", "input=/photos/clean"]
+    with pytest.raises(UserInputError, match="refers to itself"):
+        plan([{"name": "z", "task": "train", "args": ["{args:loop}"]}], [0], {"loop": ["{args:loop}"]}, {}, tmp_path)
 
 
 def test_a_paper_pipeline_names_what_it_needs(compose):

@@ -242,6 +242,28 @@ def test_a_trained_model_makes_stronger_degradation_at_a_higher_level():
     assert strength[1] > 1.5 * strength[0] and strength[3] > 1.5 * strength[2]
 
 
+def test_real_world_sr_learns_on_the_bicubic_shrunk_clean_side():
+    """SeNM-VAE sec. 4.6: y = B(x) + n'. With the bicubic operator, a pair of an HR clean image and its LR degraded
+    image has the level std(y - B(x)), the std of exactly the noise that was added; the degrader shrinks first."""
+    from degrade_lab.degradations.resize import Bicubic
+
+    module = tiny_module(clean_operator=Bicubic(scale=4))
+    assert module.scale == 4
+    generator = torch.Generator().manual_seed(3)
+    clean = torch.rand(2, 3, 64, 64, generator=generator)
+    noise = 0.05 * torch.randn(2, 3, 16, 16, generator=generator)
+    degraded = Bicubic(scale=4)(clean) + noise
+    terms = module.loss_terms({"clean": clean, "degraded": degraded, "domain": torch.full((2,), D.PAIRED)})
+    assert torch.isfinite(terms["loss"])
+    expected = noise.flatten(1).std(dim=1)
+    assert module.level_range.tolist() == pytest.approx([expected.min().item(), expected.max().item()], rel=1e-4)
+    assert torch.isfinite(module.loss_terms({"clean": clean, "domain": torch.full((2,), D.SOURCE)})["loss"])
+    degrader = SeNMVAEDegrader(module=module.eval(), level=0.05)
+    with torch.no_grad():
+        out = degrader(clean, torch.Generator().manual_seed(0))
+    assert degrader.scale == 4 and out.shape == (2, 3, 16, 16)  # an LR image of the HR input
+
+
 def test_a_step_with_a_huge_gradient_is_skipped_and_counted():
     module = tiny_module(skip_grad_norm=1e-9)
     module.zero_grad()
@@ -276,6 +298,12 @@ def test_split_from_gives_each_kind_its_share(tmp_path):
     assert restorer.train_sizes == [4]
     with pytest.raises(UserInputError, match="has 12 pairs, fewer than asked for: data.num_paired=11"):
         folders("semi", **{**common, "num_paired": 11})
+    # Table 7: the unpaired domains cut to N images each, the pairs unchanged
+    fewer = folders("semi", **common, num_unpaired=2)
+    assert fewer.train_sizes == [4, 2, 2] and fewer.split_record["paired"] == semi.split_record["paired"]
+    assert set(fewer.split_record["source"]) <= set(semi.split_record["source"])
+    with pytest.raises(UserInputError, match="num_unpaired=5.*give 1 to 4"):
+        folders("semi", **common, num_unpaired=5)
 
 
 def test_switched_off_domains_need_no_folder(tmp_path, tiny_folders):

@@ -4,6 +4,8 @@ mirrors re-save them), fewer and smaller images and blocks."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,18 @@ def test_data_modules_for_each_kind_of_model(tmp_path):
     assert unpaired.unpaired_validation  # no pairs to validate on
     semi = sidd("semi", str(tmp_path), train="medium", num_paired=4, crop_size=32)
     assert semi.train_sizes == [4, 4, 4]  # 12 Medium pairs: 4 paired, 4 clean-only, 4 noisy-only
+    fewer = sidd("semi", str(tmp_path), train="medium", num_paired=4, num_unpaired=3, crop_size=32)
+    assert fewer.train_sizes == [4, 3, 3] and set(fewer.split_record["paired"]) == set(semi.split_record["paired"])
+    # a prepared folder of crops in place of the shipped images; the test stays the validation blocks
+    prepared = tmp_path / "crops"
+    for i, (_, clean, noisy) in enumerate(small):
+        (prepared / "clean").mkdir(parents=True, exist_ok=True)
+        (prepared / "degraded").mkdir(exist_ok=True)
+        shutil.copy(clean, prepared / "clean" / f"c{i}.png")
+        shutil.copy(noisy, prepared / "degraded" / f"c{i}.png")
+    crops = sidd("semi", str(tmp_path), pairs_from=str(prepared), num_paired=2, crop_size=32)
+    assert crops.train_sizes[0] == 2 and sum(crops.train_sizes) == len(small)
+    assert set(crops.split_record["paired"]) <= {f"c{i}" for i in range(len(small))} and len(crops.test_set) == 8
     assert len(sidd("test", str(tmp_path))) == 8
     synthetic = sidd("paired", str(tmp_path), train="small", degrader="awgn", crop_size=32)
     batch = synthetic.train_set[(0, 0)]

@@ -121,6 +121,8 @@ class DeFlow(nn.Module):
         shift_init_std: M starts as this times the identity. The authors' 0 is a stationary point that M never
             leaves (:mod:`~degrade_lab.archs.latent_shift`), so their learned shift is a mean alone; > 0 lets the
             degraded domain's latent covariance I + M M^T learn.
+        conditional: false feeds the encoder h(x) = 0, an image of zeros, instead (Table 4's "no conditional":
+            the flow then sees no information about the image it models).
     """
 
     #: context (pixels) around each tile of a tiled synthesis; the flow's receptive field is far wider (the RRDB
@@ -131,13 +133,13 @@ class DeFlow(nn.Module):
                  affine_eps: float = 1e-3, condition_scale: int = 4, condition_noise: float = 0.03,
                  features: int = 64, blocks: int = 23, growth: int = 32,
                  stack_blocks: tuple[int, ...] = (1, 8, 15, 22), shift: str = "full", quantization: int = 32,
-                 shift_init_std: float = 0.0):
+                 shift_init_std: float = 0.0, conditional: bool = True):
         super().__init__()
         if levels < 1 or steps < 1:
             raise ValueError(f"DeFlow needs levels >= 1 and steps >= 1, got {levels} / {steps}")
         self.in_channels, self.levels = in_channels, levels
         self.condition_scale, self.condition_noise = int(condition_scale), float(condition_noise)
-        self.quantization = int(quantization)
+        self.quantization, self.conditional = int(quantization), bool(conditional)
         self.encoder = ConditionEncoder(in_channels, features, blocks, growth, condition_scale, tuple(stack_blocks))
         self.encoder.freeze_unused()
         cond = self.encoder.channels
@@ -170,6 +172,9 @@ class DeFlow(nn.Module):
     def condition(self, image: torch.Tensor, noise: torch.Tensor | None = None) -> list[torch.Tensor]:
         """h(x): the image shrunk ``condition_scale`` times (MATLAB bicubic) plus ``condition_noise`` times
         ``noise`` (standard normal of the shrunk size; drawn when None), encoded per level."""
+        if not self.conditional:  # h(x) = 0 (Table 4)
+            size = (image.shape[-2] // self.condition_scale, image.shape[-1] // self.condition_scale)
+            return self.encoder(image.new_zeros(*image.shape[:-2], *size), self.levels)
         small = imresize(image, 1.0 / self.condition_scale)
         if self.condition_noise > 0:
             noise = torch.randn_like(small) if noise is None else noise.to(small.dtype)

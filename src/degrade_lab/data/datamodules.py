@@ -221,13 +221,13 @@ def _concat(datasets: list[Dataset]) -> Dataset:
 
 
 def paired_crops(paired, crop_size: int, scale: int, augment: bool, why: str, pairs=None) -> Dataset:
-    """Aligned crops from one or more paired folders, or from a list of ``pairs`` (a split)."""
-    if pairs is not None:
-        return PairedCropDataset(None, crop_size, scale, augment, pairs=pairs)
-    folders = _folders(paired)
-    if not folders:
+    """Aligned crops from one or more paired folders and / or a list of ``pairs`` (a split's pairs: a restorer
+    trained on synthetic pairs plus the split's real ones, SeNM-VAE Table 2)."""
+    parts = [PairedCropDataset(None, crop_size, scale, augment, pairs=pairs)] if pairs is not None else []
+    parts += [PairedCropDataset(folder, crop_size, scale, augment) for folder in _folders(paired)]
+    if not parts:
         raise UserInputError(f"{why} needs data.paired=DIR (with clean/ and degraded/).")
-    return _concat([PairedCropDataset(folder, crop_size, scale, augment) for folder in folders])
+    return _concat(parts)
 
 
 def image_crops(folder, crop_size: int, key: str, augment: bool, what: str, why: str, files=None) -> Dataset:
@@ -359,13 +359,15 @@ def folders(
     num_paired: int = 10,
     split_seed: int = 0,
     clean_validation: bool = False,
+    num_unpaired: int | None = None,
 ) -> DomainDataModule:
     """The data module a model needs (``kind``, from its LightningModule's ``data_kind``), built from
     the user's folders (``conf/data/folders.yaml``). Folders a kind does not use are ignored.
 
     ``split_from=PAIRED_DIR`` builds SeNM-VAE's semi-supervised split of one paired set instead
     (:func:`~degrade_lab.data.splits.split_pairs`, seeded by ``split_seed``): ``num_paired`` pairs, the
-    rest halved into source (clean) and target (degraded) images. Each kind takes what it may use:
+    rest halved into source (clean) and target (degraded) images (``num_unpaired`` of each, when given). Each
+    kind takes what it may use:
     ``semi`` the three domains; ``unpaired`` (LUD-VAE) every clean and every degraded image of the split
     without its pairing; ``paired`` (a restorer) the ``num_paired`` pairs alone. The data module's
     ``split_record`` lists the names per domain (the train task saves it as ``split.json``).
@@ -386,7 +388,8 @@ def folders(
     if split_from:
         from degrade_lab.data.splits import describe, split_pairs, unpaired_files
 
-        split = split_pairs(split_from, int(num_paired), int(split_seed), int(scale), unpaired=kind != "paired")
+        split = split_pairs(split_from, int(num_paired), int(split_seed), int(scale), unpaired=kind != "paired",
+                            num_unpaired=num_unpaired)
         record = describe(split, split_from, split_seed)
     if kind == "paired":
         module = PairedDataModule(paired=paired, source=source, degrader=degrader, degrader_ckpt=degrader_ckpt,

@@ -29,8 +29,12 @@ def div2k(kind: str = "paired", root=None, scale: int = 4, test: str | None = "v
     images); see the module docstring. ``num_paired``: a semi-supervised model's pairs (SeNM-VAE's split of the
     training pairs, seeded by ``split_seed``)."""
     scale = int(scale)
-    if scale not in (2, 3, 4):
-        raise UserInputError(f"DIV2K ships bicubic LR images for scales 2, 3 and 4, got data.scale={scale}.")
+    needs_lr = kind in ("test", "unpaired", "semi") or (kind == "paired" and degrader is None) \
+        or (bool(test) and kind != "clean")
+    if needs_lr and scale not in (2, 3, 4):
+        raise UserInputError(f"DIV2K ships bicubic LR images for scales 2, 3 and 4, got data.scale={scale} (a restorer "
+                             "that degrades the HR images on the fly, data.degrader=..., takes any scale with "
+                             "data.test=null).")
     if test not in (None, "validation"):
         raise UserInputError(f"data.test={test!r}: DIV2K's test split is 'validation' (its 100 HR images), or null.")
     needed = {"test": ["valid_hr", "valid_lr"], "clean": ["valid_hr"],

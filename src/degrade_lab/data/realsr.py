@@ -15,7 +15,8 @@ data set      clean training         degraded training   validation clean     va
 The degraded training images are at the LR scale already (LUD-VAE and DeFlow learn the degradation there, after a
 bicubic x4 of the clean side: their presets' ``clean_operator``), so the modules' scale is 4 for the validation
 pairs and the clean side. SeNM-VAE's split (sec. 4.6, Tables 4-5) keeps the first ``num_paired`` (10) validation pairs
-(sorted by name) as its pairs and tests on the other 90; ``test=senmvae`` scores every model on those 90.
+(sorted by name) as its pairs and tests on the other 90; ``test=senmvae`` scores every model on those 90, and a
+restorer given no on-the-fly degrader then trains on the 10 (Tables 4-5's "ESRGAN with 10 paired data").
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _needed(kind: str, test, degrader) -> list[str]:
     needed = ["valid_clean", "valid_degraded"] if test or kind == "semi" else []
     if kind in ("unpaired", "semi"):
         needed += ["clean", "degraded"]
-    elif kind == "paired":
+    elif kind == "paired" and (degrader is not None or test != "senmvae"):  # else: SeNM-VAE's 10 validation pairs
         needed += ["clean"]
     elif kind == "clean":
         needed = ["valid_clean"]
@@ -79,7 +80,8 @@ def real_world_sr(challenge: str, kind: str = "paired", root=None, test: str | N
         semi = {"paired": paired, "source": [(p.stem, p, p) for p in found["clean"]],
                 "target": [(p.stem, p, p) for p in found["degraded"]]}
         test_pairs = rest if test else None
-    module = build_module(kind, dataset=challenge, root=root, scale=SCALE, train_pairs=None,
+    train_pairs = paired if kind == "paired" and degrader is None and test == "senmvae" else None
+    module = build_module(kind, dataset=challenge, root=root, scale=SCALE, train_pairs=train_pairs,
                           source_files=found.get("clean"), target_files=found.get("degraded"),
                           test_pairs=test_pairs, semi_pairs=semi, degrader=degrader, degrader_ckpt=degrader_ckpt,
                           val_count=val_images, val_crop=val_crop, weights=weights, clean_validation=clean_validation,

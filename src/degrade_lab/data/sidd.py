@@ -194,7 +194,8 @@ def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", tes
          val_blocks: int = 64, num_paired: int | None = None, split_seed: int = 0, degrader=None,
          degrader_ckpt: str | None = None, crop_size: int = 64, batch_size: int = 16, num_workers: int = 0,
          batches_per_epoch: int = 1000, val_crop: int | None = None, weights: dict | None = None,
-         augment: bool = True, seed: int = 0, clean_validation: bool = False, scale: int = 1):
+         augment: bool = True, seed: int = 0, clean_validation: bool = False, scale: int = 1,
+         pairs_from: str | None = None, num_unpaired: int | None = None):
     """The data module for ``data=sidd`` (``conf/data/sidd.yaml``), by the model's ``kind``:
 
     - ``paired`` (a restorer): the training pairs of ``train`` (``num_paired``: that many of them, chosen as
@@ -203,6 +204,11 @@ def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", tes
       trains on SIDD (the two domains share scenes);
     - ``semi`` (SeNM-VAE): ``num_paired`` pairs (default 10), the rest halved into clean-only and noisy-only images;
     - ``test`` (what ``evaluate`` scores): the validation blocks alone, a dataset.
+
+    ``pairs_from``: a paired folder to train on in place of the images as shipped (``degrade-lab prepare
+    sidd_senmvae``'s 300 random crops per pair, which SeNM-VAE splits: the 10 pairs are crops, the rest halved into
+    clean-only and noisy-only crops); validation and test stay SIDD's blocks. ``num_unpaired``: SeNM-VAE's unpaired
+    domains cut to that many images each (Table 7).
 
     ``test=validation`` (the default) tests on the 1280 validation blocks and validates on ``val_blocks`` of them
     spread over the 40 images; ``test=null`` uses none (an unpaired model then validates without pairs)."""
@@ -223,13 +229,18 @@ def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", tes
         if not test:
             raise UserInputError("data=sidd with data.test=null has no test pairs: evaluate needs data.test=validation.")
         return layout.validation_blocks()
-    pairs = layout.training_pairs(train)
+    if pairs_from:
+        from degrade_lab.data.datasets import find_pairs
+
+        pairs = find_pairs(pairs_from)
+    else:
+        pairs = layout.training_pairs(train)
     test_set = layout.validation_blocks() if test else None
     val_set = layout.validation_blocks(crop=val_crop, count=int(val_blocks)) if test else None
     common = {"test": test_set, "val": val_set, "crop_size": crop_size, "val_crop": val_crop, "augment": augment,
               "batch_size": batch_size, "num_workers": num_workers, "batches_per_epoch": batches_per_epoch,
               "seed": seed}
-    where = f"SIDD under '{layout.root}'"
+    where = f"the pairs of '{pairs_from}'" if pairs_from else f"SIDD under '{layout.root}'"
     split = None
     if kind == "paired":
         if num_paired is not None:
@@ -244,7 +255,8 @@ def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", tes
         module = UnpairedDataModule(source_files=[clean for _, clean, _ in pairs],
                                     target_files=[noisy for _, _, noisy in pairs], weights=weights, **common)
     elif kind == "semi":
-        split = split_pair_list(pairs, int(10 if num_paired is None else num_paired), int(split_seed), where=where)
+        split = split_pair_list(pairs, int(10 if num_paired is None else num_paired), int(split_seed), where=where,
+                                num_unpaired=num_unpaired)
         module = SemiSupervisedDataModule(split=split, weights=weights, clean_validation=clean_validation, **common)
     else:
         raise UserInputError(f"unknown data kind '{kind}' (paired, unpaired or semi).")

@@ -3,7 +3,7 @@
 ``num_pairs`` pairs stay paired; the remaining pairs are halved at random into two disjoint
 halves: the first half contributes only its CLEAN image (the source domain), the second only its
 DEGRADED image (the target domain), so no image appears in two domains. The paper keeps 10, 96 or
-960 of SIDD's pairs. :func:`split_pairs` does it in memory (``data.split_from=DIR data.num_paired=N``);
+960 of SIDD's pairs; ``num_unpaired`` keeps that many images in each unpaired domain (Table 7: 0, 96, 960). :func:`split_pairs` does it in memory (``data.split_from=DIR data.num_paired=N``);
 :func:`semi_supervised_split` writes the same split as folders (for synthesis from the source images).
 """
 
@@ -22,15 +22,17 @@ Pair = tuple[str, Path, Path]
 
 
 def split_pairs(paired: str | Path, num_pairs: int, seed: int = 0, scale: int = 1,
-                unpaired: bool = True) -> dict[str, list[Pair]]:
+                unpaired: bool = True, num_unpaired: int | None = None) -> dict[str, list[Pair]]:
     """``{"paired", "source", "target"}`` lists of pairs of folder ``paired`` (source keeps the clean
     side of its pairs, target the degraded side). ``unpaired=False``: the caller wants the pairs only
-    (a restorer trained on the N pairs), and the rest may be empty."""
-    return split_pair_list(find_pairs(paired, scale), num_pairs, seed, unpaired, f"paired folder '{paired}'")
+    (a restorer trained on the N pairs), and the rest may be empty. ``num_unpaired``: keep only that many
+    (the first of each shuffled half) in source and in target."""
+    return split_pair_list(find_pairs(paired, scale), num_pairs, seed, unpaired, f"paired folder '{paired}'",
+                           num_unpaired)
 
 
 def split_pair_list(pairs: list[Pair], num_pairs: int, seed: int = 0, unpaired: bool = True,
-                    where: str = "the paired set") -> dict[str, list[Pair]]:
+                    where: str = "the paired set", num_unpaired: int | None = None) -> dict[str, list[Pair]]:
     """:func:`split_pairs` of a list of pairs (a data set's training pairs, e.g. SIDD's)."""
     spare = 2 if unpaired else 0
     if not 0 <= int(num_pairs) <= len(pairs) - spare:
@@ -41,8 +43,16 @@ def split_pair_list(pairs: list[Pair], num_pairs: int, seed: int = 0, unpaired: 
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(int(seed))).tolist()
     kept, rest = order[: int(num_pairs)], order[int(num_pairs):]
     half = len(rest) // 2
-    return {"paired": [pairs[i] for i in kept], "source": [pairs[i] for i in rest[:half]],
-            "target": [pairs[i] for i in rest[half:]]}
+    source, target = rest[:half], rest[half:]
+    if num_unpaired is not None and unpaired:
+        if not 0 < int(num_unpaired) <= min(len(source), len(target)):
+            raise UserInputError(
+                f"data.num_unpaired={num_unpaired}: {where} leaves {len(source)} clean-only and {len(target)} "
+                f"degraded-only images after {num_pairs} pairs; give 1 to {min(len(source), len(target))}, or null for "
+                "all (no unpaired domain at all: data.weights.source=0 data.weights.target=0).")
+        source, target = source[: int(num_unpaired)], target[: int(num_unpaired)]
+    return {"paired": [pairs[i] for i in kept], "source": [pairs[i] for i in source],
+            "target": [pairs[i] for i in target]}
 
 
 def unpaired_files(split: dict[str, list[Pair]]) -> tuple[list[Path], list[Path]]:

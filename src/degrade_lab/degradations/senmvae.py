@@ -17,6 +17,9 @@ is chosen per image by ``level``:
 * ``steps: [l1, l2, ...]`` (``level_steps``): image ``i`` of a batch gets ``l_(i mod K)``: one clean image
   at several strengths (``degrade-lab synthesize samples=K``).
 
+A model trained for real-world SR (``clean_operator``: bicubic) shrinks the clean image first and degrades that:
+the output is the LR image, ``scale`` times smaller.
+
 A level outside the trained range warns once (the prior was never trained there). Every drawn level is
 recorded (``level``, [0, 1]; ``sigma``, 0-255) for synthesis manifests and non-blind restorers.
 
@@ -106,7 +109,7 @@ class SeNMVAEDegrader(LearnedDegrader):
             raise UserInputError("degrader.level and degrader.level_steps must be >= 0.")
         self._check_range(requested)
         self.temperature = self.option(temperature, "temperature")
-        self.produces, self.scale = "degraded", 1
+        self.produces = "degraded"  # scale: the model's clean operator's (bicubic x4 for real-world SR), set above
         self._warned_sidd = False  # the SIDD prior's range is checked once, on its first draws
 
     def set_option(self, name, value):
@@ -143,6 +146,8 @@ class SeNMVAEDegrader(LearnedDegrader):
         return sample_uniform(self.level, batch, generator, device)
 
     def degrade(self, image, generator=None):
+        operator = getattr(self.module, "clean_operator", None)  # identity for denoising, bicubic for SR
+        image = operator(image.float(), generator) if operator is not None else image
         batch, device = image.shape[0], image.device
         seeds = self.seeds(batch, generator, device)
         levels = self.draw_levels(batch, generator, device)

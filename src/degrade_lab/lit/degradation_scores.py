@@ -18,6 +18,12 @@ from degrade_lab.metrics.noise_match import NoiseMatch
 from degrade_lab.metrics.residual import ResidualStatistics
 
 
+def build_clean_operator(clean_operator: Any = None) -> nn.Module:
+    """The task's known operator T on the clean side (a Degrader config or object, e.g. bicubic x4 for real-world
+    SR; none: the identity): what a degradation model puts its clean images through before it learns the rest."""
+    return build_degrader(clean_operator) or Identity()
+
+
 def log_validation_scores(module: pl.LightningModule, akld: Metric, akld_best: Metric, others: dict[str, Metric]) -> None:
     """Log ``val/akld`` (the model-selection score), ``val/akld_best`` and ``others`` by name (a metric that
     computes a dict logs each entry as ``val/<key>``), then reset."""
@@ -67,7 +73,7 @@ class SyntheticValidation:
         repeat: ``clean_operator`` (the task's known operator T on the clean side, a Degrader config or object;
         none: the identity) and ``color_normalization`` (``{mean_from, std_from, mean_to, std_to}``, 0-255, of
         the degraded side, AIM19's; none: no change). Sets ``clean_operator``, ``scale`` and ``normalization``."""
-        self.clean_operator = build_degrader(clean_operator) or Identity()
+        self.clean_operator = build_clean_operator(clean_operator)
         self.scale = int(getattr(self.clean_operator, "scale", 1))
         self.normalization: nn.Module = (
             ColorNormalization(**color_normalization) if color_normalization else NoNormalization()

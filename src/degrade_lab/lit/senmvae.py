@@ -22,6 +22,10 @@ steps, the KL annealing of sec. 4.2), λ = ``content_kl_ratio`` (paper: 1e-7, fi
 the authors' code: a step whose loss is not finite, or whose generator gradient norm reaches
 ``skip_grad_norm`` (150), is skipped and counted; other steps are clipped at ``clip_grad_norm`` (200).
 
+Real-world SR (sec. 4.6, Tables 4-5): ``clean_operator`` is the bicubic down-sampling B, and the model learns
+y = B(x) + n' (n' = n + D(x) - B(x): whatever separates the true down-sampling from bicubic counts as degradation)
+on B(x) wherever it sees a clean image; a synthesized image is then B(x) degraded, an LR image of the HR one.
+
 Validation translates the clean side of the validation pairs at the level of the real pair
 (std(real - clean), the authors' test script) and scores the synthetic noise against the real one:
 ``val/akld`` (model selection), ``val/kld``, ``val/psnr_synthetic``, and ``val/level_error`` (the level
@@ -33,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +52,7 @@ from degrade_lab.lit.adversarial import (
     relativistic_generator_loss,
 )
 from degrade_lab.lit.base import DegradeLabModule
-from degrade_lab.lit.degradation_scores import log_validation_scores
+from degrade_lab.lit.degradation_scores import build_clean_operator, log_validation_scores
 from degrade_lab.metrics import AKLD, NoiseKLD, psnr
 from degrade_lab.metrics.residual import ResidualStatistics
 from degrade_lab.utils.io import quantize_8bit
@@ -83,6 +88,9 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
         val_temperature: temperature of the scored validation translations.
         grid_level_factors: the validation grid adds the first image translated at these multiples of
             its true level (how the strength follows the level).
+        clean_operator: the task's known operator on the clean side (a Degrader, ``conf/degrader``; real-world
+            SR: ``degrader@model.clean_operator=bicubic``), applied to every clean image before the model sees
+            it; none: the identity (denoising).
     """
 
     data_kind = "semi"
@@ -113,6 +121,7 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
         clip_grad_norm: float = 200.0,
         val_temperature: float = 1.0,
         grid_level_factors: tuple[float, ...] = (0.5, 2.0),
+        clean_operator: Any = None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -130,6 +139,8 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
         self.skip_grad_norm, self.clip_grad_norm = float(skip_grad_norm), float(clip_grad_norm)
         self.val_temperature = float(val_temperature)
         self.grid_level_factors = [float(f) for f in grid_level_factors]
+        self.clean_operator = build_clean_operator(clean_operator)
+        self.scale = int(getattr(self.clean_operator, "scale", 1))
         # the range of true levels of the training pairs (the degrader's default range; it warns outside)
         self.register_buffer("level_range", torch.tensor([float("inf"), float("-inf")]))
         self.val_kld, self.val_akld, self.val_psnr, self.val_level_error = NoiseKLD(), AKLD(), MeanMetric(), MeanMetric()
@@ -196,12 +207,12 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
             raise ValueError(f"a SeNM-VAE batch must come from one domain, got labels {kinds}")
         kind = int(kinds[0])
         if kind == D.PAIRED:
-            terms = self.paired_terms(batch["clean"], batch["degraded"])
+            terms = self.paired_terms(self.clean_operator(batch["clean"]), batch["degraded"])
         elif kind == D.SOURCE:
             if not self.clean_reconstruction:
                 raise ValueError("without the clean reconstruction term the source domain contributes no "
                                  "loss: switch it off with data.weights.source=0")
-            terms = self.source_terms(batch["clean"])
+            terms = self.source_terms(self.clean_operator(batch["clean"]))
         else:
             terms = self.target_terms(batch["degraded"])
         w = self.current_kl_weight()
@@ -272,7 +283,7 @@ class SeNMVAEModule(TwoOptimizerSteps, DegradeLabModule):
         return quantize_8bit(self.net.synthesize(clean, seeds, levels, temperatures))
 
     def validation_step(self, batch, batch_idx):
-        clean, real = batch["clean"], batch["degraded"]
+        clean, real = self.clean_operator(batch["clean"]), batch["degraded"]
         level = true_level(clean, real)
         synthetic = self._translate(clean, level)
         self.val_kld.update(synthetic, real, clean)

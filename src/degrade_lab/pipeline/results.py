@@ -13,7 +13,9 @@ The ``table`` section of a pipeline config::
            paper: {test/psnr: 33.42}}
 
 ``restorer`` and ``degrader`` name evaluate stages (seeded or not); ``input: true`` reads their ``input/*``
-metrics (the degraded input itself) instead of ``test/*``.
+metrics (the degraded input itself) instead of ``test/*``; ``against: KEY`` compares a row with row KEY instead of
+the baseline (SeNM-VAE Table 2: each count of pairs against the same count alone). ``headers`` may name columns
+(``{"test/psnr@degraders.1.scale=2": "PSNR (dB) x2"}``) whose default header would be unclear.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import json
 import math
 import statistics
 from pathlib import Path
+
+from degrade_lab.errors import UserInputError
 
 #: column headers of the metrics a table may show
 HEADERS = {
@@ -95,8 +99,11 @@ def build_table(table: dict, folders_of) -> tuple[str, dict]:
             values[row["key"]][key] = _values(folders_of(stage), key, bool(row.get("input"))) if stage else []
     baseline = table.get("baseline")
     has_paper = any(row.get("paper") for row in rows_in)
-    head = ["method", *(header(c) for c in columns)]
-    head += [f"vs {next(r['name'] for r in rows_in if r['key'] == baseline)}"] if baseline else []
+    names = dict(table.get("headers") or {})
+    head = ["method", *(names.get(c) or header(c) for c in columns)]
+    per_row = any(row.get("against") for row in rows_in)
+    if baseline:
+        head.append("vs its baseline row" if per_row else f"vs {next(r['name'] for r in rows_in if r['key'] == baseline)}")
     head += ["paper"] if has_paper else []
     lines, results = [], {}
     for row in rows_in:
@@ -105,14 +112,18 @@ def build_table(table: dict, folders_of) -> tuple[str, dict]:
             found = values[row["key"]][key]
             cells.append(plus_minus(found, _digits(key)) if found else "-")
         if baseline:
-            base = values[baseline][main]
+            against = row.get("against") or baseline
+            if against not in values:
+                raise UserInputError(f"table row '{row['key']}': against '{against}' is not a row of the table.")
+            base = values[against][main]
             mine = values[row["key"]][main]
-            if row["key"] == baseline or not base or not mine or row.get("input"):
+            if row["key"] == against or not base or not mine or row.get("input"):
                 cells.append("-")
             elif min(len(base), len(mine)) < 2:  # no spread to judge a difference against
                 cells.append("one seed")
             else:
-                cells.append(verdict(mine, base, main not in lower_better))
+                cells.append(verdict(mine, base, main not in lower_better)
+                             + (f" vs {against}" if per_row else ""))
         if has_paper:
             paper = row.get("paper") or {}
             cells.append(", ".join(f"{header(k)} {v}" for k, v in paper.items()) or "-")

@@ -7,10 +7,12 @@ A stage is ``{name, task, args, seeds}``: ``task`` a degrade-lab task (``train``
 * ``{seed}``: the run's seed (seeded stages; ``0`` otherwise);
 * ``{dir}``: this run's own folder; ``{stage:NAME}``: the folder of an earlier stage's run (for a seeded stage,
   the run of the same seed where NAME is seeded too);
+* ``{ckpt:NAME}``: the checkpoint of an earlier training stage's run: its ``checkpoints/best.ckpt``, or
+  ``last.ckpt`` when the run never validated (a short run); chosen when the stage runs;
 * ``{builtin:NAME}``: the builtin data set ``NAME`` (built on first use);
 * an argument ``{args:KEY}`` on its own is replaced by the list ``args.KEY`` of the pipeline config (data settings
-  that a scale preset such as ``+scale=cpu_smoke`` swaps for builtin-sized ones); inside a longer argument
-  (``input={args:clean}``) by that list's single value.
+  that a scale preset such as ``+scale=cpu_smoke`` swaps for builtin-sized ones; a list may use other lists);
+  inside a longer argument (``input={args:clean}``) by that list's single value.
 
 A stage with ``skip: [cpu_smoke]`` is left out at that scale (e.g. preparing a data set the smoke run replaces with
 builtin folders).
@@ -27,7 +29,9 @@ from pathlib import Path
 from degrade_lab.errors import UserInputError
 
 TASKS = ("train", "synthesize", "evaluate", "calibrate", "prepare")
-PLACEHOLDER = re.compile(r"\{(seed|dir|stage:[A-Za-z0-9_]+|builtin:[A-Za-z0-9_]+)\}")
+PLACEHOLDER = re.compile(r"\{(seed|dir|(?:stage|ckpt):[A-Za-z0-9_]+|builtin:[A-Za-z0-9_]+)\}")
+#: ``{ckpt:NAME}`` once planned: the run folder whose best (else last) checkpoint is meant, filled at run time
+RUN_CKPT = re.compile(r"\{run_ckpt:([^{}]+)\}")
 
 
 @dataclass
@@ -47,7 +51,8 @@ class Run:
 
 
 def _stage_refs(args: list[str]) -> set[str]:
-    return {m.group(1)[6:] for a in args for m in PLACEHOLDER.finditer(a) if m.group(1).startswith("stage:")}
+    return {m.group(1).split(":", 1)[1] for a in args for m in PLACEHOLDER.finditer(a)
+            if m.group(1).startswith(("stage:", "ckpt:"))}
 
 
 def _last_wins(args: list[str]) -> list[str]:
@@ -68,12 +73,15 @@ def _last_wins(args: list[str]) -> list[str]:
 ARGS = re.compile(r"\{args:([A-Za-z0-9_]+)\}")
 
 
-def _splice(arg: str, args_sets: dict, stage: str) -> list[str]:
-    """``{args:KEY}`` as a whole argument: the list ``args.KEY``; inside a longer argument: its single value."""
+def _splice(arg: str, args_sets: dict, stage: str, depth: int = 0) -> list[str]:
+    """``{args:KEY}`` as a whole argument: the list ``args.KEY``; inside a longer argument: its single value. A list
+    may itself hold ``{args:OTHER}`` (a few levels deep)."""
     def values(key: str) -> list[str]:
         if key not in args_sets:
             raise UserInputError(f"pipeline stage '{stage}': no list args.{key} in the pipeline config.")
-        return [str(a) for a in args_sets[key]]
+        if depth > 4:
+            raise UserInputError(f"pipeline stage '{stage}': args.{key} refers to itself through other args lists.")
+        return [out for a in args_sets[key] for out in _splice(str(a), args_sets, stage, depth + 1)]
 
     whole = ARGS.fullmatch(arg)
     if whole:
@@ -122,14 +130,16 @@ def plan(stages: list[dict], seeds: list[int], args_sets: dict, extra: dict, roo
                     return str(seed if seed is not None else 0)
                 if token == "dir":
                     return str(folder)
-                if token.startswith("stage:"):
-                    ref = token[6:]
+                if token.startswith(("stage:", "ckpt:")):
+                    ref = token.split(":", 1)[1]
                     if seeded[ref]:
                         if seed is None:
                             raise UserInputError(f"pipeline stage '{name}' is not seeded but refers to the seeded "
                                                  f"stage '{ref}': mark it seeds: true.")
-                        return str(root / ref / f"s{seed}")
-                    return str(root / ref)
+                        where = root / ref / f"s{seed}"
+                    else:
+                        where = root / ref
+                    return str(where) if token.startswith("stage:") else f"{{run_ckpt:{where}}}"
                 return match.group(0)  # {builtin:...}: filled when the run starts
 
             filled = [PLACEHOLDER.sub(fill, a) for a in args]
@@ -138,12 +148,17 @@ def plan(stages: list[dict], seeds: list[int], args_sets: dict, extra: dict, roo
     return runs
 
 
-def fill_builtin(args: list[str], data_dir: Path) -> list[str]:
-    """``{builtin:NAME}`` -> the builtin data set's folder, built if it is not there yet."""
+def fill_at_run(args: list[str], data_dir: Path) -> list[str]:
+    """What is filled when a run starts: ``{builtin:NAME}`` -> the builtin data set's folder (built if it is not
+    there yet), ``{ckpt:NAME}`` -> that run's ``best.ckpt``, else its ``last.ckpt``."""
     from degrade_lab.data.builtin import ensure_builtin
 
     def fill(match):
         token = match.group(1)
         return str(ensure_builtin(token[8:], data_dir)) if token.startswith("builtin:") else match.group(0)
 
-    return [PLACEHOLDER.sub(fill, a) for a in args]
+    def checkpoint(match):
+        folder = Path(match.group(1)) / "checkpoints"
+        return str(folder / "best.ckpt" if (folder / "best.ckpt").is_file() else folder / "last.ckpt")
+
+    return [RUN_CKPT.sub(checkpoint, PLACEHOLDER.sub(fill, a)) for a in args]

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from degrade_lab.errors import UserInputError
 from degrade_lab.pipeline.results import build_table
-from degrade_lab.pipeline.stages import Run, fill_builtin, plan
+from degrade_lab.pipeline.stages import Run, fill_at_run, plan
 from degrade_lab.tasks.common import output_dir
 from degrade_lab.utils.io import atomic_write_json, atomic_write_text
 from degrade_lab.utils.runs import package_versions, write_summary
@@ -97,7 +97,7 @@ def pipeline(cfg: DictConfig) -> dict:
 
     remade: set[str] = set()
     for index, run in enumerate(runs, 1):
-        args = fill_builtin(run.args, data_dir)
+        args = fill_at_run(run.args, data_dir)
         run.args = args
         previous = state.get(run.key, {})
         same = previous.get("args") == args and not (run.depends & remade)

@@ -97,6 +97,15 @@ def test_data_configs_instantiate(compose, tiny_folders, tmp_path):
             cfg = compose("evaluate", [*overrides, f"data.root={tmp_path / 'sets'}"])
             assert len(hydra.utils.instantiate(cfg.data, kind="clean")) == 1
             continue
+        if data == "dnd":  # no ground truth, no training split: evaluate's submission only
+            from test_dnd import write_dnd
+
+            write_dnd(tmp_path / "DND")
+            cfg = compose("evaluate", [*overrides, f"data.root={tmp_path / 'DND'}"])
+            assert len(hydra.utils.instantiate(cfg.data, kind="test")) == 6
+            with pytest.raises(hydra.errors.InstantiationException, match="no ground truth and no training split"):
+                hydra.utils.instantiate(cfg.data, kind="paired")
+            continue
         cfg = compose("train", overrides)
         dm = hydra.utils.instantiate(cfg.data, kind="paired", seed=0)
         batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)

@@ -113,3 +113,35 @@ def test_the_command_line_takes_the_recipe_as_its_first_word(tmp_path):
     assert len(list((tmp_path / "out" / "clean").iterdir())) == 2 * len(SCENES)  # 48 x 64: one row of two tiles
     bad = cli("prepare", "sidd_crops", f"data.root={tmp_path / 'SIDD'}", f"output={tmp_path / 'x'}")
     assert bad.returncode == 2 and "sidd_senmvae" in bad.stderr
+
+
+def test_luma_is_matlab_rgb2ycbcr_and_a_grey_jpeg_is_the_rgb_one_of_equal_channels(compose, tmp_path):
+    """``luma``: a colour image becomes round(16 + (65.481 R + 128.553 G + 24.966 B) / 255) (MATLAB's rgb2ycbcr on
+    uint8, written out by hand here), a grey image stays as it is. And the premise of the Y-channel protocol without a
+    grey data path: libjpeg's RGB encoding of an image whose channels are equal decodes to exactly its grey encoding."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import save_rgb, smooth_image
+    from degrade_lab.degradations.jpeg import JPEG
+
+    rng = np.random.default_rng(3)
+    colour, grey = smooth_image(rng, 40, 48), smooth_image(rng, 40, 48)[..., 0]
+    save_rgb(tmp_path / "set" / "colour.png", colour)
+    (tmp_path / "set" / "sub").mkdir()
+    Image.fromarray(grey).save(tmp_path / "set" / "sub" / "grey.bmp")
+    out = tmp_path / "luma"
+    assert _prepare(compose, "luma", tmp_path / "set", out)["files"] == 2
+    rgb = colour.astype(np.float64)
+    expected = np.round(16 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255)
+    y = read_image(out / "colour.png")
+    assert torch.equal(y[0], y[2]) and np.array_equal(np.round(y[0].numpy() * 255), expected)
+    assert np.array_equal(np.round(read_image(out / "sub" / "grey.png")[1].numpy() * 255), grey)
+    buffer = io.BytesIO()
+    Image.fromarray(grey).save(buffer, format="JPEG", quality=20)
+    grey_jpeg = np.array(Image.open(buffer))
+    ours = JPEG(quality=20)(torch.from_numpy(grey).float().div(255).expand(1, 3, -1, -1))
+    assert torch.equal(ours[0, 0].mul(255).round(), torch.from_numpy(grey_jpeg).float())
+    assert torch.equal(ours[0, 0], ours[0, 1]) and torch.equal(ours[0, 1], ours[0, 2])

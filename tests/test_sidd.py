@@ -204,6 +204,31 @@ def test_train_and_evaluate_on_sidd_end_to_end(compose, tmp_path):
     assert identity["input/psnr"] == pytest.approx(float(np.mean([-10 * np.log10(m) for m in mse])), abs=1e-3)
     judged = evaluate(compose("evaluate", ["degrader=awgn", *sidd_data[:2], "metrics.fid=false", "metrics.lpips=null"]))
     assert "degradation/kld" in judged
+    # no ground truth: the benchmark blocks (and DND's crops) restored into the benchmarks' submission files
+    from scipy.io import loadmat
+
+    from degrade_lab.utils.checkpoint import load_model
+    from test_dnd import write_dnd
+
+    model = load_model(ckpt)[0].eval()
+    submitted = evaluate(compose("evaluate", [f"ckpt={ckpt}", *sidd_data[:2], "data.test=benchmark", "progress=false"]))
+    cells = loadmat(submitted["submission"])["DenoisedBlocksSrgb"]
+    noisy = find_sidd(tmp_path / "SIDD").benchmark_blocks()[5]  # image 2, block 2 of 2 x 4
+    with torch.inference_mode():
+        expected = model(noisy["degraded"][None])[0].clamp(0, 1).mul(255).round().permute(1, 2, 0).numpy()
+    assert noisy["name"] == "0002_02" and np.abs(cells[1, 1].astype(float) - expected).max() <= 1
+    photos, boxes = write_dnd(tmp_path / "DND")
+    bundle = evaluate(compose("evaluate", [f"ckpt={ckpt}", "data=dnd", f"data.root={tmp_path / 'DND'}",
+                                           "progress=false"]))
+    assert sorted(p.name for p in Path(bundle["submission"]).iterdir()) == ["0001.mat", "0002.mat"]
+    top, left, bottom, right = boxes[1, 2]
+    crop = torch.from_numpy(photos[1][top - 1 : bottom, left - 1 : right]).permute(2, 0, 1)
+    with torch.inference_mode():
+        expected = model(crop[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    saved = loadmat(Path(bundle["submission"]) / "0002.mat")
+    assert np.abs(saved["Idenoised"][0, 2] - expected).max() < 1e-5 and not saved["israw"].item()
+    with pytest.raises(UserInputError, match="no ground truth"):
+        evaluate(compose("evaluate", ["ckpt=identity", "data=dnd", f"data.root={tmp_path / 'DND'}"]))
     ludvae = ["experiment=ludvae_cpu", "model.net.channels=8", "model.net.latent_channels=4", "model.net.levels=2",
               "model.kl_anneal_steps=2", "trainer.max_steps=2", "trainer.val_check_interval=2", "data.test=null",
               "model.noise_level_clean=auto", "model.noise_level_degraded=auto", *sidd_data]

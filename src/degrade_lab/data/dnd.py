@@ -65,6 +65,13 @@ class DndCrops(Dataset):
                                  f"{' ...' if len(missing) > 5 else ''} ({len(self.boxes)} images in info.mat).")
         self._cached: tuple[int, np.ndarray] | None = None
 
+    #: no ground truth: ``evaluate`` restores the crops and writes the benchmark's submission
+    ground_truth = False
+
+    def submission(self, folder: str | Path) -> DndSubmission:
+        """A writer of the restored crops into ``folder/bundled/`` (see :class:`DndSubmission`)."""
+        return DndSubmission(Path(folder), self.boxes.shape[1])
+
     def __len__(self):
         return self.boxes.shape[0] * self.boxes.shape[1]
 
@@ -82,6 +89,28 @@ class DndCrops(Dataset):
         crop = self.photo(image)[top - 1 : bottom, left - 1 : right]
         tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)).permute(2, 0, 1)
         return {"degraded": tensor, "name": f"{image + 1:04d}_{box + 1:02d}"}
+
+
+class DndSubmission:
+    """Restored crops given one at a time (``add(name, crop)``) in the benchmark's order; each photo's bundle is written
+    as soon as its crops are all there, so the 1000 crops are never all held in memory."""
+
+    def __init__(self, folder: Path, boxes: int):
+        self.folder, self.boxes = folder, boxes
+        self.pending: dict[int, dict[str, torch.Tensor]] = {}
+        self.written: list[Path] = []
+
+    def add(self, name: str, crop: torch.Tensor) -> None:
+        photo = int(name.split("_")[0])
+        self.pending.setdefault(photo, {})[name] = crop.detach().float().cpu().clamp(0, 1)
+        if len(self.pending[photo]) == self.boxes:
+            self.written += write_bundle(self.folder, self.pending.pop(photo), self.boxes)
+
+    def close(self, seconds_per_megapixel: float) -> Path:
+        """Every photo must be complete; returns the folder to upload (``bundled/``)."""
+        if self.pending:
+            write_bundle(self.folder, self.pending.popitem()[1], self.boxes)  # names what is missing
+        return self.folder / "bundled"
 
 
 def write_bundle(folder: str | Path, denoised: dict[str, torch.Tensor | np.ndarray], boxes: int = 20) -> list[Path]:
@@ -108,3 +137,15 @@ def write_bundle(folder: str | Path, denoised: dict[str, torch.Tensor | np.ndarr
         atomic_write(path, lambda file, payload=payload: savemat(file, payload))
         written.append(path)
     return written
+
+
+def dnd(kind: str = "test", root=None, **unused):
+    """``data=dnd data.root=DIR``: the 1000 noisy crops for ``evaluate``, which restores them and writes the
+    submission bundle (DND has no public ground truth). Nothing to train on: ``degrade-lab prepare dnd`` writes the
+    crops as a degraded folder for an unpaired model (``data.target``)."""
+    if kind != "test":
+        raise UserInputError(
+            "data=dnd has no ground truth and no training split: it is for evaluate (a restorer's submission). To "
+            "learn DND's noise, write its crops as a folder, degrade-lab prepare dnd data.root=DND output=DIR, and "
+            "train on data=folders data.target=DIR/dnd.")
+    return DndCrops(root)

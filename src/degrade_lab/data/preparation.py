@@ -13,7 +13,14 @@ recipe              what it writes under ``output``
                     bicubic as the released LR images and DeFlow's conditioning were made
 ``dnd``             DND's 1000 noisy 512 x 512 crops as 16-bit PNGs, ``dnd/IIII_BB.png``: a degraded folder for
                     unpaired training (LUD-VAE Table 3: DND noisy against SIDD clean)
+``luma``            every image under ``data.root`` as its MATLAB ``rgb2ycbcr`` luma (8 bits, the same relative
+                    path, ``.png``), a grey image unchanged: the Y-channel data of the JPEG artifact papers (VDIR
+                    Table VI; Classic5 is grey already, LIVE1 and DIV2K are converted)
 ==================  =====================================================================================
+
+A grey image is read as three equal channels, and libjpeg encodes such an RGB image with the luminance table only
+(constant chroma), exactly as it encodes the grey image: so the Y-channel JPEG protocol needs no grey data path,
+only grey files.
 """
 
 from __future__ import annotations
@@ -157,4 +164,29 @@ def dnd_crops(root, **unused) -> list[Job]:
     return jobs
 
 
-RECIPES = {"sidd": sidd_grid, "sidd_senmvae": sidd_random, "div2k": div2k_bicubic, "dnd": dnd_crops}
+def luma(root, **unused) -> list[Job]:
+    """``luma``: every image under ``root`` as its 8-bit MATLAB luma, grey images as they are (see the module
+    docstring)."""
+    from degrade_lab.metrics.image_quality import rgb_to_y
+    from degrade_lab.utils.io import list_images
+
+    roots = [Path(str(r)).expanduser() for r in (root if isinstance(root, (list, tuple)) else [root])]
+    jobs = []
+    for base in roots:
+        for image_path in list_images(base, "data.root"):
+            target = image_path.relative_to(base).with_suffix(".png").as_posix()
+
+            def make(image_path=image_path, target=target):
+                image = read_image(image_path)
+                if torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]):  # grey: the Y itself
+                    return {target: image}
+                y = rgb_to_y(image[None])[0].mul(255).round().div(255)  # MATLAB rgb2ycbcr on uint8: rounded
+                return {target: y.expand(3, -1, -1)}
+
+            jobs.append(Job(str(image_path), [target], make))
+    if not jobs:
+        raise UserInputError(f"no images under data.root={root}.")
+    return jobs
+
+
+RECIPES = {"sidd": sidd_grid, "sidd_senmvae": sidd_random, "div2k": div2k_bicubic, "dnd": dnd_crops, "luma": luma}

@@ -140,6 +140,12 @@ class SiddBlocks(Dataset):
         self.index = [every[int(k * step)] for k in range(min(count or len(every), len(every)))]
         self.crop = crop
         self._arrays: dict[str, np.ndarray] = {}
+        #: the benchmark blocks have none: ``evaluate`` restores them and writes ``SubmitSrgb.mat``
+        self.ground_truth = "clean" in self.files
+
+    def submission(self, folder: str | Path) -> SiddSubmission:
+        """A writer of the restored blocks into ``folder/SubmitSrgb.mat`` (see :class:`SiddSubmission`)."""
+        return SiddSubmission(Path(folder) / "SubmitSrgb.mat", self.shape)
 
     def __len__(self):
         return len(self.index)
@@ -161,6 +167,28 @@ class SiddBlocks(Dataset):
             tensor = tensor.float().div_(255.0)
             item[side] = center_crop(tensor, self.crop) if self.crop else tensor
         return item
+
+
+class SiddSubmission:
+    """Restored blocks given one at a time (``add("IIII_BB", block)``), kept as uint8 (the 1280 blocks: 250 MB), and
+    written as SIDD's ``SubmitSrgb.mat`` by ``close`` once every block is there."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        self.path = path
+        self.blocks = np.zeros(tuple(shape), dtype=np.uint8)
+        self.filled = np.zeros(tuple(shape[:2]), dtype=bool)
+
+    def add(self, name: str, block: torch.Tensor) -> None:
+        image, index = (int(part) - 1 for part in name.split("_"))
+        self.blocks[image, index] = (block.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+                                     .permute(1, 2, 0).cpu().numpy())
+        self.filled[image, index] = True
+
+    def close(self, seconds_per_megapixel: float) -> Path:
+        if not self.filled.all():
+            missing = int((~self.filled).sum())
+            raise UserInputError(f"SIDD submission: {missing} of {self.filled.size} blocks were not restored.")
+        return write_submission(self.path, self.blocks, seconds_per_megapixel)
 
 
 def write_submission(path: str | Path, denoised: torch.Tensor | np.ndarray, seconds_per_megapixel: float,
@@ -221,14 +249,17 @@ def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", tes
 
     if int(scale) != 1:
         raise UserInputError(f"data=sidd is a denoising set (scale 1), got data.scale={scale}.")
-    if test not in (None, "validation"):
+    if test not in (None, "validation", "benchmark"):
         raise UserInputError(f"data.test={test!r}: SIDD's test split is 'validation' (its ground truth is public), "
-                             "or null for none.")
+                             "'benchmark' (no ground truth: evaluate writes the submission), or null for none.")
     layout = find_sidd(root)
     if kind == "test":  # what evaluate scores: the validation blocks (training pairs not needed)
         if not test:
             raise UserInputError("data=sidd with data.test=null has no test pairs: evaluate needs data.test=validation.")
-        return layout.validation_blocks()
+        return layout.benchmark_blocks() if test == "benchmark" else layout.validation_blocks()
+    if test == "benchmark":
+        raise UserInputError("data.test=benchmark (no ground truth) is for evaluate, which writes the submission; "
+                             "training validates on pairs: data.test=validation or null.")
     if pairs_from:
         from degrade_lab.data.datasets import find_pairs
 

@@ -209,6 +209,39 @@ def _write_outputs(cfg: DictConfig, out: Path, rows: list[dict], per_level: dict
     return metrics, table
 
 
+def _submit(cfg: DictConfig, out: Path, dataset, model, restore, record, start: float) -> dict:
+    """A benchmark without ground truth (DND, SIDD's benchmark blocks): every image restored and written in the
+    benchmark's submission format under ``out/submission`` (the data set's ``submission`` writer), with the
+    seconds per megapixel the benchmarks ask for; nothing is scored."""
+    if model is None:
+        raise UserInputError(f"data.test={cfg.data.test} has no ground truth: there is nothing to score for "
+                             "ckpt=identity; give a restorer's checkpoint to write its submission.")
+    writer = dataset.submission(out / "submission")
+    seconds, pixels = 0.0, 0
+    with torch.inference_mode():
+        for sample in tqdm(dataset, desc="restore for the submission", unit="img", disable=not cfg.progress):
+            degraded = sample["degraded"][None].to(next(model.parameters()).device)
+            began = time.perf_counter()
+            restored = restore(degraded).float()
+            seconds += time.perf_counter() - began
+            pixels += degraded.shape[-1] * degraded.shape[-2]
+            writer.add(sample["name"], restored[0])
+    per_megapixel = seconds / max(pixels / 1e6, 1e-12)
+    folder = writer.close(per_megapixel)
+    metrics = {"test/images": len(dataset), "seconds_per_megapixel": per_megapixel, "submission": str(folder),
+               "labels": {}, "unavailable": {"test/psnr": "no ground truth: upload the submission to the benchmark"}}
+    atomic_write_json(out / "metrics.json", metrics)
+    text = (f"# Submission of {cfg.ckpt}\n\n{len(dataset)} images of `{cfg.data.test}` restored "
+            f"({per_megapixel:.3f} s per megapixel); no ground truth to score against: upload `{folder}` to the "
+            "benchmark's server.\n")
+    atomic_write_text(out / "metrics.md", text)
+    write_summary(out, task="evaluate", ckpt=str(cfg.ckpt), params=count_parameters(model),
+                  global_step=None if record is None else record.get("global_step"),
+                  wall_seconds=round(time.time() - start, 2), seed=cfg.seed, metrics=metrics)
+    print(text)
+    return metrics
+
+
 def _check_request(cfg: DictConfig) -> None:
     if not cfg.data.get("test"):
         raise UserInputError("evaluate needs test pairs: data.test=DIR (with clean/ and degraded/).")
@@ -246,6 +279,8 @@ def evaluate(cfg: DictConfig) -> dict:
     keys = ["test/psnr", "test/ssim", "input/psnr", "input/ssim"]
     keys += ["test/lpips", "input/lpips"] if lpips_metric is not None else []
     groups = _groups(cfg, scale)
+    if len(groups) == 1 and getattr(groups[0][1], "ground_truth", True) is False:
+        return _submit(cfg, out, groups[0][1], model, restore, record, start)
     for _, dataset in groups:
         _check_sizes(dataset, crop)
     rows, per_level = [], {}

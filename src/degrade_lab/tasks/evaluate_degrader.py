@@ -128,6 +128,9 @@ def evaluate_degrader(cfg: DictConfig) -> dict:
     device = task_device(cfg)
     degrader.to(device).eval()
     dataset = test_pairs(cfg, scale)
+    if getattr(dataset, "ground_truth", True) is False:
+        raise UserInputError(f"data.test={cfg.data.test} has no clean images to degrade: a degrader is judged on "
+                             "pairs (SIDD: data.test=validation).")
     samples, mmd_samples = int(cfg.metrics.samples), int(cfg.metrics.mmd_samples)
     has_latents = hasattr(degrader, "latent_samples") and mmd_samples > 1
     unavailable, labels = {}, dict(DEFINITIONS)

@@ -98,18 +98,18 @@ class DndSubmission:
     def __init__(self, folder: Path, boxes: int):
         self.folder, self.boxes = folder, boxes
         self.pending: dict[int, dict[str, torch.Tensor]] = {}
-        self.written: list[Path] = []
 
     def add(self, name: str, crop: torch.Tensor) -> None:
         photo = int(name.split("_")[0])
         self.pending.setdefault(photo, {})[name] = crop.detach().float().cpu().clamp(0, 1)
         if len(self.pending[photo]) == self.boxes:
-            self.written += write_bundle(self.folder, self.pending.pop(photo), self.boxes)
+            write_bundle(self.folder, self.pending.pop(photo), self.boxes)
 
     def close(self, seconds_per_megapixel: float) -> Path:
         """Every photo must be complete; returns the folder to upload (``bundled/``)."""
         if self.pending:
-            write_bundle(self.folder, self.pending.popitem()[1], self.boxes)  # names what is missing
+            photo, crops = next(iter(self.pending.items()))
+            raise UserInputError(f"DND submission: photo {photo:04d} has {len(crops)} of its {self.boxes} crops restored.")
         return self.folder / "bundled"
 
 

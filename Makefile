@@ -29,8 +29,11 @@ weights: setup ## LPIPS / FID / VGG backbones into ~/.cache/degrade_lab/weights 
 demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs x 3 seeds -> table (degrade-lab pipeline dncnn_demo; see README)
 	$(VENV)/bin/degrade-lab pipeline dncnn_demo
 
-test: setup weights ## the fast test suite (what CI runs)
-	$(PY) -m pytest -m "not slow" -q --durations=15
+# test workers (pytest-xdist); each worker runs torch on one thread (tests/conftest.py)
+TEST_WORKERS ?= 2
+
+test: setup weights ## the fast test suite (what CI runs), on TEST_WORKERS processes
+	$(PY) -m pytest -m "not slow" -q -n $(TEST_WORKERS) --durations=15
 
 test-full: setup weights ## every test, including DDP on CPU and multirun sweeps
 	$(PY) -m pytest -q

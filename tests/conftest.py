@@ -26,7 +26,11 @@ def isolated_home(tmp_path_factory):
     os.environ["DEGRADE_LAB_ROOT"] = str(root / "root")
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ["PYTHONWARNINGS"] = "ignore"
-    torch.set_num_threads(2)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one core per worker, subprocesses included
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(2)
     yield root
 
 

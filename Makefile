@@ -29,7 +29,7 @@ weights: setup ## LPIPS / FID / VGG backbones into ~/.cache/degrade_lab/weights 
 demo: setup weights ## builtin data -> AWGN / camera pairs -> 3 DnCNNs x 3 seeds -> table (degrade-lab pipeline dncnn_demo; see README)
 	$(VENV)/bin/degrade-lab pipeline dncnn_demo
 
-# test workers (pytest-xdist); each worker runs torch on one thread (tests/conftest.py)
+# test workers (pytest-xdist; 0: one process); the workers share the cores (tests/conftest.py)
 TEST_WORKERS ?= 2
 
 test: setup weights ## the fast test suite (what CI runs), on TEST_WORKERS processes

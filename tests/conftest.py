@@ -26,9 +26,11 @@ def isolated_home(tmp_path_factory):
     os.environ["DEGRADE_LAB_ROOT"] = str(root / "root")
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ["PYTHONWARNINGS"] = "ignore"
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one core per worker, subprocesses included
-        os.environ["OMP_NUM_THREADS"] = "1"
-        torch.set_num_threads(1)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers:  # `pytest -n N`: the cores shared among the workers, their subprocesses included
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
     else:
         torch.set_num_threads(2)
     yield root

@@ -214,6 +214,9 @@ TINY = {
     "esrgan": ["model=esrgan", "data.degrader=bicubic", "data.scale=4", "model.net.features=8", "model.net.blocks=1",
                "model.net.growth=4", "model.discriminator.features=8"],
     "drunet": ["model=drunet", "data.degrader=awgn", "model.net.channels=[4,8,8,8]", "model.net.blocks=1"],
+    "ffdnet": ["model=ffdnet", "data.degrader=awgn", "model.net.channels=8", "model.net.depth=3"],
+    "vdir_ffdnet": ["experiment=vdir_ffdnet_awgn", "model.net.features=8", "model.net.restorer.channels=8",
+                    "model.net.restorer.depth=3", "model.discriminator.widths=[8,8,8,8,8]", "data.val_crop=32"],
     "rrdbnet": ["model=rrdbnet", "data.degrader=bicubic", "data.scale=4", "model.net.features=8",
                 "model.net.blocks=1", "model.net.growth=4"],
 }
@@ -230,7 +233,7 @@ def test_every_restorer_trains_and_validates(compose, tiny_folders, name):
 
 
 RESTORER_PRESETS = ["vdir_awgn", "vdir_camera", "vdir_jpeg", "vdir_sr_x2", "vdir_sr_x4",
-                    "drunet_awgn", "rrdbnet_x4", "esrgan_x4"]
+                    "drunet_awgn", "ffdnet_awgn", "vdir_ffdnet_awgn", "rrdbnet_x4", "esrgan_x4"]
 
 
 @pytest.mark.parametrize("experiment", RESTORER_PRESETS)

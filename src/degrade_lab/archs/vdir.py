@@ -125,13 +125,27 @@ class VDIR(nn.Module):
 
     ``use_encoder=False`` is the paper's ablation "restorer alone" (Table IX, first row; the naive
     blind model): no encoder, decoder or estimator, and the restorer's latent input is all zeros, so
-    the network is the same restorer with nothing to condition on."""
+    the network is the same restorer with nothing to condition on.
+
+    ``restorer``: another restoration network f(y, c) in place of the residual-in-residual one, called as
+    ``restorer(y, c)`` with ``c`` at 1/4 resolution; Table XI puts FFDNet there
+    (:class:`~degrade_lab.archs.ffdnet.FFDNet` with ``condition_channels = latent_channels``: the latent
+    replaces its noise-level map)."""
 
     def __init__(self, in_channels: int = 3, latent_channels: int = 4, features: int = 64, groups: int = 5,
-                 blocks: int = 5, scale: int = 1, estimator_channels: int = 3, use_encoder: bool = True):
+                 blocks: int = 5, scale: int = 1, estimator_channels: int = 3, use_encoder: bool = True,
+                 restorer: nn.Module | None = None):
         super().__init__()
         self.scale, self.latent_channels, self.use_encoder = scale, latent_channels, use_encoder
-        self.restorer = VDIRRestorer(in_channels, in_channels, latent_channels, features, groups, blocks, scale)
+        if restorer is None:
+            restorer = VDIRRestorer(in_channels, in_channels, latent_channels, features, groups, blocks, scale)
+        elif getattr(restorer, "scale", 1) != scale:
+            raise ValueError(f"VDIR at scale {scale} needs a restorer at that scale; "
+                             f"{type(restorer).__name__} restores at scale {getattr(restorer, 'scale', 1)}")
+        elif getattr(restorer, "condition_channels", latent_channels) != latent_channels:
+            raise ValueError(f"the restorer takes {restorer.condition_channels} condition channels, VDIR's "
+                             f"latent has {latent_channels}: set condition_channels = latent_channels")
+        self.restorer = restorer
         if use_encoder:
             self.encoder = VDIREncoder(in_channels, latent_channels, features)
             self.decoder = VDIRDecoder(in_channels, latent_channels, features)

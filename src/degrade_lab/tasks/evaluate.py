@@ -140,6 +140,16 @@ def _load_restorer(cfg: DictConfig, scale: int):
     return model, record
 
 
+def _take_the_images_noise_level(model, cfg: DictConfig, sample: dict) -> None:
+    """Non-blind networks (a noise-level map input: DRUNet, FFDNet) get each image's true sigma when the pairs
+    are made here by a noise degrader (``sweep.*`` rows), unless ``noise_level=`` fixes one for all."""
+    if model is None or cfg.get("noise_level") is not None or not getattr(model.net, "noise_map", False):
+        return
+    sigma = (sample.get("parameters") or {}).get("sigma")
+    if sigma is not None:
+        model.noise_level = float(sigma)
+
+
 def _lpips(cfg: DictConfig, device, unavailable: dict, labels: dict):
     """The LPIPS metric the config asks for, or ``None`` (with the reason under ``unavailable``)."""
     if not cfg.metrics.get("lpips"):
@@ -289,6 +299,7 @@ def evaluate(cfg: DictConfig) -> dict:
             desc = "evaluate" if value is None else f"evaluate {cfg.sweep.parameter}={value}"
             level_rows = []
             for sample in tqdm(dataset, desc=desc, unit="img", disable=not cfg.progress):
+                _take_the_images_noise_level(model, cfg, sample)
                 row, panels = _score(sample, restore, scale, measure, lpips_metric, device)
                 if value is not None:
                     row[str(cfg.sweep.parameter)] = value

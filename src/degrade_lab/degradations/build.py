@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from degrade_lab.degradations.base import Degrader
 from degrade_lab.errors import UserInputError
 from degrade_lab.paths import config_dir
+from degrade_lab.utils.checkpoint import is_model_file
 
 
 def available_degraders() -> list[str]:
@@ -55,13 +56,13 @@ def learned_degrader(ckpt: str | Path) -> Degrader:
 
 
 def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:
-    """``"camera"`` loads ``conf/degrader/camera.yaml``; a path to a ``.ckpt`` file loads a trained
+    """``"camera"`` loads ``conf/degrader/camera.yaml``; a path to a ``.ckpt`` / ``.safetensors`` file loads a trained
     degradation model; a dict with ``_target_`` is instantiated; a Degrader is returned as is;
     ``None`` stays ``None``. ``ckpt`` fills the ``ckpt`` field of a learned degrader's config
     (``data.degrader=ludvae data.degrader_ckpt=PATH``)."""
     if spec is None or isinstance(spec, Degrader):
         return spec
-    if isinstance(spec, (str, Path)) and str(spec).endswith(".ckpt"):
+    if isinstance(spec, (str, Path)) and is_model_file(spec):
         return learned_degrader(spec)
     if isinstance(spec, str):
         spec = degrader_config(spec)

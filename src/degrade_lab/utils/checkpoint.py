@@ -3,10 +3,15 @@
 Reading never runs code from the file: ``torch.load(weights_only=True)`` accepts tensors and plain
 containers only (what degrade_lab and Lightning store), and the stored config is checked against
 :mod:`degrade_lab.utils.trusted_targets` before Hydra instantiates anything from it.
+
+A model file is either a Lightning checkpoint (``.ckpt``) or a safetensors file (``.safetensors``, from
+``degrade-lab export``): the weights as tensors and the run record (config, seed, versions, calibration) as
+JSON metadata under ``degrade_lab``; it reads into the same ``{"state_dict", "degrade_lab"}`` dict.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -44,12 +49,49 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_file(path)
 
 
+#: the suffixes of model files that every command accepts as ``ckpt=``
+MODEL_SUFFIXES = (".ckpt", ".safetensors")
+#: the metadata key of a safetensors model file that holds the run record (JSON)
+SAFETENSORS_KEY = "degrade_lab"
+
+
+def is_model_file(path: str | Path) -> bool:
+    """Whether ``path`` names a model file by its suffix (``.ckpt`` or ``.safetensors``)."""
+    return str(path).lower().endswith(MODEL_SUFFIXES)
+
+
+def _load_safetensors(path: Path) -> dict:
+    """A ``degrade-lab export`` file as a checkpoint dict: safetensors holds tensors and string metadata only,
+    so reading it cannot run code."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserInputError(f"model file '{path}' cannot be read as safetensors ({err}).") from err
+    if SAFETENSORS_KEY not in metadata:
+        raise UserInputError(
+            f"model file '{path}' holds weights without degrade_lab's record (metadata '{SAFETENSORS_KEY}': the "
+            f"model config): it was not written by degrade-lab export. Found metadata keys: "
+            f"{sorted(metadata) or 'none'}; authors' weights convert with degrade-lab import.")
+    try:
+        record = json.loads(metadata[SAFETENSORS_KEY])
+    except ValueError as err:
+        raise UserInputError(f"model file '{path}': its '{SAFETENSORS_KEY}' metadata is not JSON ({err}).") from err
+    return {"state_dict": state_dict, SAFETENSORS_KEY: record}
+
+
 def load_file(path: str | Path) -> dict:
     """The contents of a checkpoint file, read with ``weights_only=True``: a file holding anything but
-    tensors and plain data (pickled code, foreign objects) is refused as possibly unsafe."""
+    tensors and plain data (pickled code, foreign objects) is refused as possibly unsafe. A ``.safetensors``
+    file (``degrade-lab export``) reads into the same layout."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserInputError(f"checkpoint '{path}' does not exist.")
+    if path.suffix.lower() == ".safetensors":
+        return _load_safetensors(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -79,7 +79,7 @@ class Restorer:
     def __call__(self, image, **options):
         return self.restore(image, **options)
 
-    def _network(self, noise_level):
+    def network(self, noise_level=None):
         """The function batch -> restored batch, with the noise level a non-blind network takes."""
         if noise_level is not None and not self.non_blind:
             raise UserInputError(
@@ -105,7 +105,7 @@ class Restorer:
         from degrade_lab.utils.inference import self_ensemble as ensemble
         from degrade_lab.utils.inference import tiled
 
-        network = self._network(noise_level)
+        network = self.network(noise_level)
         size = self.tile_for(batch.shape[-2:], tile)
         restore = network
         if self_ensemble:

@@ -16,6 +16,7 @@ TASKS = {
     "train": "Fit a model (restorer or degradation model) on paired / unpaired / semi-supervised data.",
     "synthesize": "Degrade a folder of clean images into a paired folder (clean/ + degraded/).",
     "evaluate": "Score a checkpoint (or ckpt=identity) on paired test images: PSNR/SSIM/LPIPS tables.",
+    "restore": "Run a trained restorer on every image of a folder (or one image): full-size PNGs, resumable.",
     "calibrate": "Tune a trained degradation model's noise strength to a degraded folder (no pairs needed).",
     "prepare": "The papers' preprocessing of a data set (SIDD crops, DIV2K bicubic, DND crops), resumable.",
     "pipeline": "The stages of a paper's table (train, synthesize, train restorers, evaluate, report), resumable.",

@@ -34,6 +34,7 @@ from degrade_lab.utils.io import (
     check_separate,
     image_size,
     list_images,
+    png_bits,
     png_bytes,
     read_image_and_depth,
     remove_stale_temporaries,
@@ -47,15 +48,6 @@ from degrade_lab.utils.runs import count_parameters, package_versions, write_sum
 
 def image_seed(seed: int, name: str) -> int:
     return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16)
-
-
-def _bit_depth(option, input_bits: int) -> int:
-    """Bits per sample of the written PNGs: ``auto`` keeps 16 bits for 16-bit (and float) inputs."""
-    if str(option) == "auto":
-        return 8 if input_bits <= 8 else 16
-    if int(option) not in (8, 16):
-        raise UserInputError(f"bit_depth={option}: choose auto, 8 or 16.")
-    return int(option)
 
 
 def _check_inputs(files: list[Path], scale: int) -> None:
@@ -81,7 +73,7 @@ def synthesize(cfg: DictConfig) -> dict:
     samples = int(cfg.samples)
     if samples < 1:
         raise UserInputError(f"samples={samples}: give at least 1.")
-    _bit_depth(cfg.get("bit_depth", "auto"), 8)  # check the option before any work
+    png_bits(cfg.get("bit_depth", "auto"), 8)  # check the option before any work
     files = list_images(source, "input folder")
     degrader = hydra.utils.instantiate(cfg.degrader, _convert_="all")
     device = task_device(cfg)
@@ -124,7 +116,7 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
             if all(n in done and (target / made / f"{n}.png").is_file() for n in names):
                 continue
             clean, input_bits = read_image_and_depth(file)
-            bits = _bit_depth(cfg.get("bit_depth", "auto"), input_bits)
+            bits = png_bits(cfg.get("bit_depth", "auto"), input_bits)
             height, width = clean.shape[-2:]
             clean = clean[:, : height - height % scale, : width - width % scale]
             generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), name))

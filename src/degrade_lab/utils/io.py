@@ -239,6 +239,16 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
 
 
+def png_bits(option, input_bits: int) -> int:
+    """Bits per sample of a written PNG under ``bit_depth=option``: ``auto`` keeps 16 bits for 16-bit (and float)
+    inputs, else 8; or ``8`` / ``16``."""
+    if str(option) == "auto":
+        return 8 if input_bits <= 8 else 16
+    if str(option) not in ("8", "16"):
+        raise UserInputError(f"bit_depth={option}: choose auto, 8 or 16.")
+    return int(option)
+
+
 def png_bytes(image: torch.Tensor, bits: int = 8) -> bytes:
     """A ``3 x H x W`` [0, 1] tensor encoded as an 8- or 16-bit RGB PNG."""
     if bits == 16:

@@ -1,0 +1,243 @@
+"""``degrade-lab restore``: run a trained restorer on every image of a folder (or one file).
+
+``output/REL.png`` for every image ``input/REL.*`` (recursive, any readable format and bit depth; 16-bit inputs
+give 16-bit PNGs with ``bit_depth=auto``), at full resolution, plus ``output/manifest.json``: the settings,
+the checkpoint, the package versions and, per file, its source, size, bits, whether it was tiled, its seconds
+and the SHA-256 of what was written. Re-running after a kill skips the finished files and completes the rest
+(each PNG is written atomically, so nothing is ever half-written); a later run with other settings is refused.
+
+Decoding (reader threads) and encoding + writing (writer threads) overlap with the network, so that the
+network sets the pace; the summary gives each one's seconds. Images above
+:data:`~degrade_lab.api.AUTO_TILE_PIXELS` pixels are restored in tiles with ``tile=auto`` (the default),
+and an image that runs out of memory whole is retried in tiles; both are said.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from degrade_lab import api
+from degrade_lab.api import Restorer, fast_bf16, load_restorer
+from degrade_lab.errors import UserInputError
+from degrade_lab.tasks.common import markdown_table, output_dir, save_config, task_device
+from degrade_lab.utils.io import (
+    IMAGE_SUFFIXES,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_separate,
+    image_size,
+    list_images,
+    png_bits,
+    png_bytes,
+    read_image_and_depth,
+    remove_stale_temporaries,
+    sha256_bytes,
+)
+from degrade_lab.utils.lock import OutputLock
+from degrade_lab.utils.manifest import load_manifest
+from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
+
+log = logging.getLogger(__name__)
+
+
+def _inputs(cfg: DictConfig) -> tuple[Path, list[Path]]:
+    """(root, files): a folder's images (recursive) or one image file."""
+    if not cfg.get("ckpt") or not cfg.get("input") or not cfg.get("output"):
+        raise UserInputError("restore needs ckpt=RUN/checkpoints/best.ckpt input=DIR_OR_IMAGE output=DIR.")
+    source = Path(str(cfg.input)).expanduser().resolve()
+    if source.is_file():
+        if source.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserInputError(f"input '{source}' is not an image ({', '.join(IMAGE_SUFFIXES)}).")
+        return source.parent, [source]
+    return source, list_images(source, "input folder")
+
+
+def _names(files: list[Path], root: Path) -> dict[str, Path]:
+    """Output name (relative, ``.png``) -> input file; two inputs that would write one output stop the run."""
+    names: dict[str, Path] = {}
+    for file in files:
+        name = file.relative_to(root).with_suffix(".png").as_posix()
+        if name in names:
+            raise UserInputError(f"'{names[name]}' and '{file}' would both be written as '{name}': rename one.")
+        names[name] = file
+    return names
+
+
+def _check_headers(names: dict[str, Path], skip_bad: bool, failed: dict) -> dict[str, Path]:
+    """Every input's header before the first image is written: unreadable ones stop the run (named), or are left
+    out with ``skip_bad=true`` (listed in the manifest)."""
+    good = {}
+    for name, file in tqdm(names.items(), desc="check inputs", unit="img", disable=len(names) < 500):
+        try:
+            image_size(file)
+        except UserInputError as err:
+            if not skip_bad:
+                raise UserInputError(f"{err} (skip_bad=true restores the other images and lists this one)") from None
+            failed[name] = str(err)
+            continue
+        good[name] = file
+    return good
+
+
+def _restore_one(restorer: Restorer, image: torch.Tensor, name: str, cfg: DictConfig) -> tuple[torch.Tensor, int]:
+    """The restored image and the tile size used (0: whole); a whole image that runs out of memory is retried
+    in tiles, halved until it fits."""
+    options = {"tile_margin": int(cfg.tile_margin), "tile_multiple": int(cfg.tile_multiple),
+               "self_ensemble": bool(cfg.self_ensemble), "noise_level": cfg.get("noise_level"),
+               "precision": str(cfg.precision)}
+    tile = Restorer.tile_for(image.shape[-2:], cfg.tile)
+    if tile and str(cfg.tile) == "auto":
+        log.info("%s is %.1f megapixels: restored in tiles of %d px (tile=0 forces whole images)", name,
+                 image.shape[-2] * image.shape[-1] / 1e6, tile)
+    while True:
+        try:
+            return restorer.restore_batch(image[None], tile=tile, **options)[0], tile
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            text = str(err).lower()
+            if "out of memory" not in text and "can't allocate" not in text and "not enough memory" not in text:
+                raise
+            smaller = tile // 2 if tile else min(api.AUTO_TILE, max(image.shape[-2:]) // 2)
+            if smaller < 16:
+                raise UserInputError(f"'{name}' does not fit in memory even in tiles of {tile or 'its'} px.") from err
+            log.warning("%s ran out of memory %s: retrying in tiles of %d px", name,
+                        f"in tiles of {tile} px" if tile else "whole", smaller)
+            if restorer.device.type == "cuda":
+                torch.cuda.empty_cache()
+            tile = smaller
+
+
+def restore(cfg: DictConfig) -> dict:
+    start = time.time()
+    run_dir = output_dir(cfg)
+    save_config(cfg, run_dir)
+    root, files = _inputs(cfg)
+    target = check_separate({"input": root}, str(cfg.output), "output folder")
+    png_bits(cfg.bit_depth, 8)  # check the option before any work
+    device = task_device(cfg)
+    restorer = load_restorer(cfg.ckpt, device=device)
+    restorer.network(cfg.get("noise_level"))  # a blind model given a level, a non-blind one without: stop now
+    settings = {"ckpt": str(Path(str(cfg.ckpt)).expanduser().resolve()), "tile": str(cfg.tile),
+                "tile_margin": int(cfg.tile_margin), "self_ensemble": bool(cfg.self_ensemble),
+                "noise_level": cfg.get("noise_level"), "precision": str(cfg.precision),
+                "bit_depth": str(cfg.bit_depth)}
+    bf16 = str(cfg.precision) == "bf16" or (str(cfg.precision) == "auto" and fast_bf16(device))
+    with OutputLock(target, what="output folder"):
+        remove_stale_temporaries(target)
+        manifest_path = target / "manifest.json"
+        done = load_manifest(manifest_path, settings, what="restored images")
+        failed: dict[str, str] = {}
+        names = _check_headers(_names(files, root), bool(cfg.skip_bad), failed)
+        todo = {n: f for n, f in names.items() if not (n in done and (target / n).is_file())}
+
+        def save_manifest():
+            atomic_write_json(manifest_path, {
+                "settings": settings, "input": str(root), "model": type(restorer.module.net).__name__,
+                "scale": restorer.scale, "precision": "bf16" if bf16 else "float32", "versions": package_versions(),
+                "files": done, "failed": failed})
+
+        save_manifest()
+        times = _run(cfg, restorer, todo, target, done, failed, save_manifest)
+        save_manifest()
+    summary = {"images": len(names), "restored": len(done), "restored_now": times["images"], "failed": len(failed),
+               "output": str(target), "precision": "bf16" if bf16 else "float32", "seconds": times}
+    write_summary(run_dir, task="restore", ckpt=str(cfg.ckpt), params=count_parameters(restorer.module),
+                  global_step=restorer.record.get("global_step"), wall_seconds=round(time.time() - start, 2),
+                  seed=int(cfg.seed), **summary)
+    table = _timing_table(times)
+    atomic_write_text(run_dir / "restore.md", f"# Restore of {cfg.ckpt}\n\n{len(done)} images in `{target}`"
+                      f"{f', {len(failed)} unreadable (manifest.json lists them)' if failed else ''}.\n\n{table}")
+    print(f"restored {times['images']} images now ({len(done)} in total) into {target}"
+          + (f"; {len(failed)} unreadable images left out (listed in manifest.json)" if failed else ""))
+    if times["images"]:
+        print(table)
+    return summary
+
+
+def _timing_table(times: dict) -> str:
+    wall = max(times["wall"], 1e-9)
+    rows = [[what, round(times[key], 2), f"{100 * times[key] / wall:.0f} %"] for what, key in
+            (("network", "network"), ("decoding (reader threads, overlapped)", "decode"),
+             ("encoding + writing (writer threads, overlapped)", "encode"),
+             ("waiting for decoded images", "wait"), ("wall", "wall"))]
+    rows.append(["megapixels per second (network)", round(times["megapixels"] / max(times["network"], 1e-9), 3), ""])
+    return markdown_table(["", "seconds", "share of wall"], rows)
+
+
+def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dict, failed: dict,
+         save_manifest) -> dict:
+    """Decode ahead in reader threads, restore in this thread, encode and write in writer threads."""
+    times = {"network": 0.0, "decode": 0.0, "encode": 0.0, "wait": 0.0, "wall": 0.0, "megapixels": 0.0,
+             "images": 0}
+    began = time.perf_counter()
+    workers = max(1, int(cfg.io_threads))
+
+    def read(file: Path):
+        tic = time.perf_counter()
+        try:
+            image, bits = read_image_and_depth(file)
+        except UserInputError as err:
+            return None, 0, str(err), time.perf_counter() - tic
+        return image, bits, None, time.perf_counter() - tic
+
+    def write(name: str, image: torch.Tensor, bits: int):
+        tic = time.perf_counter()
+        data = png_bytes(image, bits)
+        atomic_write_bytes(target / name, data)
+        return sha256_bytes(data), time.perf_counter() - tic
+
+    items = list(todo.items())
+    with ThreadPoolExecutor(workers, thread_name_prefix="read") as readers, \
+            ThreadPoolExecutor(workers, thread_name_prefix="write") as writers:
+        reading = deque(readers.submit(read, file) for _, file in items[: workers + 1])
+        writing: deque = deque()
+        progress = tqdm(total=len(items), desc="restore", unit="img", disable=not cfg.progress)
+        for index, (name, file) in enumerate(items):
+            tic = time.perf_counter()
+            image, bits, error, seconds = reading.popleft().result()
+            times["wait"] += time.perf_counter() - tic
+            times["decode"] += seconds
+            if index + workers + 1 < len(items):
+                reading.append(readers.submit(read, items[index + workers + 1][1]))
+            if error is not None:
+                if not cfg.skip_bad:
+                    raise UserInputError(f"{error} (skip_bad=true restores the other images and lists this one)")
+                failed[name] = error
+                progress.update(1)
+                continue
+            tic = time.perf_counter()
+            restored, tile = _restore_one(restorer, image, name, cfg)
+            restored = restored.clamp(0, 1).cpu()
+            network = time.perf_counter() - tic
+            times["network"] += network
+            times["megapixels"] += image.shape[-2] * image.shape[-1] / 1e6
+            out_bits = png_bits(cfg.bit_depth, bits)
+            entry = {"source": str(file), "size": list(image.shape[-2:]), "bits": out_bits, "tile": tile,
+                     "seconds": round(network, 4)}
+            writing.append((name, entry, writers.submit(write, name, restored, out_bits)))
+            while len(writing) > workers + 1 or (writing and writing[0][2].done()):
+                _finish(writing.popleft(), done, times)
+            times["images"] += 1
+            progress.update(1)
+            if times["images"] % 20 == 0:
+                save_manifest()
+        while writing:
+            _finish(writing.popleft(), done, times)
+        progress.close()
+    times["wall"] = time.perf_counter() - began
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in times.items()}
+
+
+def _finish(item, done: dict, times: dict) -> None:
+    name, entry, future = item
+    sha, seconds = future.result()
+    times["encode"] += seconds
+    done[name] = {**entry, "sha256": sha}

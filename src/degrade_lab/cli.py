@@ -26,6 +26,8 @@ COMMANDS = {
     "weights": "install | list the pretrained backbones of LPIPS, FID and the perceptual loss (offline cache).",
     "report": "Collect evaluate runs into one Markdown/CSV table and a PNG figure.",
     "estimate-noise": "The noise of a folder of degraded images, no clean reference (std, noise level function).",
+    "info": "What a model file is: model, task, scale, parameters, training data, steps, metrics, versions.",
+    "export": "A checkpoint as a .safetensors model file (weights + config; loading it runs no code).",
 }
 # Lightning's DDP launcher re-executes this script with the same arguments minus the task name,
 # so the chosen task travels in the environment as well.
@@ -212,7 +214,8 @@ def main() -> None:
         from importlib import import_module
 
         module = {"weights": "degrade_lab.weights.command", "report": "degrade_lab.tasks.report",
-                  "estimate-noise": "degrade_lab.tasks.estimate_noise"}[args[0]]
+                  "estimate-noise": "degrade_lab.tasks.estimate_noise", "info": "degrade_lab.tasks.info",
+                  "export": "degrade_lab.tasks.export"}[args[0]]
         sys.exit(import_module(module).main(args[1:]))
     if args and args[0] in TASKS:
         task = args.pop(0)

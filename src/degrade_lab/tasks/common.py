@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from degrade_lab.data.transforms import center_crop
+from degrade_lab.errors import UserInputError
 from degrade_lab.utils.io import atomic_write_text, write_png
 
 
@@ -87,3 +88,15 @@ def domain_files(data) -> tuple[list[Path], list[Path]]:
     ``data.split_from`` split, SIDD, ...): its factory built as for an unpaired model (``kind="unpaired"``).
     Stops with the factory's message when the config has no such images."""
     return build_data(data, kind="unpaired").domain_files()
+
+
+def key_values(argv: list[str], allowed: tuple[str, ...], command: str) -> dict[str, str]:
+    """``key=value`` arguments of a plain command (the style of every degrade-lab task) as a dict; others stop."""
+    values = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            raise UserInputError(
+                f"{command}: unexpected argument '{arg}'; expected {', '.join(f'{k}=...' for k in allowed)}.")
+        values[key] = value
+    return values

@@ -28,6 +28,7 @@ COMMANDS = {
     "estimate-noise": "The noise of a folder of degraded images, no clean reference (std, noise level function).",
     "info": "What a model file is: model, task, scale, parameters, training data, steps, metrics, versions.",
     "export": "A checkpoint as a .safetensors model file (weights + config; loading it runs no code).",
+    "import": "The authors' released weights (KAIR DnCNN / FFDNet / DRUNet, ESRGAN, Real-ESRGAN, DeFlow) as a model file.",
 }
 # Lightning's DDP launcher re-executes this script with the same arguments minus the task name,
 # so the chosen task travels in the environment as well.
@@ -215,7 +216,7 @@ def main() -> None:
 
         module = {"weights": "degrade_lab.weights.command", "report": "degrade_lab.tasks.report",
                   "estimate-noise": "degrade_lab.tasks.estimate_noise", "info": "degrade_lab.tasks.info",
-                  "export": "degrade_lab.tasks.export"}[args[0]]
+                  "export": "degrade_lab.tasks.export", "import": "degrade_lab.tasks.import_weights"}[args[0]]
         sys.exit(import_module(module).main(args[1:]))
     if args and args[0] in TASKS:
         task = args.pop(0)

@@ -21,6 +21,7 @@ import torch
 
 from degrade_lab.archs.deflow import DeFlow
 from degrade_lab.errors import UserInputError
+from degrade_lab.importers.plan import Plan
 
 #: the authors' keys that have no counterpart here (see the module docstring)
 UNUSED = re.compile(r"(^|\.)I$|^flowUpsamplerNet\.f\.")
@@ -110,3 +111,12 @@ def convert_state_dict(authors: Mapping[str, torch.Tensor], net: DeFlow) -> dict
         elif key.endswith(".initialized"):
             converted[key] = torch.tensor(True)
     return converted
+
+
+def plan(state: Mapping[str, torch.Tensor]) -> Plan:
+    """``degrade-lab import deflow``: the network comes from the preset (``experiment=``), the weights from
+    :func:`convert_state_dict`."""
+    if not any(k.startswith("flowUpsamplerNet.") for k in state):
+        raise UserInputError(f"not a DeFlow file: expected flowUpsamplerNet.* and RRDB.* keys; found "
+                             f"{', '.join(list(state)[:6])}.")
+    return Plan("deflow", 1, None, lambda net: convert_state_dict(state, net), "DeFlow's RRDBGlowNet")

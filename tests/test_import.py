@@ -222,31 +222,31 @@ def esrgan_forward(state: dict, x: torch.Tensor, blocks: int, unshuffle: int) ->
     return conv("conv_last", lrelu(conv("conv_hr", feat)))
 
 
-def old_layout(state: dict, blocks: int) -> dict:
-    """The same weights under the original ESRGAN release's names (one `model` Sequential)."""
-    names = {"conv_first": "model.0", "conv_body": f"model.1.sub.{blocks}", "conv_up1": "model.3",
-             "conv_up2": "model.6", "conv_hr": "model.8", "conv_last": "model.10"}
+def renamed(state: dict, names: dict, block: str) -> dict:
+    """BasicSR-named weights under another layout's names: ``names`` for the single convs, ``block`` (a format
+    of block, dense block 1-3, conv name, weight/bias) for the dense blocks."""
     out = {}
     for key, value in state.items():
         parts = key.split(".")
         if parts[0] == "body":
-            out[f"model.1.sub.{parts[1]}.RDB{parts[2][3]}.{parts[3]}.0.{parts[4]}"] = value
+            out[block.format(parts[1], parts[2][3], parts[3], parts[4])] = value
         else:
             out[f"{names[parts[0]]}.{parts[1]}"] = value
     return out
+
+
+def old_layout(state: dict, blocks: int) -> dict:
+    """The original ESRGAN release's names (one `model` Sequential)."""
+    return renamed(state, {"conv_first": "model.0", "conv_body": f"model.1.sub.{blocks}", "conv_up1": "model.3",
+                           "conv_up2": "model.6", "conv_hr": "model.8", "conv_last": "model.10"},
+                   "model.1.sub.{}.RDB{}.{}.0.{}")
 
 
 def xinntao_layout(state: dict) -> dict:
-    names = {"conv_first": "conv_first", "conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2",
-             "conv_hr": "HRconv", "conv_last": "conv_last"}
-    out = {}
-    for key, value in state.items():
-        parts = key.split(".")
-        if parts[0] == "body":
-            out[f"RRDB_trunk.{parts[1]}.RDB{parts[2][3]}.{parts[3]}.{parts[4]}"] = value
-        else:
-            out[f"{names[parts[0]]}.{parts[1]}"] = value
-    return out
+    """xinntao/ESRGAN's later names."""
+    return renamed(state, {"conv_first": "conv_first", "conv_body": "trunk_conv", "conv_up1": "upconv1",
+                           "conv_up2": "upconv2", "conv_hr": "HRconv", "conv_last": "conv_last"},
+                   "RRDB_trunk.{}.RDB{}.{}.{}")
 
 
 @pytest.mark.parametrize("layout", ["basicsr", "realesrgan_params_ema", "original", "xinntao"])

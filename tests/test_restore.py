@@ -146,3 +146,20 @@ def test_the_cli_refuses_a_degradation_model(tiny_folders, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "degrade-lab restore: error:" in result.stderr and "synthesize degrader=ludvae" in result.stderr
+
+
+def test_a_sampling_restorer_writes_the_same_images_on_every_run(compose, tiny_folders, photos, tmp_path):
+    """VDIR draws its latent at inference: each image is seeded by (seed, name), so two runs (or a resumed one)
+    agree, and another seed differs."""
+    train(compose("train", ["model=vdir", "data=folders", f"data.source={tiny_folders / 'source'}",
+                            "data.degrader={_target_:degrade_lab.degradations.noise.AWGN,sigma:[5,70]}",
+                            "model.net.features=8", "model.net.groups=1", "model.net.blocks=1",
+                            "model.discriminator.widths=[8,8,8,8,8]", "data.crop_size=32", "data.batch_size=2",
+                            "data.num_workers=0", "trainer.max_steps=1", "logger=csv", "model.val_lpips=null",
+                            "callbacks.progress.refresh_rate=0", "hardware=cpu"], run_dir=tmp_path / "vdir"))
+    ckpt = tmp_path / "vdir" / "checkpoints" / "last.ckpt"
+    assert degrade_lab.load_restorer(ckpt).module.inference_sample  # the paper's one random sample of c
+    for out, seed in (("first", 0), ("second", 0), ("other", 1)):
+        run(compose, f"ckpt={ckpt}", f"input={photos / 'trip'}", f"output={tmp_path / out}", f"seed={seed}")
+    first, second, other = ((tmp_path / out / "b.png").read_bytes() for out in ("first", "second", "other"))
+    assert first == second and first != other

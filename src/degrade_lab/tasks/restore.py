@@ -5,6 +5,8 @@ give 16-bit PNGs with ``bit_depth=auto``), at full resolution, plus ``output/man
 the checkpoint, the package versions and, per file, its source, size, bits, whether it was tiled, its seconds
 and the SHA-256 of what was written. Re-running after a kill skips the finished files and completes the rest
 (each PNG is written atomically, so nothing is ever half-written); a later run with other settings is refused.
+Each image's random numbers (VDIR samples its latent) are seeded by (seed, its name), so a resumed run writes
+what an uninterrupted one would.
 
 Decoding (reader threads) and encoding + writing (writer threads) overlap with the network, so that the
 network sets the pace; the summary gives each one's seconds. Images above
@@ -28,6 +30,7 @@ from degrade_lab import api
 from degrade_lab.api import Restorer, fast_bf16, load_restorer
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import markdown_table, output_dir, save_config, task_device
+from degrade_lab.tasks.synthesize import image_seed
 from degrade_lab.utils.io import (
     IMAGE_SUFFIXES,
     atomic_write_bytes,
@@ -214,6 +217,7 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
                 progress.update(1)
                 continue
             tic = time.perf_counter()
+            torch.manual_seed(image_seed(int(cfg.seed), name))  # a sampling restorer (VDIR) repeats itself
             restored, tile = _restore_one(restorer, image, name, cfg)
             restored = restored.clamp(0, 1).cpu()
             network = time.perf_counter() - tic

@@ -71,6 +71,7 @@ class Restorer:
         self.scale = int(getattr(module, "scale", 1))
         self.non_blind = bool(getattr(getattr(module, "net", None), "noise_map", False))
         self._trained_level = getattr(module, "noise_level", None)
+        self._layout = torch.contiguous_format
 
     def __repr__(self) -> str:
         return (f"Restorer({type(self.module.net).__name__}, scale={self.scale}, non_blind={self.non_blind}, "
@@ -98,18 +99,26 @@ class Restorer:
 
     def restore_batch(self, batch: torch.Tensor, tile: int | str | None = "auto", tile_margin: int = 32,
                       tile_multiple: int = 8, self_ensemble: bool = False, noise_level=None,
-                      precision: str = "32") -> torch.Tensor:
+                      precision: str = "32", channels_last: bool = True) -> torch.Tensor:
         """``B x C x H x W`` float in [0, 1] -> the restored batch (float32, on this restorer's device, not
         clipped). ``tile``: pixels per tile, 0 / None for whole images, ``auto`` for tiles of
-        :data:`AUTO_TILE` above :data:`AUTO_TILE_PIXELS` pixels."""
+        :data:`AUTO_TILE` above :data:`AUTO_TILE_PIXELS` pixels. ``channels_last``: NHWC memory layout, faster
+        for most networks on CPU (oneDNN) and with bf16 (``benchmarks/bench_restore.py``)."""
         from degrade_lab.utils.inference import self_ensemble as ensemble
         from degrade_lab.utils.inference import tiled
 
         network = self.network(noise_level)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        if self._layout != layout:
+            self.module.to(memory_format=layout)
+            self._layout = layout
         size = self.tile_for(batch.shape[-2:], tile)
-        restore = network
+
+        def restore(x, base=network):
+            return base(x.contiguous(memory_format=layout))
+
         if self_ensemble:
-            def restore(x, base=network):
+            def restore(x, base=restore):
                 return ensemble(base, x)
         batch = batch.to(self.device, torch.float32)
         with torch.inference_mode(), autocast_for(self.device, precision):

@@ -96,7 +96,7 @@ def _restore_one(restorer: Restorer, image: torch.Tensor, name: str, cfg: DictCo
     in tiles, halved until it fits."""
     options = {"tile_margin": int(cfg.tile_margin), "tile_multiple": int(cfg.tile_multiple),
                "self_ensemble": bool(cfg.self_ensemble), "noise_level": cfg.get("noise_level"),
-               "precision": str(cfg.precision)}
+               "precision": str(cfg.precision), "channels_last": bool(cfg.channels_last)}
     tile = Restorer.tile_for(image.shape[-2:], cfg.tile)
     if tile and str(cfg.tile) == "auto":
         log.info("%s is %.1f megapixels: restored in tiles of %d px (tile=0 forces whole images)", name,

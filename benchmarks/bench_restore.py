@@ -15,7 +15,7 @@ Usage:
   python benchmarks/bench_restore.py --models dncnn --sets kodak --modes whole
   python benchmarks/bench_restore.py --synthesize-only --sets kodak
 Options: --models dncnn,drunet,rrdbnet  --degraders ludvae,senmvae,deflow  --sets kodak,12mp  --modes whole,tiled
---precisions 32,bf16  --device cpu|cuda  --work DIR (kept between runs: images and model files are made once).
+--precisions 32,bf16  --limit N (first N images)  --device cpu|cuda  --work DIR (kept between runs: images and model files are made once).
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ RESTORERS = {"dncnn": ("dncnn", 1), "drunet": ("drunet", 1), "rrdbnet": ("rrdbne
 DEGRADERS = {"ludvae": "ludvae", "senmvae": "senmvae", "deflow": "deflow"}
 
 
-def make_images(folder: Path, count: int, height: int, width: int, scale: int = 1) -> Path:
+def make_images(folder: Path, count: int, height: int, width: int, scale: int = 1, limit: int = 0) -> Path:
     """``count`` PNGs of smooth random colour with sigma-15 noise (made once; SR inputs are ``scale`` x smaller)."""
     from PIL import Image
 
     folder = folder / f"{count}x{height // scale}x{width // scale}"
     if folder.is_dir() and len(list(folder.glob("*.png"))) == count:
-        return folder
+        return subset(folder, limit)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     h, w = height // scale, width // scale
@@ -50,7 +50,20 @@ def make_images(folder: Path, count: int, height: int, width: int, scale: int = 
         image = np.asarray(Image.fromarray((low * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32)
         image += rng.normal(0, 15, image.shape).astype(np.float32)
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"img{i:02d}.png", compress_level=1)
-    return folder
+    return subset(folder, limit)
+
+
+def subset(folder: Path, limit: int) -> Path:
+    """A folder of links to the first ``limit`` images (all: the folder itself)."""
+    files = sorted(folder.glob("*.png"))
+    if not limit or limit >= len(files):
+        return folder
+    part = folder.with_name(f"{folder.name}_first{limit}")
+    part.mkdir(exist_ok=True)
+    for file in files[:limit]:
+        if not (part / file.name).exists():
+            (part / file.name).symlink_to(file)
+    return part
 
 
 def make_model_file(name: str, scale: int, path: Path) -> Path:
@@ -109,6 +122,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--restore-only", action="store_true")
     parser.add_argument("--synthesize-only", action="store_true")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N images of each set")
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "degrade_lab" / "bench_restore"))
     args = parser.parse_args()
     import torch
@@ -127,7 +141,8 @@ def main() -> None:
             ckpt = make_model_file(name, scale, work / "models" / f"{model}.ckpt")
             for set_name in args.sets.split(","):
                 count, height, width = SETS[set_name]
-                folder = make_images(work / "images", count, height, width, scale)
+                folder = make_images(work / "images", count, height, width, scale, args.limit)
+                count = len(list(folder.glob("*.png")))
                 for mode in args.modes.split(","):
                     for precision in precisions:
                         out = work / "out" / f"{model}_{set_name}_{mode}_{precision}"
@@ -147,7 +162,8 @@ def main() -> None:
                                    work / "models" / f"{degrader}.ckpt")
             for set_name in args.sets.split(","):
                 count, height, width = SETS[set_name]
-                folder = make_images(work / "images", count, height, width)
+                folder = make_images(work / "images", count, height, width, 1, args.limit)
+                count = len(list(folder.glob("*.png")))
                 for precision in precisions:
                     out = work / "out" / f"synth_{degrader}_{set_name}_{precision}"
                     subprocess.run(["rm", "-rf", str(out)], check=True)

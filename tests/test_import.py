@@ -330,3 +330,76 @@ def test_deflow_imports_with_its_preset(tmp_path):
     degrader = degrade_lab.load_degrader(tmp_path / "deflow.ckpt", device="cpu")
     torch.testing.assert_close(degrader.module.net.encoder.conv_body.bias, state["RRDB.trunk_conv.bias"])
     assert degrader(torch.rand(1, 3, 32, 32), torch.Generator().manual_seed(0)).shape == (1, 3, 8, 8)
+
+
+# ---- LUD-VAE (zhengdihan/LUD-VAE, models/network_ludvae.py) ----------------------------------------------------
+def authors_ludvae(channels: int, seed: int = 0) -> dict:
+    """The authors' LUDVAE(in_channel=3, latent_channel=C, filters_num=C) keys and shapes (three levels)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+
+    def conv(name, out, inp, k):
+        state[f"{name}.weight"], state[f"{name}.bias"] = randn(g, out, inp, k, k), randn(g, out)
+
+    conv("inconv", channels, 3, 1)
+    conv("inconv_n", channels, 3, 1)
+    for block in ("enc_1", "enc_2", "enc_3", "enc_n_1", "enc_n_2", "enc_n_3", "dec_3", "dec_2", "dec_1"):
+        for i in (0, 2, 4, 6):
+            conv(f"{block}.net.{i}", channels, channels, 3)
+    for head in ("Gauconv_q_3", "Gauconv_q_2", "Gauconv_q_1", "Gauconv_p_2", "Gauconv_p_1"):
+        conv(f"{head}.m", channels, channels, 1)
+        conv(f"{head}.v", channels, channels, 1)
+    for proj in ("proj_3", "proj_2", "proj_c_2", "proj_n_2", "proj_1", "proj_c_1", "proj_n_1"):
+        conv(f"{proj}.proj", channels, 2 * channels, 1)
+    conv("outconv", 3, channels, 1)
+    return state
+
+
+def authors_translate(state: dict, hx: torch.Tensor, eps: list, temperature: float) -> torch.Tensor:
+    """LUDVAE.translate(x, hx, label=0, temperature) written out from their definition: the content encoder, then
+    decode_uncond with label (1 - 0) * temperature and the given standard-normal draws (level 1 first)."""
+    def conv(name, x):
+        weight = state[f"{name}.weight"]
+        return F.conv2d(x, weight, state[f"{name}.bias"], padding=weight.shape[-1] // 2)
+
+    def block(name, x):
+        for i in (0, 2, 4, 6):
+            x = conv(f"{name}.net.{i}", x)
+            x = F.relu(x) if i < 6 else x
+        return x
+
+    def proj(name, a, b):
+        return conv(f"{name}.proj", torch.cat([a, b], 1))
+
+    act_1 = block("enc_1", conv("inconv", hx))
+    act_2 = block("enc_2", act_1)
+    act_3 = block("enc_3", act_2)
+    label = temperature
+    dec = proj("proj_3", act_3, eps[2] * label)  # top: N(0, I), mu + exp(0) * eps
+    for level, act in ((2, act_2), (1, act_1)):
+        dec = proj(f"proj_c_{level}", block(f"dec_{level + 1}", dec), act)
+        mean, logsigma = conv(f"Gauconv_p_{level}.m", dec), conv(f"Gauconv_p_{level}.v", dec)
+        dec = proj(f"proj_{level}", dec, (mean + torch.exp(logsigma) * eps[level - 1]) * label)
+    return conv("outconv", block("dec_1", dec))
+
+
+def test_ludvae_computes_the_authors_translation(tmp_path):
+    state = authors_ludvae(8)
+    torch.save(state, tmp_path / "ludvae.pth")
+    with pytest.raises(UserInputError, match="needs the preset"):
+        import_weights("ludvae", tmp_path / "ludvae.pth", tmp_path / "x.ckpt")
+    import_weights("ludvae", tmp_path / "ludvae.pth", tmp_path / "ludvae.ckpt", "ludvae_sidd")
+    degrader = degrade_lab.load_degrader(tmp_path / "ludvae.ckpt", device="cpu")
+    net = degrader.module.net
+    hx = torch.rand(1, 3, 12, 14)
+    g = torch.Generator().manual_seed(1)
+    eps = [torch.randn(1, 8, 12, 14, generator=g) for _ in range(3)]
+    torch.testing.assert_close(net.sample(hx, eps=eps, temperature=1.7), authors_translate(state, hx, eps, 1.7),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_the_released_ludvae_size_loads_one_to_one(tmp_path):
+    torch.save(authors_ludvae(128), tmp_path / "ludvae.pth")
+    import_weights("ludvae", tmp_path / "ludvae.pth", tmp_path / "ludvae.ckpt", "ludvae_aim19")
+    degrader = degrade_lab.load_degrader(tmp_path / "ludvae.ckpt", device="cpu")
+    assert count(degrader.module.net) == 5_709_827  # the released networks (seed-reference sec. 1.2)

@@ -6,7 +6,8 @@ weights are mapped onto our network and loaded strictly (a wrong file stops nami
 wrongly shaped keys), and the result is written as an ordinary checkpoint with its config (or a ``.safetensors``
 file), so that ``restore``, ``evaluate``, ``synthesize``, ``info``, ``model.init_from=`` and the Python API take
 it. The record says where it came from (kind, file, SHA-256). DeFlow's networks have settings the weights do not
-show: give the preset they were trained with (``experiment=deflow_aim19``, ``deflow_ntire20``, ``deflow_dped``).
+show, nor do LUD-VAE's pre-noise levels: give the preset they were trained with (``experiment=deflow_aim19``,
+``ludvae_sidd``, ...).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ KINDS = {
                "RealESRGAN_x2plus.pth (all three key layouts)"),
     "deflow": ("degrade_lab.importers.deflow", "plan", "DeFlow's RRDBGlowNet (the authors' SRFlow layout); "
                "needs experiment=deflow_aim19 | deflow_ntire20 | deflow_dped"),
+    "ludvae": ("degrade_lab.importers.ludvae", "plan", "LUD-VAE's network_ludvae.py LUDVAE (the five released "
+               "ludvae.pth); needs experiment=ludvae_aim19 | ludvae_ntire20 | ludvae_sidd | ludvae_dnd | ludvae_lol"),
 }
+#: the kinds whose data-set settings are not in the weights: the preset they were trained with is needed
+NEEDS_PRESET = {"deflow": "deflow_aim19, deflow_ntire20 or deflow_dped (DeFlow's settings are not all visible in "
+                          "its weights)",
+                "ludvae": "ludvae_aim19, ludvae_ntire20, ludvae_sidd, ludvae_dnd or ludvae_lol (the pre-noise levels "
+                          "and AIM19's colour normalisation are not in the weights)"}
 
 
 def _model_config(model: str, scale: int, experiment: str | None) -> tuple[dict, int]:
@@ -69,9 +77,9 @@ def import_weights(kind: str, file: str | Path, output: str | Path, experiment: 
     if output.suffix.lower() not in (".ckpt", ".safetensors"):
         raise UserInputError(f"output '{output}' must end in .ckpt or .safetensors.")
     module_name, function, what = KINDS[kind]
-    if kind == "deflow" and not experiment:
-        raise UserInputError("import deflow needs the preset the weights were trained with: experiment=deflow_aim19, "
-                             "deflow_ntire20 or deflow_dped (DeFlow's settings are not all visible in its weights).")
+    if kind in NEEDS_PRESET and not experiment:
+        raise UserInputError(f"import {kind} needs the preset the weights were trained with: experiment="
+                             f"{NEEDS_PRESET[kind]}.")
     try:
         state = unwrap(load_file(file))
     except UserInputError as err:
@@ -81,8 +89,9 @@ def import_weights(kind: str, file: str | Path, output: str | Path, experiment: 
     except UserInputError as err:
         raise UserInputError(f"'{file}' is not {what}: {err}") from None
     model_config, scale = _model_config(plan.model, plan.scale, experiment)
-    if plan.net is not None:
-        model_config["net"] = plan.net
+    if plan.net is not None:  # the file's shapes decide; the preset's other network settings stay
+        same = model_config.get("net", {}).get("_target_") == plan.net["_target_"]
+        model_config["net"] = {**model_config["net"], **plan.net} if same else plan.net
     if model_config.get("val_lpips"):
         model_config["val_lpips"] = None  # a training-time metric; its backbone is not needed to restore
     module = hydra.utils.instantiate(model_config)

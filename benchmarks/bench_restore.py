@@ -169,7 +169,8 @@ def main() -> None:
                     subprocess.run(["rm", "-rf", str(out)], check=True)
                     result = run_one(["synthesize", f"degrader={degrader}", f"degrader.ckpt={ckpt}",
                                       f"degrader.bf16={str(precision == 'bf16').lower()}", f"input={folder}",
-                                      f"output={out}", "progress=false", *hardware])
+                                      f"output={out}", "progress=false", *hardware,
+                                      *(["degrader.level=0.05"] if degrader == "senmvae" else [])])
                     wall = result["summary"]["wall_seconds"]
                     rows.append([f"synthesize {degrader}", set_name, "tiles of the degrader", precision,
                                  count / wall, "-", "-", "-", "-", wall, result["peak_rss_gb"],

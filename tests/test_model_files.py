@@ -59,3 +59,15 @@ def test_model_files_that_are_not_degrade_labs_are_refused(tmp_path, capsys):
     assert export.main(["ckpt=x.ckpt", "output=model.pt"]) == 2
     assert "must end in .safetensors" in capsys.readouterr().err
     assert export.main(["checkpoint=x.ckpt"]) == 2 and "unexpected argument" in capsys.readouterr().err
+
+
+def test_a_calibration_is_stored_in_a_safetensors_file_too(compose, tiny_folders, tmp_path):
+    from degrade_lab.utils.checkpoint import load_model, store_calibration
+
+    train(compose("train", [*DNCNN, f"data.paired={tiny_folders / 'paired'}"], run_dir=tmp_path / "run"))
+    model = export.export_safetensors(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "m.safetensors")
+    before = degrade_lab.load_restorer(model).module.net.body[0].weight.clone()
+    store_calibration(model, {"option": "noise_level", "value": 12.5})
+    module, record = load_model(model)
+    assert module.calibration == record["calibration"] == {"option": "noise_level", "value": 12.5}
+    assert torch.equal(module.net.body[0].weight, before) and record["exported_from"]

@@ -28,7 +28,7 @@ COMMANDS = {
     "estimate-noise": "The noise of a folder of degraded images, no clean reference (std, noise level function).",
     "info": "What a model file is: model, task, scale, parameters, training data, steps, metrics, versions.",
     "export": "A checkpoint as a .safetensors model file (weights + config; loading it runs no code).",
-    "import": "The authors' released weights (KAIR DnCNN / FFDNet / DRUNet, ESRGAN, Real-ESRGAN, DeFlow) as a model file.",
+    "import": "The authors' released weights (KAIR DnCNN / FFDNet / DRUNet, ESRGAN, Real-ESRGAN, DeFlow, LUD-VAE) as a model file.",
 }
 # Lightning's DDP launcher re-executes this script with the same arguments minus the task name,
 # so the chosen task travels in the environment as well.

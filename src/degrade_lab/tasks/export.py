@@ -11,22 +11,18 @@ model is for inference and for starting new runs (``model.init_from=``), not for
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import key_values
 from degrade_lab.tasks.info import recorded_metrics
-from degrade_lab.utils.checkpoint import SAFETENSORS_KEY, read_checkpoint
+from degrade_lab.utils.checkpoint import read_checkpoint, safetensors_bytes
 from degrade_lab.utils.io import atomic_write_bytes
 
 
 def export_safetensors(ckpt: str | Path, output: str | Path) -> Path:
     """Write ``ckpt``'s weights and run record to ``output`` (``.safetensors``) atomically; returns the path."""
-    import torch
-    from safetensors.torch import save
-
     output = Path(output).expanduser()
     if output.suffix.lower() != ".safetensors":
         raise UserInputError(f"output '{output}' must end in .safetensors.")
@@ -37,18 +33,12 @@ def export_safetensors(ckpt: str | Path, output: str | Path) -> Path:
     record.setdefault("global_step", checkpoint.get("global_step"))
     record["exported_from"] = str(Path(ckpt).expanduser().resolve())
     record.setdefault("metrics", recorded_metrics(ckpt, checkpoint))
-    tensors = {}
-    for key, value in checkpoint["state_dict"].items():
-        if not isinstance(value, torch.Tensor):
-            raise UserInputError(f"checkpoint '{ckpt}': state_dict entry '{key}' is a {type(value).__name__}, "
-                                 "not a tensor; it cannot go into a safetensors file.")
-        tensors[key] = value.detach().cpu().contiguous().clone()  # safetensors refuses shared storage
-    try:
-        metadata = {SAFETENSORS_KEY: json.dumps(record, allow_nan=False), "format": "pt"}
-    except (TypeError, ValueError) as err:
-        raise UserInputError(f"checkpoint '{ckpt}': its run record is not plain JSON data ({err}).") from err
     output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(output, save(tensors, metadata=metadata))
+    try:
+        data = safetensors_bytes(checkpoint["state_dict"], record)
+    except UserInputError as err:
+        raise UserInputError(f"checkpoint '{ckpt}': {err}") from None
+    atomic_write_bytes(output, data)
     return output
 
 

@@ -30,11 +30,34 @@ def save_file(checkpoint: dict, path: str | Path) -> None:
 
 
 def store_calibration(path: str | Path, calibration: dict) -> None:
-    """Record a degrader's calibration (:mod:`degrade_lab.degradations.calibration`) in the checkpoint at
-    ``path``, rewritten atomically; the weights and everything else stay as they were."""
+    """Record a degrader's calibration (:mod:`degrade_lab.degradations.calibration`) in the model file at
+    ``path`` (a checkpoint, or a ``.safetensors`` file's metadata), rewritten atomically; the weights and everything
+    else stay as they were."""
     checkpoint = read_checkpoint(path)
     checkpoint["degrade_lab"]["calibration"] = calibration
+    if Path(path).suffix.lower() == ".safetensors":
+        data = safetensors_bytes(checkpoint["state_dict"], checkpoint["degrade_lab"])
+        atomic_write(path, lambda handle: handle.write(data))
+        return
     save_file(checkpoint, path)
+
+
+def safetensors_bytes(state_dict: dict, record: dict) -> bytes:
+    """A safetensors model file: the tensors (copied: safetensors refuses shared storage) and the run ``record`` as
+    JSON metadata under :data:`SAFETENSORS_KEY`."""
+    from safetensors.torch import save
+
+    tensors = {}
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise UserInputError(f"state_dict entry '{key}' is a {type(value).__name__}, not a tensor; it cannot go "
+                                 "into a safetensors file.")
+        tensors[key] = value.detach().cpu().contiguous().clone()
+    try:
+        metadata = {SAFETENSORS_KEY: json.dumps(record, allow_nan=False), "format": "pt"}
+    except (TypeError, ValueError) as err:
+        raise UserInputError(f"the run record is not plain JSON data ({err}).") from err
+    return save(tensors, metadata=metadata)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

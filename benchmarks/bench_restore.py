@@ -1,6 +1,7 @@
 """``degrade-lab restore`` and ``synthesize`` throughput on photo-sized folders: is the network the bottleneck?
 
-Folders: 24 Kodak-sized images (768 x 512) and 4 twelve-megapixel images (4000 x 3000), 8-bit PNGs of smooth
+Folders: 24 Kodak-sized images (768 x 512) and 4 twelve-megapixel images (4000 x 3000; for RRDBNet x4 the
+inputs are 4 times smaller, so that the outputs have these sizes), 8-bit PNGs of smooth
 random content with noise (decoding cost is that of real photos of the same size and format). Models at the
 papers' sizes with random weights (speed does not depend on the weights): DnCNN-17, DRUNet (noise map) and
 RRDBNet x4 for ``restore``; LUD-VAE, SeNM-VAE and DeFlow for ``synthesize``. Each configuration (whole images or

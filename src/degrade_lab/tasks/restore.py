@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -47,6 +45,7 @@ from degrade_lab.utils.io import (
 )
 from degrade_lab.utils.lock import OutputLock
 from degrade_lab.utils.manifest import load_manifest
+from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 
 log = logging.getLogger(__name__)
@@ -177,71 +176,50 @@ def _timing_table(times: dict) -> str:
 
 def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dict, failed: dict,
          save_manifest) -> dict:
-    """Decode ahead in reader threads, restore in this thread, encode and write in writer threads."""
-    times = {"network": 0.0, "decode": 0.0, "encode": 0.0, "wait": 0.0, "wall": 0.0, "megapixels": 0.0,
-             "images": 0}
-    began = time.perf_counter()
-    workers = max(1, int(cfg.io_threads))
+    """Decode ahead in reader threads, restore in this thread, encode and write in writer threads
+    (:func:`~degrade_lab.utils.overlap.overlapped`)."""
+    count = {"images": 0, "megapixels": 0.0}
 
-    def read(file: Path):
-        tic = time.perf_counter()
+    def read(item):
+        name, file = item
         try:
-            image, bits = read_image_and_depth(file)
+            return read_image_and_depth(file)
         except UserInputError as err:
-            return None, 0, str(err), time.perf_counter() - tic
-        return image, bits, None, time.perf_counter() - tic
+            if not cfg.skip_bad:
+                raise UserInputError(f"{err} (skip_bad=true restores the other images and lists this one)") from None
+            return err
 
-    def write(name: str, image: torch.Tensor, bits: int):
+    def compute(item, data):
+        name, file = item
+        if isinstance(data, UserInputError):
+            failed[name] = str(data)
+            return None
+        image, bits = data
+        torch.manual_seed(image_seed(int(cfg.seed), name))  # a sampling restorer (VDIR) repeats itself
         tic = time.perf_counter()
-        data = png_bytes(image, bits)
-        atomic_write_bytes(target / name, data)
-        return sha256_bytes(data), time.perf_counter() - tic
+        restored, tile = _restore_one(restorer, image, name, cfg)
+        restored = restored.clamp(0, 1).cpu()
+        out_bits = png_bits(cfg.bit_depth, bits)
+        count["megapixels"] += image.shape[-2] * image.shape[-1] / 1e6
+        entry = {"source": str(file), "size": list(image.shape[-2:]), "bits": out_bits, "tile": tile,
+                 "seconds": round(time.perf_counter() - tic, 4)}
+        return restored, out_bits, entry
 
-    items = list(todo.items())
-    with ThreadPoolExecutor(workers, thread_name_prefix="read") as readers, \
-            ThreadPoolExecutor(workers, thread_name_prefix="write") as writers:
-        reading = deque(readers.submit(read, file) for _, file in items[: workers + 1])
-        writing: deque = deque()
-        progress = tqdm(total=len(items), desc="restore", unit="img", disable=not cfg.progress)
-        for index, (name, file) in enumerate(items):
-            tic = time.perf_counter()
-            image, bits, error, seconds = reading.popleft().result()
-            times["wait"] += time.perf_counter() - tic
-            times["decode"] += seconds
-            if index + workers + 1 < len(items):
-                reading.append(readers.submit(read, items[index + workers + 1][1]))
-            if error is not None:
-                if not cfg.skip_bad:
-                    raise UserInputError(f"{error} (skip_bad=true restores the other images and lists this one)")
-                failed[name] = error
-                progress.update(1)
-                continue
-            tic = time.perf_counter()
-            torch.manual_seed(image_seed(int(cfg.seed), name))  # a sampling restorer (VDIR) repeats itself
-            restored, tile = _restore_one(restorer, image, name, cfg)
-            restored = restored.clamp(0, 1).cpu()
-            network = time.perf_counter() - tic
-            times["network"] += network
-            times["megapixels"] += image.shape[-2] * image.shape[-1] / 1e6
-            out_bits = png_bits(cfg.bit_depth, bits)
-            entry = {"source": str(file), "size": list(image.shape[-2:]), "bits": out_bits, "tile": tile,
-                     "seconds": round(network, 4)}
-            writing.append((name, entry, writers.submit(write, name, restored, out_bits)))
-            while len(writing) > workers + 1 or (writing and writing[0][2].done()):
-                _finish(writing.popleft(), done, times)
-            times["images"] += 1
-            progress.update(1)
-            if times["images"] % 20 == 0:
-                save_manifest()
-        while writing:
-            _finish(writing.popleft(), done, times)
-        progress.close()
-    times["wall"] = time.perf_counter() - began
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in times.items()}
+    def write(item, result):
+        restored, out_bits, _ = result
+        data = png_bytes(restored, out_bits)
+        atomic_write_bytes(target / item[0], data)
+        return sha256_bytes(data)
 
+    def finished(item, result, sha):
+        done[item[0]] = {**result[2], "sha256": sha}
+        count["images"] += 1
+        if count["images"] % 20 == 0:
+            save_manifest()
 
-def _finish(item, done: dict, times: dict) -> None:
-    name, entry, future = item
-    sha, seconds = future.result()
-    times["encode"] += seconds
-    done[name] = {**entry, "sha256": sha}
+    progress = tqdm(total=len(todo), desc="restore", unit="img", disable=not cfg.progress)
+    times = overlapped(todo.items(), read, compute, write, finished, int(cfg.io_threads), progress)
+    progress.close()
+    return {"network": round(times["compute"], 3), "decode": round(times["read"], 3),
+            "encode": round(times["write"], 3), "wait": round(times["waited"], 3), "wall": round(times["wall"], 3),
+            "megapixels": round(count["megapixels"], 3), "images": count["images"]}

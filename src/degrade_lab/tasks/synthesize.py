@@ -43,6 +43,7 @@ from degrade_lab.utils.io import (
 )
 from degrade_lab.utils.lock import OutputLock
 from degrade_lab.utils.manifest import load_manifest
+from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 
 
@@ -99,43 +100,73 @@ def synthesize(cfg: DictConfig) -> dict:
         save_manifest()  # before the first image: a second writer with other settings is refused
         written = _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest)
         save_manifest()
-    summary = {"images": len(files), "pairs": len(done), "written_now": written, "output": str(target)}
+    summary = {"images": len(files), "pairs": len(done), "written_now": written["inputs"], "output": str(target),
+               "seconds": written["seconds"]}
     write_summary(run_dir, task="synthesize", params=count_parameters(degrader), global_step=None,
                   wall_seconds=round(time.time() - start, 2), seed=int(cfg.seed), **summary)
-    print(f"wrote {written} images ({len(done)} pairs in total) to {target}")
+    times = written["seconds"]
+    print(f"wrote {written['inputs']} images ({len(done)} pairs in total) to {target}; seconds: degrader "
+          f"{times['degrader']}, decoding {times['decode']} and encoding + writing {times['encode']} (in threads "
+          f"beside it), waited for decoding {times['wait']}, wall {times['wall']}")
     return summary
 
 
 def _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest) -> int:
+    """Decode ahead in reader threads, degrade in this thread, encode and write in writer threads
+    (:func:`~degrade_lab.utils.overlap.overlapped`); returns how many inputs were written now."""
     samples, scale = int(cfg.samples), int(getattr(degrader, "scale", 1))
-    written = 0
-    with torch.inference_mode():
-        for file in tqdm(files, desc="synthesize", unit="img", disable=not cfg.progress):
-            name = file.relative_to(source).with_suffix("").as_posix()
-            names = [name] if samples == 1 else [f"{name}_s{k}" for k in range(samples)]
-            if all(n in done and (target / made / f"{n}.png").is_file() for n in names):
-                continue
-            clean, input_bits = read_image_and_depth(file)
-            bits = png_bits(cfg.get("bit_depth", "auto"), input_bits)
-            height, width = clean.shape[-2:]
-            clean = clean[:, : height - height % scale, : width - width % scale]
-            generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), name))
-            try:
-                degraded = degrader(clean[None].expand(samples, -1, -1, -1).to(device), generator)
-            except (RuntimeError, ValueError) as err:
-                raise UserInputError(
-                    f"image '{file}' ({height}x{width}) could not be degraded ({type(err).__name__}: {err})."
-                ) from err
-            given_png = png_bytes(clean, bits)  # one encoding, written once per sample name
-            given_sha = sha256_bytes(given_png)
-            parameters = getattr(degrader, "last_parameters", {})  # per-image sigma, quality, level, ...
-            for k, (n, image) in enumerate(zip(names, degraded, strict=True)):
-                atomic_write_bytes(target / given / f"{n}.png", given_png)
-                made_sha = sha256_bytes(write_png(target / made / f"{n}.png", image, bits))
-                done[n] = {"source": str(file), given: given_sha, made: made_sha, "bit_depth": bits}
-                if parameters:
-                    done[n]["parameters"] = {key: round(float(values[k]), 6) for key, values in parameters.items()}
-            written += 1
-            if written % 20 == 0:
-                save_manifest()
+    todo = []
+    for file in files:
+        name = file.relative_to(source).with_suffix("").as_posix()
+        names = [name] if samples == 1 else [f"{name}_s{k}" for k in range(samples)]
+        if not all(n in done and (target / made / f"{n}.png").is_file() for n in names):
+            todo.append((file, name, names))
+    written = {"inputs": 0}
+
+    def compute(item, data):
+        file, name, _ = item
+        clean, input_bits = data
+        bits = png_bits(cfg.get("bit_depth", "auto"), input_bits)
+        height, width = clean.shape[-2:]
+        clean = clean[:, : height - height % scale, : width - width % scale]
+        generator = torch.Generator(device=device).manual_seed(image_seed(int(cfg.seed), name))
+        try:
+            with torch.inference_mode():
+                degraded = degrader(clean[None].expand(samples, -1, -1, -1).to(device), generator).cpu()
+        except (RuntimeError, ValueError) as err:
+            raise UserInputError(
+                f"image '{file}' ({height}x{width}) could not be degraded ({type(err).__name__}: {err})."
+            ) from err
+        parameters = getattr(degrader, "last_parameters", {})  # per-image sigma, quality, level, ...
+        return clean, degraded, bits, {key: [float(v) for v in values] for key, values in parameters.items()}
+
+    def write(item, result):
+        _, _, names = item
+        clean, degraded, bits, _ = result
+        given_png = png_bytes(clean, bits)  # one encoding, written once per sample name
+        shas = []
+        for n, image in zip(names, degraded, strict=True):
+            atomic_write_bytes(target / given / f"{n}.png", given_png)
+            shas.append(sha256_bytes(write_png(target / made / f"{n}.png", image, bits)))
+        return sha256_bytes(given_png), shas
+
+    def finished(item, result, written_shas):
+        file, _, names = item
+        bits, parameters = result[2], result[3]
+        given_sha, made_shas = written_shas
+        for k, (n, made_sha) in enumerate(zip(names, made_shas, strict=True)):
+            done[n] = {"source": str(file), given: given_sha, made: made_sha, "bit_depth": bits}
+            if parameters:
+                done[n]["parameters"] = {key: round(values[k], 6) for key, values in parameters.items()}
+        written["inputs"] += 1
+        if written["inputs"] % 20 == 0:
+            save_manifest()
+
+    progress = tqdm(total=len(todo), desc="synthesize", unit="img", disable=not cfg.progress)
+    times = overlapped(todo, lambda item: read_image_and_depth(item[0]), compute, write, finished,
+                       int(cfg.get("io_threads", 2)), progress)
+    progress.close()
+    written["seconds"] = {"degrader": round(times["compute"], 3), "decode": round(times["read"], 3),
+                          "encode": round(times["write"], 3), "wait": round(times["waited"], 3),
+                          "wall": round(times["wall"], 3)}
     return written

@@ -73,25 +73,18 @@ def make_model_file(name: str, scale: int, path: Path) -> Path:
         return path
     import hydra
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
-    from degrade_lab import resolvers  # noqa: F401
-    from degrade_lab.paths import config_dir
-    from degrade_lab.utils.checkpoint import save_file
+    from degrade_lab.tasks.import_weights import model_config
+    from degrade_lab.utils.checkpoint import save_model_file
     from degrade_lab.utils.runs import package_versions
 
     torch.manual_seed(0)
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"model={name}", f"data.scale={scale}"])
-    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model, scale = model_config(name, scale, None)
     if "val_lpips" in model:
         model["val_lpips"] = None  # a validation metric: not needed to run the model
     module = hydra.utils.instantiate(model)
-    record = {"config": {"model": model, "data": {"scale": scale}}, "seed": 0, "versions": package_versions(),
-              "global_step": 0}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"state_dict": module.state_dict(), "global_step": 0, "degrade_lab": record}, path)
+    save_model_file(path, module.state_dict(), {"config": {"model": model, "data": {"scale": scale}}, "seed": 0,
+                                                "versions": package_versions(), "global_step": 0})
     return path
 
 

@@ -97,3 +97,20 @@ def compose(tmp_path):
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+#: a 3-layer, 8-channel DnCNN trained for 2 steps: a small real restorer checkpoint for the tests of model files
+TINY_DNCNN = ["model=dncnn", "model.net.channels=8", "model.net.depth=3", "data=folders", "data.crop_size=16",
+              "data.batch_size=2", "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2",
+              "logger=csv", "callbacks.progress.refresh_rate=0", "model.val_lpips=null", "hardware=cpu"]
+
+
+@pytest.fixture
+def dncnn_ckpt(compose, tiny_folders, tmp_path) -> Path:
+    """``RUN/checkpoints/last.ckpt`` of :data:`TINY_DNCNN` trained on the tiny paired folder (validated on its test
+    pairs), ``RUN`` = ``tmp_path / "dncnn"``."""
+    from degrade_lab.tasks.train import train
+
+    train(compose("train", [*TINY_DNCNN, f"data.paired={tiny_folders / 'paired'}", f"data.test={tiny_folders / 'test'}"],
+                  run_dir=tmp_path / "dncnn"))
+    return tmp_path / "dncnn" / "checkpoints" / "last.ckpt"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,16 +9,6 @@ import torch
 import degrade_lab
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.train import train
-
-DNCNN = ["model=dncnn", "model.net.channels=8", "model.net.depth=3", "data=folders", "data.crop_size=16",
-         "data.batch_size=2", "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2",
-         "logger=csv", "callbacks.progress.refresh_rate=0", "model.val_lpips=null", "hardware=cpu"]
-
-
-@pytest.fixture
-def dncnn_ckpt(compose, tiny_folders, tmp_path) -> Path:
-    train(compose("train", [*DNCNN, f"data.paired={tiny_folders / 'paired'}"], run_dir=tmp_path / "dncnn"))
-    return tmp_path / "dncnn" / "checkpoints" / "last.ckpt"
 
 
 def test_a_restorer_restores_tensors_batches_and_numpy_images_alike(dncnn_ckpt):

@@ -13,17 +13,10 @@ import degrade_lab
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks import export, info
 from degrade_lab.tasks.evaluate import evaluate
-from degrade_lab.tasks.train import train
-
-DNCNN = ["model=dncnn", "model.net.channels=8", "model.net.depth=3", "data=folders", "data.crop_size=16",
-         "data.batch_size=2", "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2",
-         "logger=csv", "callbacks.progress.refresh_rate=0", "model.val_lpips=null", "hardware=cpu"]
 
 
-def test_an_exported_model_is_the_same_model_everywhere(compose, tiny_folders, tmp_path, capsys):
-    train(compose("train", [*DNCNN, f"data.paired={tiny_folders / 'paired'}", f"data.test={tiny_folders / 'test'}"],
-                  run_dir=tmp_path / "run"))
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+def test_an_exported_model_is_the_same_model_everywhere(compose, dncnn_ckpt, tiny_folders, tmp_path, capsys):
+    ckpt = dncnn_ckpt
     assert export.main([f"ckpt={ckpt}", f"output={tmp_path / 'model.safetensors'}"]) == 0
     model = tmp_path / "model.safetensors"
     assert model.stat().st_size < ckpt.stat().st_size  # no optimizer state, no loop counters
@@ -61,11 +54,10 @@ def test_model_files_that_are_not_degrade_labs_are_refused(tmp_path, capsys):
     assert export.main(["checkpoint=x.ckpt"]) == 2 and "unexpected argument" in capsys.readouterr().err
 
 
-def test_a_calibration_is_stored_in_a_safetensors_file_too(compose, tiny_folders, tmp_path):
+def test_a_calibration_is_stored_in_a_safetensors_file_too(dncnn_ckpt, tmp_path):
     from degrade_lab.utils.checkpoint import load_model, store_calibration
 
-    train(compose("train", [*DNCNN, f"data.paired={tiny_folders / 'paired'}"], run_dir=tmp_path / "run"))
-    model = export.export_safetensors(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "m.safetensors")
+    model = export.export_safetensors(dncnn_ckpt, tmp_path / "m.safetensors")
     before = degrade_lab.load_restorer(model).module.net.body[0].weight.clone()
     store_calibration(model, {"option": "noise_level", "value": 12.5})
     module, record = load_model(model)

@@ -19,16 +19,6 @@ from degrade_lab.tasks.restore import restore
 from degrade_lab.tasks.train import train
 from degrade_lab.utils.io import read_image_and_depth, write_png
 
-DNCNN = ["model=dncnn", "model.net.channels=8", "model.net.depth=3", "data=folders", "data.crop_size=16",
-         "data.batch_size=2", "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2",
-         "logger=csv", "callbacks.progress.refresh_rate=0", "model.val_lpips=null", "hardware=cpu"]
-
-
-@pytest.fixture
-def dncnn_ckpt(compose, tiny_folders, tmp_path) -> Path:
-    train(compose("train", [*DNCNN, f"data.paired={tiny_folders / 'paired'}"], run_dir=tmp_path / "dncnn"))
-    return tmp_path / "dncnn" / "checkpoints" / "last.ckpt"
-
 
 @pytest.fixture
 def photos(tmp_path) -> Path:

@@ -49,12 +49,17 @@ def fast_bf16(device: torch.device) -> bool:
     return False
 
 
-def autocast_for(device: torch.device, precision: str):
-    """The autocast context of ``precision``: ``32`` (none), ``bf16``, or ``auto`` (bf16 where it is fast)."""
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    """Whether ``precision`` (``32``, ``bf16``, or ``auto``: bf16 where it is fast) runs bfloat16 on ``device``."""
     precision = str(precision)
     if precision not in ("auto", "32", "bf16"):
         raise UserInputError(f"precision={precision}: choose auto, 32 or bf16.")
-    if precision == "32" or (precision == "auto" and not fast_bf16(device)):
+    return precision == "bf16" or (precision == "auto" and fast_bf16(device))
+
+
+def autocast_for(device: torch.device, precision: str):
+    """The autocast context of ``precision`` on ``device`` (:func:`uses_bf16`)."""
+    if not uses_bf16(device, precision):
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 

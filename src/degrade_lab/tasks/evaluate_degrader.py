@@ -57,9 +57,9 @@ from degrade_lab.tasks.common import (
     task_device,
     test_pairs,
 )
-from degrade_lab.tasks.synthesize import image_seed
 from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
 from degrade_lab.utils.runs import count_parameters, write_summary
+from degrade_lab.utils.seeds import image_seed
 
 HISTOGRAM_SPAN = 80  # noise histogram range (grey levels) written for `degrade-lab report`
 RESIDUAL = [f"residual_{name}" for name in NAMES]

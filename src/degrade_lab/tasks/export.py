@@ -17,8 +17,7 @@ from pathlib import Path
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import key_values
 from degrade_lab.tasks.info import recorded_metrics
-from degrade_lab.utils.checkpoint import read_checkpoint, safetensors_bytes
-from degrade_lab.utils.io import atomic_write_bytes
+from degrade_lab.utils.checkpoint import read_checkpoint, save_model_file
 
 
 def export_safetensors(ckpt: str | Path, output: str | Path) -> Path:
@@ -33,12 +32,10 @@ def export_safetensors(ckpt: str | Path, output: str | Path) -> Path:
     record.setdefault("global_step", checkpoint.get("global_step"))
     record["exported_from"] = str(Path(ckpt).expanduser().resolve())
     record.setdefault("metrics", recorded_metrics(ckpt, checkpoint))
-    output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        data = safetensors_bytes(checkpoint["state_dict"], record)
+        save_model_file(output, checkpoint["state_dict"], record)
     except UserInputError as err:
         raise UserInputError(f"checkpoint '{ckpt}': {err}") from None
-    atomic_write_bytes(output, data)
     return output
 
 

@@ -39,7 +39,7 @@ NEEDS_PRESET = {"deflow": "deflow_aim19, deflow_ntire20 or deflow_dped (DeFlow's
                           "and AIM19's colour normalisation are not in the weights)"}
 
 
-def _model_config(model: str, scale: int, experiment: str | None) -> tuple[dict, int]:
+def model_config(model: str, scale: int, experiment: str | None) -> tuple[dict, int]:
     """The resolved ``model`` node that ``degrade-lab train model=MODEL data.scale=SCALE`` (or the experiment)
     composes, and its data scale."""
     from hydra import compose, initialize_config_dir
@@ -66,15 +66,14 @@ def import_weights(kind: str, file: str | Path, output: str | Path, experiment: 
     import hydra
 
     from degrade_lab.importers.checks import load_converted, unwrap
-    from degrade_lab.tasks.export import export_safetensors
-    from degrade_lab.utils.checkpoint import load_file, save_file
+    from degrade_lab.utils.checkpoint import is_model_file, load_file, save_model_file
     from degrade_lab.utils.io import sha256_file
     from degrade_lab.utils.runs import package_versions
 
     if kind not in KINDS:
         raise UserInputError(f"unknown kind '{kind}'; choose one of: {', '.join(KINDS)}.")
     file, output = Path(file).expanduser(), Path(output).expanduser()
-    if output.suffix.lower() not in (".ckpt", ".safetensors"):
+    if not is_model_file(output):
         raise UserInputError(f"output '{output}' must end in .ckpt or .safetensors.")
     module_name, function, what = KINDS[kind]
     if kind in NEEDS_PRESET and not experiment:
@@ -88,31 +87,21 @@ def import_weights(kind: str, file: str | Path, output: str | Path, experiment: 
         plan = getattr(import_module(module_name), function)(state)
     except UserInputError as err:
         raise UserInputError(f"'{file}' is not {what}: {err}") from None
-    model_config, scale = _model_config(plan.model, plan.scale, experiment)
+    config, scale = model_config(plan.model, plan.scale, experiment)
     if plan.net is not None:  # the file's shapes decide; the preset's other network settings stay
-        same = model_config.get("net", {}).get("_target_") == plan.net["_target_"]
-        model_config["net"] = {**model_config["net"], **plan.net} if same else plan.net
-    if model_config.get("val_lpips"):
-        model_config["val_lpips"] = None  # a training-time metric; its backbone is not needed to restore
-    module = hydra.utils.instantiate(model_config)
+        same = config.get("net", {}).get("_target_") == plan.net["_target_"]
+        config["net"] = {**config["net"], **plan.net} if same else plan.net
+    if config.get("val_lpips"):
+        config["val_lpips"] = None  # a training-time metric; its backbone is not needed to restore
+    module = hydra.utils.instantiate(config)
     try:
         load_converted(module.net, plan.convert(module.net), plan.layout)
     except UserInputError as err:
         raise UserInputError(f"'{file}': {err}") from None
-    record = {"config": {"model": model_config, "data": {"scale": scale}, "experiment_name": f"import {kind}"},
+    record = {"config": {"model": config, "data": {"scale": scale}, "experiment_name": f"import {kind}"},
               "seed": None, "versions": package_versions(), "global_step": 0,
               "imported_from": {"kind": kind, "file": str(file.resolve()), "sha256": sha256_file(file)}}
-    checkpoint = {"state_dict": module.state_dict(), "global_step": 0, "degrade_lab": record}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".safetensors":
-        staging = output.with_name(f".{output.stem}.import.ckpt")
-        save_file(checkpoint, staging)
-        try:
-            export_safetensors(staging, output)
-        finally:
-            staging.unlink(missing_ok=True)
-    else:
-        save_file(checkpoint, output)
+    save_model_file(output, module.state_dict(), record)
     return output
 
 

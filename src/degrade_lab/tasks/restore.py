@@ -25,10 +25,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from degrade_lab import api
-from degrade_lab.api import Restorer, fast_bf16, load_restorer
+from degrade_lab.api import Restorer, load_restorer, uses_bf16
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import markdown_table, output_dir, save_config, task_device
-from degrade_lab.tasks.synthesize import image_seed
 from degrade_lab.utils.io import (
     IMAGE_SUFFIXES,
     atomic_write_bytes,
@@ -47,6 +46,7 @@ from degrade_lab.utils.lock import OutputLock
 from degrade_lab.utils.manifest import load_manifest
 from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
+from degrade_lab.utils.seeds import image_seed
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def restore(cfg: DictConfig) -> dict:
                 "tile_margin": int(cfg.tile_margin), "self_ensemble": bool(cfg.self_ensemble),
                 "noise_level": cfg.get("noise_level"), "precision": str(cfg.precision),
                 "bit_depth": str(cfg.bit_depth)}
-    bf16 = str(cfg.precision) == "bf16" or (str(cfg.precision) == "auto" and fast_bf16(device))
+    bf16 = uses_bf16(device, cfg.precision)
     with OutputLock(target, what="output folder"):
         remove_stale_temporaries(target)
         manifest_path = target / "manifest.json"

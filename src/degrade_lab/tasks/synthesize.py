@@ -17,7 +17,6 @@ them (``bit_depth=auto``; or ``8`` / ``16``); the manifest records each file's `
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -45,10 +44,7 @@ from degrade_lab.utils.lock import OutputLock
 from degrade_lab.utils.manifest import load_manifest
 from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
-
-
-def image_seed(seed: int, name: str) -> int:
-    return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16)
+from degrade_lab.utils.seeds import image_seed
 
 
 def _check_inputs(files: list[Path], scale: int) -> None:

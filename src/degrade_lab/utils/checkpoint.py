@@ -36,10 +36,20 @@ def store_calibration(path: str | Path, calibration: dict) -> None:
     checkpoint = read_checkpoint(path)
     checkpoint["degrade_lab"]["calibration"] = calibration
     if Path(path).suffix.lower() == ".safetensors":
-        data = safetensors_bytes(checkpoint["state_dict"], checkpoint["degrade_lab"])
-        atomic_write(path, lambda handle: handle.write(data))
+        save_model_file(path, checkpoint["state_dict"], checkpoint["degrade_lab"])
         return
     save_file(checkpoint, path)
+
+
+def save_model_file(path: str | Path, state_dict: dict, record: dict) -> None:
+    """Write a model file that every command reads, atomically: the weights and the run ``record`` (config, seed,
+    versions, ...) as a checkpoint (``.ckpt``) or a safetensors file (``.safetensors``)."""
+    if Path(path).suffix.lower() == ".safetensors":
+        data = safetensors_bytes(state_dict, record)
+        atomic_write(path, lambda handle: handle.write(data))
+    else:
+        save_file({"state_dict": state_dict, "global_step": record.get("global_step") or 0, "degrade_lab": record},
+                  path)
 
 
 def safetensors_bytes(state_dict: dict, record: dict) -> bytes:

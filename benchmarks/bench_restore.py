@@ -71,9 +71,9 @@ def make_model_file(name: str, scale: int, path: Path) -> Path:
     """A model file of ``conf/model/NAME.yaml`` at its default (paper) size with random weights."""
     if path.is_file():
         return path
-    import hydra
     import torch
 
+    from degrade_lab.lit.base import instantiate_model
     from degrade_lab.tasks.import_weights import model_config
     from degrade_lab.utils.checkpoint import save_model_file
     from degrade_lab.utils.runs import package_versions
@@ -82,7 +82,7 @@ def make_model_file(name: str, scale: int, path: Path) -> Path:
     model, scale = model_config(name, scale, None)
     if "val_lpips" in model:
         model["val_lpips"] = None  # a validation metric: not needed to run the model
-    module = hydra.utils.instantiate(model)
+    module = instantiate_model(model)
     save_model_file(path, module.state_dict(), {"config": {"model": model, "data": {"scale": scale}}, "seed": 0,
                                                 "versions": package_versions(), "global_step": 0})
     return path

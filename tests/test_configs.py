@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from degrade_lab.degradations.base import Degrader
 from degrade_lab.degradations.build import is_learned
+from degrade_lab.lit.base import instantiate_model
 from degrade_lab.paths import config_dir
 
 CONF = config_dir()
@@ -30,14 +31,14 @@ def test_defaults_order_puts_experiment_then_debug_last():
 @pytest.mark.parametrize("model", options("model"))
 def test_model_configs_instantiate(compose, model):
     cfg = compose("train", [f"model={model}"])
-    module = hydra.utils.instantiate(cfg.model)
+    module = instantiate_model(cfg.model)
     assert hasattr(module, "data_kind") and sum(p.numel() for p in module.parameters()) > 0
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_experiments_compose_and_build_their_model(compose, experiment):
     cfg = compose("train", [f"experiment={experiment}"])
-    hydra.utils.instantiate(cfg.model)
+    instantiate_model(cfg.model)
     assert cfg.trainer.max_steps > 0
 
 
@@ -129,7 +130,7 @@ def test_paths_do_not_depend_on_the_working_directory(compose, tmp_path, monkeyp
 ])
 def test_ludvae_paper_presets(compose, name, sigmas, scale, operator):
     cfg = compose("train", [f"experiment=ludvae_{name}"])
-    module = hydra.utils.instantiate(cfg.model)
+    module = instantiate_model(cfg.model)
     assert (module.noise_level_clean, module.noise_level_degraded) == sigmas
     assert module.scale == scale == cfg.data.scale and type(module.clean_operator).__name__ == operator
     assert cfg.model.clean_operator._target_.endswith(operator)  # a config: the constructor reads no file
@@ -148,7 +149,7 @@ def test_ludvae_paper_presets(compose, name, sigmas, scale, operator):
 def test_deflow_paper_presets(compose, name, lr, hidden, condition_scale, flow_crop, batch, parameters):
     """The flow runs at the LR scale: clean HR crops shrunk x4 by T give the authors' GT crop size."""
     cfg = compose("train", [f"experiment=deflow_{name}"])
-    module = hydra.utils.instantiate(cfg.model)
+    module = instantiate_model(cfg.model)
     assert cfg.model.optimizer.lr == lr and cfg.model.net.hidden == hidden and module.net.condition_scale == condition_scale
     assert module.scale == 4 == cfg.data.scale and type(module.clean_operator).__name__ == "Bicubic"
     assert cfg.data.crop_size // cfg.data.scale == flow_crop and cfg.data.batch_size == batch

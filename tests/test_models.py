@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from degrade_lab.archs.dncnn import DnCNN
+from degrade_lab.lit.base import instantiate_model
 from degrade_lab.lit.restoration import RestorationModule
 from degrade_lab.metrics import PSNR, SSIM, psnr, ssim
 from degrade_lab.metrics.image_quality import rgb_to_y
@@ -113,7 +114,6 @@ def test_channels_last_gives_the_same_output():
 def test_every_model_rebuilds_from_its_config_alone(compose, name, tmp_path, monkeypatch):
     """What load_model does with a checkpoint's stored config: no config file may be read, no backbone
     weights may be needed (none are installed here) and no other run's checkpoint (ESRGAN's init_from)."""
-    import hydra
     from omegaconf import OmegaConf
 
     import degrade_lab.degradations.build as build
@@ -132,5 +132,5 @@ def test_every_model_rebuilds_from_its_config_alone(compose, name, tmp_path, mon
     monkeypatch.setattr(paths, "config_dir", no_config)
     monkeypatch.setattr(build, "config_dir", no_config)
     monkeypatch.setenv("DEGRADE_LAB_WEIGHTS", str(tmp_path / "no_weights"))
-    module = hydra.utils.instantiate(stored)
+    module = instantiate_model(stored)
     assert sum(p.numel() for p in module.parameters()) > 0

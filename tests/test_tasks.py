@@ -33,6 +33,12 @@ def test_train_writes_the_run_folder(compose, tiny_folders):
     assert summary["params"]["total"] == summary["params"]["trainable"] > 0
     assert {"torch", "pytorch-lightning", "hydra-core"} <= set(summary["versions"])
     assert summary["wall_seconds"] > 0
+    # the images were decoded once into memory (every one of the 4 pairs, both sides), no loader process on the CPU
+    assert summary["data_loading"]["cache"]["mode"] == "memory" and summary["data_loading"]["cache"]["images"] == 8
+    assert summary["data_loading"]["num_workers"] == 0 and summary["data_loading"]["skipped_images"] == 0
+    timing = summary["throughput"]  # 6 steps less the 3 start-up ones
+    assert timing["steps_timed"] == 3 and timing["steps_per_second"] > 0
+    assert abs(timing["network_share"] + timing["data_wait_share"] + timing["degrade_share"] - 1) < 1e-3
     config = yaml.safe_load(Path(f"{run}/config.yaml").read_text())
     assert config["data"]["paired"] == str(tiny_folders / "paired")  # resolved, no interpolations
     assert "val/psnr" in metrics
@@ -81,10 +87,11 @@ def test_resume_from_a_missing_checkpoint(compose, tiny_folders, tmp_path):
 
 def test_on_the_fly_training_from_clean_images(compose, tiny_folders):
     cfg = compose("train", [*TINY, f"data.source={tiny_folders / 'source'}", "data.degrader=camera",
-                            "trainer.max_steps=3", "trainer.val_check_interval=3"])
+                            "trainer.max_steps=5", "trainer.val_check_interval=5"])
     train(cfg)
     summary = json.loads(Path(f"{cfg.paths.output_dir}/summary.json").read_text())
-    assert summary["global_step"] == 3 and "val/psnr" not in summary["metrics"]  # no test folder, no validation
+    assert summary["throughput"]["degrade_share"] > 0  # the pairs were made on the fly
+    assert summary["global_step"] == 5 and "val/psnr" not in summary["metrics"]  # no test folder, no validation
 
 
 def test_synthesize_then_train_then_evaluate(compose, tiny_folders, tmp_path):

@@ -16,6 +16,9 @@ run's sampler starts right there.
 from __future__ import annotations
 
 import copy
+import logging
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,14 +35,17 @@ from degrade_lab.data.datasets import (
     ImageFolderDataset,
     PairedCropDataset,
     PairedImageDataset,
+    crop_datasets,
     files_of,
     spread,
 )
+from degrade_lab.data.image_store import ImageStore
 from degrade_lab.data.pairing import PairFolder
 from degrade_lab.data.samplers import DomainBatchSampler
 from degrade_lab.degradations.build import build_degrader
 from degrade_lab.errors import UserInputError
 
+log = logging.getLogger(__name__)
 
 class _Tagged(Dataset):
     """Adds the domain tag to every sample of a dataset, and the sample's stream position when it was
@@ -69,9 +75,14 @@ class DomainDataModule(pl.LightningDataModule):
         test: Dataset | None = None,
         degrader: Any = None,
         batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         batches_per_epoch: int = 1000,
         seed: int = 0,
+        cache: str = "auto",
+        cache_gb: float | str = "auto",
+        cache_dir: str | None = None,
+        crops_per_image: int = 1,
+        skip_bad: bool = False,
     ):
         super().__init__()
         if not train_domains:
@@ -86,9 +97,22 @@ class DomainDataModule(pl.LightningDataModule):
         self.degrader = build_degrader(degrader)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.batches_per_epoch, self.seed = batches_per_epoch, seed
+        if num_workers != "auto" and (not str(num_workers).isdigit()):
+            raise UserInputError(f"data.num_workers={num_workers!r}: give a number of loader processes or auto.")
+        if int(crops_per_image) < 1:
+            raise UserInputError(f"data.crops_per_image={crops_per_image}: give at least 1.")
+        self.cache = {"mode": cache, "memory_gb": cache_gb, "cache_dir": cache_dir}
+        ImageStore(**self.cache)  # an unknown mode or budget stops here, before any decoding
+        self.crops_per_image, self.skip_bad = int(crops_per_image), bool(skip_bad)
+        self.store: ImageStore | None = None
+        #: unreadable images left out (data.skip_bad=true): file -> reason, counted in the run's summary
+        self.skipped: dict[str, str] = {}
+        for part in crop_datasets(self.train_set):
+            self.skipped.update(getattr(part, "skipped", {}))
         self._generator: torch.Generator | None = None
         self._generator_state: torch.Tensor | None = None
         self.position = (0, 0)  # (epoch, batch) of the next training batch in the sampler's stream
+        self.degrade_seconds = 0.0  # spent making pairs on the fly
         #: degraded images whose pooled noise reading validation compares the synthetic noise with
         target = train_domains.get(D.TARGET)
         self.noise_reference_files = spread(files_of(target), NOISE_REFERENCE_IMAGES) if target is not None else []
@@ -112,20 +136,77 @@ class DomainDataModule(pl.LightningDataModule):
         what calibration and the automatic pre-noise read, whatever data set the module was built from."""
         return tuple(files_of(self.train_domains[d]) if d in self.train_domains else [] for d in (D.SOURCE, D.TARGET))
 
+    # ---- decoding once ----------------------------------------------------------------------
+    def _processes(self) -> int:
+        """Training processes on this machine (DDP ranks of one node), which share its memory."""
+        return int(getattr(self.trainer, "num_devices", 1) or 1) if self.trainer is not None else 1
+
+    def _new_store(self) -> ImageStore:
+        return ImageStore(**self.cache, skip_bad=self.skip_bad, processes=self._processes())
+
+    def _training_images(self) -> list[Path]:
+        return [file for part in crop_datasets(self.train_set) for file in part.image_files()]
+
+    def prepare_data(self):
+        """Fill the disk store once per machine (Lightning calls this on one process per node before ``setup``)."""
+        store = self._new_store()
+        if store.resolve(self._training_images()) == "disk":
+            store.prepare(self._training_images())
+
+    def setup(self, stage: str | None = None):
+        """Decode the training images once (``data.cache``) before the loader's workers start: they share them."""
+        if stage not in (None, "fit") or self.store is not None:
+            return
+        store = self._new_store()
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        store.prepare(self._training_images(), progress=rank == 0)
+        for part in crop_datasets(self.train_set):
+            part.store = store
+        self.skipped.update(store.bad)
+        self.store = store
+
+    def describe_loading(self) -> dict:
+        """How training data was read, for the run's summary: the store, the workers, the skipped images."""
+        return {"cache": self.store.describe() if self.store is not None else {"mode": "none"},
+                "num_workers": self._workers(), "crops_per_image": self.crops_per_image,
+                "skipped_images": len(self.skipped), **({"skipped": dict(self.skipped)} if self.skipped else {})}
+
     # ---- loaders -------------------------------------------------------------------------
+    def _on_accelerator(self) -> bool:
+        from pytorch_lightning.accelerators import CPUAccelerator
+
+        return self.trainer is not None and not isinstance(self.trainer.accelerator, CPUAccelerator)
+
+    def _workers(self) -> int:
+        """``data.num_workers``; ``auto``: on a GPU, a few loader processes per device (the network runs
+        elsewhere); on the CPU, none when crops come from decoded images (workers would take the cores the network
+        uses, and a crop costs microseconds), else one per four cores to decode ahead."""
+        if self.num_workers != "auto":
+            return int(self.num_workers)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if self._on_accelerator():
+            return max(1, min(8, cores // max(1, self._processes()) - 1))
+        if self.store is not None and self.store.mode in ("memory", "disk"):
+            return 0
+        return cores // 4
+
     def _loader_kwargs(self) -> dict:
+        workers = self._workers()
         return {
-            "num_workers": self.num_workers,
-            "persistent_workers": self.num_workers > 0,
-            "pin_memory": torch.cuda.is_available(),
+            "num_workers": workers,
+            "persistent_workers": workers > 0,
+            "pin_memory": self._on_accelerator() and torch.cuda.is_available(),
             # each new iterator draws a worker base seed from this, not from the global stream (that draw
             # at every epoch start would shift a model's random draws between a run and its resumption)
             "generator": torch.Generator().manual_seed(self.seed),
         }
 
     def train_dataloader(self):
+        if self.store is None:  # a loader asked for without Lightning's setup (tests, notebooks)
+            self.setup("fit")
         sampler = DomainBatchSampler(self.train_sizes, self.batch_size, self.weights, self.batches_per_epoch,
-                                     self.seed, epoch=self.position[0], start_batch=self.position[1])
+                                     self.seed, epoch=self.position[0], start_batch=self.position[1],
+                                     crops_per_image=self.crops_per_image)
         return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=default_collate, **self._loader_kwargs())
 
     def _pairs_loader(self, dataset):
@@ -152,11 +233,18 @@ class DomainDataModule(pl.LightningDataModule):
         return self._generator
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
+        for reasons in (batch.pop("bad", None) or []) if isinstance(batch, dict) else []:
+            for reason in filter(None, reasons.split("\n")):
+                file = reason.split("'")[1] if reason.count("'") >= 2 else reason
+                if file not in self.skipped:
+                    log.warning("skipped during training (data.skip_bad=true): %s", reason)
+                self.skipped[file] = reason
         position = batch.pop("position", None) if isinstance(batch, dict) else None
         if position is not None:  # a training batch reached the model: the stream continues after it
             epoch, index = (int(v) for v in position[0].tolist())
             self.position = (epoch, index + 1)
         if self.degrader is not None and "clean" in batch and "degraded" not in batch:
+            began = time.perf_counter()
             device = batch["clean"].device
             self.degrader.to(device)  # learned degraders carry weights; a no-op for hand-made ones
             with torch.inference_mode():
@@ -166,6 +254,7 @@ class DomainDataModule(pl.LightningDataModule):
             parameters = getattr(self.degrader, "last_parameters", {})
             if parameters:  # the known degradation of each image (sigma, quality, blur width)
                 batch["parameters"] = {name: values.clone() for name, values in parameters.items()}
+            self.degrade_seconds += time.perf_counter() - began  # (callbacks/step_timer.py reports it)
         return batch
 
     def state_dict(self):
@@ -220,26 +309,30 @@ def _concat(datasets: list[Dataset]) -> Dataset:
     return datasets[0] if len(datasets) == 1 else ConcatCrops(datasets)
 
 
-def paired_crops(paired, crop_size: int, scale: int, augment: bool, why: str, pairs=None) -> Dataset:
+def paired_crops(paired, crop_size: int, scale: int, augment: bool, why: str, pairs=None,
+                 skip_bad: bool = False) -> Dataset:
     """Aligned crops from one or more paired folders and / or a list of ``pairs`` (a split's pairs: a restorer
     trained on synthetic pairs plus the split's real ones, SeNM-VAE Table 2)."""
-    parts = [PairedCropDataset(None, crop_size, scale, augment, pairs=pairs)] if pairs is not None else []
-    parts += [PairedCropDataset(folder, crop_size, scale, augment) for folder in _folders(paired)]
+    parts = [PairedCropDataset(None, crop_size, scale, augment, pairs=pairs, skip_bad=skip_bad)] \
+        if pairs is not None else []
+    parts += [PairedCropDataset(folder, crop_size, scale, augment, skip_bad=skip_bad) for folder in _folders(paired)]
     if not parts:
         raise UserInputError(f"{why} needs data.paired=DIR (with clean/ and degraded/).")
     return _concat(parts)
 
 
-def image_crops(folder, crop_size: int, key: str, augment: bool, what: str, why: str, files=None) -> Dataset:
+def image_crops(folder, crop_size: int, key: str, augment: bool, what: str, why: str, files=None,
+                skip_bad: bool = False) -> Dataset:
     """Crops from one or more folders of unpaired images, or from a list of ``files`` (a split)."""
     if files is not None:
         if not files:
             raise UserInputError(f"the split leaves no {what} images for {why}.")
-        return ImageFolderDataset(None, crop_size, key, augment, what, files=files)
+        return ImageFolderDataset(None, crop_size, key, augment, what, files=files, skip_bad=skip_bad)
     folders = _folders(folder)
     if not folders:
         raise UserInputError(f"{why} needs data.{what}=DIR.")
-    return _concat([ImageFolderDataset(Path(f).expanduser(), crop_size, key, augment, what) for f in folders])
+    return _concat([ImageFolderDataset(Path(f).expanduser(), crop_size, key, augment, what, skip_bad=skip_bad)
+                    for f in folders])
 
 
 def _weights(weights: dict[str, float] | None) -> dict[int, float]:
@@ -256,12 +349,13 @@ class PairedDataModule(DomainDataModule):
     def __init__(self, paired=None, source=None, degrader=None, test=None, val=None, scale: int = 1,
                  crop_size: int = 64, val_crop: int | None = None, augment: bool = True,
                  degrader_ckpt: str | None = None, pairs=None, source_files=None, **loader):
-        scale = int(scale)
+        scale, bad = int(scale), bool(loader.get("skip_bad", False))
         if paired or pairs is not None:
-            domains = {D.PAIRED: paired_crops(paired, crop_size, scale, augment, "a restorer", pairs)}
+            domains = {D.PAIRED: paired_crops(paired, crop_size, scale, augment, "a restorer", pairs, bad)}
             degrader = None
         elif (source or source_files is not None) and degrader is not None:
-            domains = {D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", "a restorer", source_files)}
+            domains = {D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", "a restorer", source_files,
+                                             bad)}
             degrader = build_degrader(degrader, degrader_ckpt)
             if getattr(degrader, "scale", 1) != scale:
                 raise UserInputError(
@@ -286,10 +380,10 @@ class UnpairedDataModule(DomainDataModule):
     def __init__(self, source=None, target=None, test=None, val=None, scale: int = 1, crop_size: int = 64,
                  val_crop: int | None = None, augment: bool = True, weights=None, source_files=None,
                  target_files=None, **loader):
-        scale, why = int(scale), "an unpaired degradation model"
+        scale, why, bad = int(scale), "an unpaired degradation model", bool(loader.get("skip_bad", False))
         domains = {
-            D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", why, source_files),
-            D.TARGET: image_crops(target, crop_size // scale, "degraded", augment, "target", why, target_files),
+            D.SOURCE: image_crops(source, crop_size, "clean", augment, "source", why, source_files, bad),
+            D.TARGET: image_crops(target, crop_size // scale, "degraded", augment, "target", why, target_files, bad),
         }
         pairs = _pairs(val or test, scale, val_crop)
         clean = None if pairs is not None else CleanImageDataset(
@@ -311,20 +405,22 @@ class SemiSupervisedDataModule(DomainDataModule):
     def __init__(self, paired=None, source=None, target=None, test=None, val=None, scale: int = 1,
                  crop_size: int = 64, val_crop: int | None = None, augment: bool = True, weights=None,
                  split: dict | None = None, clean_validation: bool = False, **loader):
-        scale, why = int(scale), "a semi-supervised degradation model"
+        scale, why, bad = int(scale), "a semi-supervised degradation model", bool(loader.get("skip_bad", False))
         weights = {D.PAIRED: 1.0, D.SOURCE: 1.0, D.TARGET: 1.0, **_weights(weights)}
         if weights[D.PAIRED] <= 0:
             raise UserInputError("a semi-supervised model needs its paired domain: data.weights.paired must be > 0.")
         split = split or {}
-        domains = {D.PAIRED: paired_crops(paired, crop_size, scale, augment, why, split.get("paired"))}
+        domains = {D.PAIRED: paired_crops(paired, crop_size, scale, augment, why, split.get("paired"), bad)}
         if weights[D.SOURCE] > 0:
             files = [clean for _, clean, _ in split["source"]] if split else None
             domains[D.SOURCE] = image_crops(source, crop_size, "clean", augment, "source",
-                                            f"{why} (or switch the source domain off: data.weights.source=0)", files)
+                                            f"{why} (or switch the source domain off: data.weights.source=0)", files,
+                                            bad)
         if weights[D.TARGET] > 0:
             files = [degraded for _, _, degraded in split["target"]] if split else None
             domains[D.TARGET] = image_crops(target, crop_size // scale, "degraded", augment, "target",
-                                            f"{why} (or switch the target domain off: data.weights.target=0)", files)
+                                            f"{why} (or switch the target domain off: data.weights.target=0)", files,
+                                            bad)
         pairs = _pairs(val or test, scale, val_crop)
         clean = None
         if pairs is None and clean_validation and D.SOURCE in domains:
@@ -349,7 +445,7 @@ def folders(
     degrader_ckpt: str | None = None,
     crop_size: int = 64,
     batch_size: int = 16,
-    num_workers: int = 0,
+    num_workers: int | str = "auto",
     batches_per_epoch: int = 1000,
     val_crop: int | None = None,
     weights: dict[str, float] | None = None,
@@ -360,6 +456,11 @@ def folders(
     split_seed: int = 0,
     clean_validation: bool = False,
     num_unpaired: int | None = None,
+    cache: str = "auto",
+    cache_gb: float | str = "auto",
+    cache_dir: str | None = None,
+    crops_per_image: int = 1,
+    skip_bad: bool = False,
 ) -> DomainDataModule:
     """The data module a model needs (``kind``, from its LightningModule's ``data_kind``), built from
     the user's folders (``conf/data/folders.yaml``). Folders a kind does not use are ignored.
@@ -383,7 +484,8 @@ def folders(
         raise UserInputError(f"unknown data kind '{kind}' (paired, unpaired or semi).")
     common = {"test": test, "val": val, "scale": scale, "crop_size": crop_size, "val_crop": val_crop,
               "augment": augment, "batch_size": batch_size, "num_workers": num_workers,
-              "batches_per_epoch": batches_per_epoch, "seed": seed}
+              "batches_per_epoch": batches_per_epoch, "seed": seed, "cache": cache, "cache_gb": cache_gb,
+              "cache_dir": cache_dir, "crops_per_image": crops_per_image, "skip_bad": skip_bad}
     split = record = None
     if split_from:
         from degrade_lab.data.splits import describe, split_pairs, unpaired_files

@@ -17,12 +17,19 @@ from degrade_lab.data.pairing import find_pairs
 from degrade_lab.data.transforms import (
     center_crop,
     center_offset,
+    crop_offsets,
     random_augment,
-    random_crop,
     random_crop_pair,
 )
 from degrade_lab.errors import UserInputError
-from degrade_lab.utils.io import image_size, list_images, read_image, relative_stems
+from degrade_lab.utils.io import (
+    image_size,
+    list_images,
+    pixels_to_tensor,
+    read_image,
+    read_pixels,
+    relative_stems,
+)
 
 
 def split_key(key) -> tuple[int, torch.Generator | None]:
@@ -53,32 +60,83 @@ class ConcatCrops(Dataset):
         return self.datasets[part][(local, *key[1:]) if isinstance(key, (tuple, list)) else local]
 
 
-def _check_min_size(files: list[Path], size: int, what: str) -> None:
+def _check_min_size(files: list[Path], size: int, what: str, skipped: dict[str, str] | None = None) -> list[Path]:
+    """The files at least ``size`` pixels on each side; an unreadable one stops the run naming it, or with
+    ``skipped`` (a dict: ``data.skip_bad=true``) is recorded there and left out."""
+    kept = []
     for file in files:
-        height, width = image_size(file)
+        try:
+            height, width = image_size(file)
+        except UserInputError as err:
+            if skipped is None:
+                raise
+            skipped[str(file)] = str(err)
+            warnings.warn(f"skipped (data.skip_bad=true): {err}", stacklevel=3)
+            continue
         if height < size or width < size:
             raise UserInputError(
                 f"{what} image '{file}' is {height}x{width}, smaller than the {size}x{size} crop; "
                 "lower the crop size (data.crop_size) or remove the image."
             )
+        kept.append(file)
+    if not kept:
+        raise UserInputError(f"every {what} image is unreadable: {next(iter(skipped.values()), '')}")
+    return kept
 
 
-class ImageFolderDataset(Dataset):
+class _CropDataset(Dataset):
+    """What the training crop datasets share: decoded pixels from an
+    :class:`~degrade_lab.data.image_store.ImageStore` when the data module gives one (``store``; otherwise each
+    visit decodes), one sample per ``make(index, generator)`` (each dataset's own), and ``skip_bad``: an image that turns out unreadable during the run (truncated, corrupt,
+    deleted) is replaced by the next one of the dataset and named in the item's ``bad`` field, which the data
+    module counts; without it the run stops naming the file."""
+
+    store = None
+    skip_bad = False
+
+    def pixels(self, path: Path):
+        """``H x W x 3`` decoded pixels of ``path`` (the store's, or decoded now)."""
+        return self.store.pixels(path) if self.store is not None else read_pixels(path)
+
+    def __getitem__(self, key):
+        index, generator = split_key(key)
+        bad: list[str] = []
+        for attempt in range(len(self)):
+            try:
+                item = self.make((index + attempt) % len(self), generator)
+            except UserInputError as err:
+                if not self.skip_bad:
+                    raise
+                bad.append(str(err))
+                continue
+            if self.skip_bad:
+                item["bad"] = "\n".join(bad)
+            return item
+        raise UserInputError(f"every image of this training set is unreadable; the last: {bad[-1]}")
+
+
+class ImageFolderDataset(_CropDataset):
     """Random (augmented) crops from one folder of unpaired images (or the given ``files``): ``{key: crop}``."""
 
     def __init__(self, root: str | Path | None, crop_size: int, key: str = "clean", augment: bool = True,
-                 what: str = "image", files: list[Path] | None = None):
-        self.files = list(files) if files is not None else list_images(root, f"{what} folder")
-        _check_min_size(self.files, crop_size, what)
+                 what: str = "image", files: list[Path] | None = None, skip_bad: bool = False):
+        files = list(files) if files is not None else list_images(root, f"{what} folder")
+        self.skipped: dict[str, str] = {}
+        self.skip_bad = bool(skip_bad)
+        self.files = _check_min_size(files, crop_size, what, self.skipped if skip_bad else None)
         self.crop_size, self.key, self.augment = crop_size, key, augment
 
     def __len__(self):
         return len(self.files)
 
-    def __getitem__(self, key):
-        index, generator = split_key(key)
+    def image_files(self) -> list[Path]:
+        return list(self.files)
+
+    def make(self, index: int, generator) -> dict:
         file = self.files[index]
-        crop = random_crop(read_image(file), self.crop_size, f"image '{file}'", generator)
+        pixels = self.pixels(file)
+        top, left = crop_offsets(pixels.shape[0], pixels.shape[1], self.crop_size, f"image '{file}'", generator)
+        crop = pixels_to_tensor(pixels[top : top + self.crop_size, left : left + self.crop_size])
         if self.augment:
             (crop,) = random_augment([crop], generator)
         return {self.key: crop}
@@ -89,6 +147,17 @@ def files_of(dataset: Dataset) -> list[Path]:
     if isinstance(dataset, ConcatCrops):
         return [file for part in dataset.datasets for file in files_of(part)]
     return list(getattr(dataset, "files", []))
+
+
+def crop_datasets(dataset: Dataset) -> list[Dataset]:
+    """The crop datasets (folders, pairs) inside a training set, through concatenations and tags."""
+    if isinstance(dataset, _CropDataset):
+        return [dataset]
+    parts = getattr(dataset, "datasets", None)
+    if parts is not None:
+        return [inner for part in parts for inner in crop_datasets(part)]
+    inner = getattr(dataset, "dataset", None)
+    return crop_datasets(inner) if inner is not None else []
 
 
 def spread(files: list[Path], count: int) -> list[Path]:
@@ -113,28 +182,34 @@ class CleanImageDataset(Dataset):
         return {"clean": center_crop(image, self.crop) if self.crop else image, "name": self.files[index].stem}
 
 
-class PairedCropDataset(Dataset):
+class PairedCropDataset(_CropDataset):
     """Aligned random crops from a paired folder (or the given ``pairs``): ``{"clean": HR crop,
     "degraded": LR crop}``."""
 
     def __init__(self, root: str | Path | None, crop_size: int, scale: int = 1, augment: bool = True,
-                 pairs: list[tuple[str, Path, Path]] | None = None):
+                 pairs: list[tuple[str, Path, Path]] | None = None, skip_bad: bool = False):
         if crop_size % scale:
             raise UserInputError(f"crop size {crop_size} is not divisible by the scale {scale}.")
-        self.pairs = list(pairs) if pairs is not None else find_pairs(root, scale)
-        _check_min_size([d for _, _, d in self.pairs], crop_size // scale, "degraded")
+        pairs = list(pairs) if pairs is not None else find_pairs(root, scale)
+        self.skipped: dict[str, str] = {}
+        self.skip_bad = bool(skip_bad)
+        kept = set(_check_min_size([d for _, _, d in pairs], crop_size // scale, "degraded",
+                                   self.skipped if skip_bad else None))
+        self.pairs = [pair for pair in pairs if pair[2] in kept]
         self.crop_size, self.scale, self.augment = crop_size, scale, augment
 
     def __len__(self):
         return len(self.pairs)
 
-    def __getitem__(self, key):
-        index, generator = split_key(key)
+    def image_files(self) -> list[Path]:
+        """Both images of every pair (what the decoded-image store prepares)."""
+        return [file for _, clean, degraded in self.pairs for file in (clean, degraded)]
+
+    def make(self, index: int, generator) -> dict:
         name, clean_path, degraded_path = self.pairs[index]
-        clean, degraded = random_crop_pair(
-            read_image(clean_path), read_image(degraded_path), self.crop_size, self.scale, f"pair '{name}'",
-            generator,
-        )
+        clean, degraded = random_crop_pair(self.pixels(clean_path), self.pixels(degraded_path), self.crop_size,
+                                           self.scale, f"pair '{name}'", generator, channels_last=True)
+        clean, degraded = pixels_to_tensor(clean), pixels_to_tensor(degraded)
         if self.augment:
             clean, degraded = random_augment([clean, degraded], generator)
         return {"clean": clean, "degraded": degraded}

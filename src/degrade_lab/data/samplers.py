@@ -40,6 +40,8 @@ class DomainBatchSampler(Sampler[list[SampleKey]]):
     different images but the same domain at every step (rank 0's draw: a step then uses the same parameters
     on every replica, as DDP needs), the number of loader workers changes nothing, and a resumed run continues at
     batch ``start_batch`` of epoch ``epoch`` with the very batches an uninterrupted run would draw.
+    ``crops_per_image`` > 1 takes that many crops (each with its own seed) of every drawn image, next to each other
+    in the batch, so a batch decodes ``batch_size / crops_per_image`` images when nothing is cached.
     One "epoch" is ``batches_per_epoch`` batches (training is counted in steps, not epochs).
     """
 
@@ -52,6 +54,7 @@ class DomainBatchSampler(Sampler[list[SampleKey]]):
         seed: int = 0,
         epoch: int = 0,
         start_batch: int = 0,
+        crops_per_image: int = 1,
     ):
         if not sizes or min(sizes) <= 0:
             raise ValueError(f"every domain needs at least one image, got sizes {list(sizes)}")
@@ -62,6 +65,9 @@ class DomainBatchSampler(Sampler[list[SampleKey]]):
             raise ValueError(f"domain weights {weights} must be non-negative, one per domain, not all zero")
         self.weights = torch.tensor(weights, dtype=torch.float64)
         self.batch_size, self.batches_per_epoch, self.seed = batch_size, batches_per_epoch, seed
+        if int(crops_per_image) < 1:
+            raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
+        self.crops_per_image = int(crops_per_image)
         if start_batch >= batches_per_epoch:  # resumed exactly at an epoch's end
             epoch, start_batch = epoch + 1, 0
         self.epoch, self.start_batch = epoch, start_batch
@@ -76,10 +82,12 @@ class DomainBatchSampler(Sampler[list[SampleKey]]):
         chooser = generator if rank == 0 else torch.Generator().manual_seed(_seed(self.seed, epoch, index, 0))
         domain = int(torch.multinomial(self.weights, 1, generator=chooser))
         size = self.sizes[domain]
-        if size >= self.batch_size:
-            picks = torch.randperm(size, generator=generator)[: self.batch_size]
+        images = -(-self.batch_size // self.crops_per_image)
+        if size >= images:
+            picks = torch.randperm(size, generator=generator)[:images]
         else:
-            picks = torch.randint(size, (self.batch_size,), generator=generator)
+            picks = torch.randint(size, (images,), generator=generator)
+        picks = picks.repeat_interleave(self.crops_per_image)[: self.batch_size]
         seeds = torch.randint(2**62, (self.batch_size,), generator=generator)
         return [SampleKey(int(p) + self.offsets[domain], int(s), epoch, index)
                 for p, s in zip(picks.tolist(), seeds.tolist(), strict=True)]

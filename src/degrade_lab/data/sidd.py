@@ -220,10 +220,10 @@ def write_submission(path: str | Path, denoised: torch.Tensor | np.ndarray, seco
 
 def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", test: str | None = "validation",
          val_blocks: int = 64, num_paired: int | None = None, split_seed: int = 0, degrader=None,
-         degrader_ckpt: str | None = None, crop_size: int = 64, batch_size: int = 16, num_workers: int = 0,
+         degrader_ckpt: str | None = None, crop_size: int = 64, batch_size: int = 16, num_workers: int | str = "auto",
          batches_per_epoch: int = 1000, val_crop: int | None = None, weights: dict | None = None,
          augment: bool = True, seed: int = 0, clean_validation: bool = False, scale: int = 1,
-         pairs_from: str | None = None, num_unpaired: int | None = None):
+         pairs_from: str | None = None, num_unpaired: int | None = None, **loading):
     """The data module for ``data=sidd`` (``conf/data/sidd.yaml``), by the model's ``kind``:
 
     - ``paired`` (a restorer): the training pairs of ``train`` (``num_paired``: that many of them, chosen as
@@ -236,7 +236,8 @@ def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", tes
     ``pairs_from``: a paired folder to train on in place of the images as shipped (``degrade-lab prepare
     sidd_senmvae``'s 300 random crops per pair, which SeNM-VAE splits: the 10 pairs are crops, the rest halved into
     clean-only and noisy-only crops); validation and test stay SIDD's blocks. ``num_unpaired``: SeNM-VAE's unpaired
-    domains cut to that many images each (Table 7).
+    domains cut to that many images each (Table 7). ``loading``: how training images are read (``cache``,
+    ``cache_gb``, ``cache_dir``, ``crops_per_image``, ``skip_bad``; :class:`~degrade_lab.data.datamodules.DomainDataModule`).
 
     ``test=validation`` (the default) tests on the 1280 validation blocks and validates on ``val_blocks`` of them
     spread over the 40 images; ``test=null`` uses none (an unpaired model then validates without pairs)."""
@@ -270,7 +271,7 @@ def sidd(kind: str = "paired", root: str | None = None, train: str = "auto", tes
     val_set = layout.validation_blocks(crop=val_crop, count=int(val_blocks)) if test else None
     common = {"test": test_set, "val": val_set, "crop_size": crop_size, "val_crop": val_crop, "augment": augment,
               "batch_size": batch_size, "num_workers": num_workers, "batches_per_epoch": batches_per_epoch,
-              "seed": seed}
+              "seed": seed, **loading}
     where = f"the pairs of '{pairs_from}'" if pairs_from else f"SIDD under '{layout.root}'"
     split = None
     if kind == "paired":

@@ -37,36 +37,45 @@ def random_augment(images: list[torch.Tensor], generator: torch.Generator | None
     return augment(images, int(torch.randint(8, (1,), generator=generator)))
 
 
-def random_crop(image: torch.Tensor, size: int, name: str = "image",
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    height, width = image.shape[-2:]
+def crop_offsets(height: int, width: int, size: int, name: str = "image",
+                 generator: torch.Generator | None = None) -> tuple[int, int]:
+    """(top, left) of a random ``size x size`` window of a ``height x width`` image, drawn from ``generator``."""
     if height < size or width < size:
         raise UserInputError(f"{name} is {height}x{width}, smaller than the {size}x{size} crop; lower the crop size.")
     top = int(torch.randint(height - size + 1, (1,), generator=generator))
     left = int(torch.randint(width - size + 1, (1,), generator=generator))
+    return top, left
+
+
+def random_crop(image: torch.Tensor, size: int, name: str = "image",
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random ``size x size`` window of ``... x H x W`` images."""
+    top, left = crop_offsets(*image.shape[-2:], size, name, generator)
     return image[..., top : top + size, left : left + size]
 
 
 def random_crop_pair(
     clean: torch.Tensor, degraded: torch.Tensor, size: int, scale: int = 1, name: str = "pair",
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, channels_last: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Aligned crops: ``size`` on the clean side, ``size / scale`` on the degraded side.
 
     The degraded crop starts at ``(top, left)`` and the clean one at ``(top * scale, left * scale)``,
-    so both show the same scene region for SR pairs.
+    so both show the same scene region for SR pairs. ``channels_last``: the images are ``H x W x C`` arrays
+    (decoded pixels, cropped before conversion) instead of ``C x H x W`` tensors.
     """
     if size % scale:
         raise UserInputError(f"crop size {size} is not divisible by the scale {scale}.")
     lr_size = size // scale
-    height, width = degraded.shape[-2:]
+    height, width = degraded.shape[:2] if channels_last else degraded.shape[-2:]
     if height < lr_size or width < lr_size:
         raise UserInputError(
             f"{name}: degraded image is {height}x{width}, smaller than the {lr_size}x{lr_size} crop; "
             "lower the crop size."
         )
-    top = int(torch.randint(height - lr_size + 1, (1,), generator=generator))
-    left = int(torch.randint(width - lr_size + 1, (1,), generator=generator))
-    lr = degraded[..., top : top + lr_size, left : left + lr_size]
-    hr = clean[..., top * scale : top * scale + size, left * scale : left * scale + size]
-    return hr, lr
+    top, left = crop_offsets(height, width, lr_size, name, generator)
+    rows, columns = slice(top, top + lr_size), slice(left, left + lr_size)
+    hr_rows, hr_columns = slice(top * scale, top * scale + size), slice(left * scale, left * scale + size)
+    if channels_last:
+        return clean[hr_rows, hr_columns], degraded[rows, columns]
+    return clean[..., hr_rows, hr_columns], degraded[..., rows, columns]

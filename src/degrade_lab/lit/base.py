@@ -17,6 +17,24 @@ import pytorch_lightning as pl
 import torch
 
 log = logging.getLogger(__name__)
+#: ``model.compile``: what torch.compile's ``mode`` each choice means (true: the default mode)
+COMPILE_MODES = {True: "default", "default": "default", "reduce-overhead": "reduce-overhead",
+                 "max-autotune": "max-autotune", "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
+
+
+def instantiate_model(config) -> DegradeLabModule:
+    """Build a LightningModule from its config (``_target_`` + arguments). ``compile`` (false, true or a
+    torch.compile mode) is taken out first: it is how the networks run, not what they are, so every model takes it
+    and checkpoints load the same with or without it (:meth:`DegradeLabModule.compile_networks`)."""
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    config = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else dict(config)
+    mode = config.pop("compile", False)
+    module = hydra.utils.instantiate(config)
+    if mode not in (False, None, "false", "none"):
+        module.compile_networks(mode)
+    return module
 
 
 class DegradeLabModule(pl.LightningModule):
@@ -43,6 +61,24 @@ class DegradeLabModule(pl.LightningModule):
     optimizer_factory: Callable | None = None
     scheduler_factory: Callable | None = None
     discriminator_optimizer_factory: Callable | None = None
+
+    def compile_networks(self, mode=True) -> list[str]:
+        """``torch.compile`` every network of the module in place (``nn.Module.compile``: parameter names and
+        checkpoints do not change), not the metrics. Returns the compiled children's names."""
+        from torchmetrics import Metric
+
+        if mode not in COMPILE_MODES:
+            from degrade_lab.errors import UserInputError
+
+            raise UserInputError(f"model.compile={mode!r}: choose false, true or one of "
+                                 f"{', '.join(m for m in COMPILE_MODES if isinstance(m, str))}.")
+        names = []
+        for name, child in self.named_children():
+            if not isinstance(child, Metric) and any(True for _ in child.parameters()):
+                child.compile(mode=COMPILE_MODES[mode])
+                names.append(name)
+        log.info("torch.compile (mode %s): %s", COMPILE_MODES[mode], ", ".join(names))
+        return names
 
     def keep_out_of_checkpoints(self, name: str, value) -> None:
         """Attach a network (a perceptual loss, an LPIPS metric) without registering it as a sub-module:

@@ -63,9 +63,8 @@ def import_weights(kind: str, file: str | Path, output: str | Path, experiment: 
     """Convert ``file`` (an authors' ``kind`` weights) into the degrade_lab model file ``output``; returns it."""
     from importlib import import_module
 
-    import hydra
-
     from degrade_lab.importers.checks import load_converted, unwrap
+    from degrade_lab.lit.base import instantiate_model
     from degrade_lab.utils.checkpoint import is_model_file, load_file, save_model_file
     from degrade_lab.utils.io import sha256_file
     from degrade_lab.utils.runs import package_versions
@@ -93,7 +92,7 @@ def import_weights(kind: str, file: str | Path, output: str | Path, experiment: 
         config["net"] = {**config["net"], **plan.net} if same else plan.net
     if config.get("val_lpips"):
         config["val_lpips"] = None  # a training-time metric; its backbone is not needed to restore
-    module = hydra.utils.instantiate(config)
+    module = instantiate_model(config)
     try:
         load_converted(module.net, plan.convert(module.net), plan.layout)
     except UserInputError as err:

@@ -16,7 +16,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from degrade_lab.callbacks.random_state import RandomState
 from degrade_lab.callbacks.run_record import RunRecord
+from degrade_lab.callbacks.step_timer import StepTimer
 from degrade_lab.errors import UserInputError
+from degrade_lab.lit.base import instantiate_model
 from degrade_lab.tasks.common import domain_files, output_dir, save_config
 from degrade_lab.utils.checkpoint import AtomicCheckpointIO, read_checkpoint
 from degrade_lab.utils.io import atomic_write_json, remove_stale_temporaries
@@ -163,7 +165,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
         _check_same_model(ckpt_path, cfg)
     config = save_config(cfg, out, overwrite=ckpt_path is None)
 
-    model = hydra.utils.instantiate(cfg.model)
+    model = instantiate_model(cfg.model)
     data_scale = int(cfg.data.get("scale", 1))
     if model.data_kind == "paired" and int(getattr(model, "scale", 1)) != data_scale:
         raise UserInputError(
@@ -205,6 +207,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
         metrics["optimized"] = metrics.get(f"{model.monitor}_best")
     if trainer.is_global_zero:
         session = time.time() - start
+        timers = [c.summary() for c in trainer.callbacks if isinstance(c, StepTimer)]
         earlier = _previous_wall_seconds(out) if ckpt_path else 0.0
         write_summary(
             out,
@@ -216,5 +219,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
             seed=cfg.seed,
             metrics=metrics,
             resumed_from=ckpt_path,
+            **({"data_loading": datamodule.describe_loading()} if hasattr(datamodule, "describe_loading") else {}),
+            **({"throughput": timers[0]} if timers else {}),
         )
     return metrics

@@ -167,6 +167,7 @@ def load_model(path: str | Path):
     config = dict(record["config"]["model"])
     if config.get("val_lpips"):
         config["val_lpips"] = None  # a validation-only metric: inference does not need its backbone
+    config.pop("compile", None)  # a training choice (model.compile); inference compiles nothing by default
     module = hydra.utils.instantiate(config)
     module.load_state_dict(checkpoint["state_dict"])
     module.calibration = record.get("calibration")  # degrade-lab calibrate's result, if any

@@ -137,8 +137,11 @@ def _decode(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def read_image_and_depth(path: str | Path) -> tuple[torch.Tensor, int]:
-    """:func:`read_image` and the file's bits per sample (8, 16, or 32 for float TIFFs)."""
+def read_pixels(path: str | Path) -> np.ndarray:
+    """The decoded pixels of an image file, ``H x W x 3`` in the file's own type (uint8, uint16 or float32), RGB
+    (grey repeated, alpha dropped): what :func:`read_image` converts, and what the training data's decoded-image
+    store keeps (a crop converted later equals the same crop of :func:`read_image`). Any failure raises
+    :class:`UserInputError` naming the file."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -151,11 +154,25 @@ def read_image_and_depth(path: str | Path) -> tuple[torch.Tensor, int]:
         raise
     except Exception as err:  # Pillow's, imagecodecs' and tifffile's decoder errors all mean the same to the user
         raise UserInputError(f"image '{path}' cannot be read ({type(err).__name__}: {err}).") from err
-    bits = 8 * array.dtype.itemsize
-    array = _to_rgb(_to_float(array, path), path)
+    if array.dtype not in (np.uint8, np.uint16) and not np.issubdtype(array.dtype, np.floating):
+        raise UserInputError(f"image '{path}' has unsupported pixel type {array.dtype}.")
+    if np.issubdtype(array.dtype, np.floating) and array.dtype != np.float32:
+        array = array.astype(np.float32)
+    array = _to_rgb(array, path)
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise UserInputError(f"image '{path}' has zero size {array.shape[:2]}.")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), bits
+    return array
+
+
+def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """``H x W x 3`` pixels of :func:`read_pixels` (or a crop of them) as a float32 ``3 x H x W`` tensor in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(_to_float(pixels, Path("?")).transpose(2, 0, 1)))
+
+
+def read_image_and_depth(path: str | Path) -> tuple[torch.Tensor, int]:
+    """:func:`read_image` and the file's bits per sample (8, 16, or 32 for float TIFFs)."""
+    pixels = read_pixels(path)
+    return pixels_to_tensor(pixels), 8 * pixels.dtype.itemsize
 
 
 def read_image(path: str | Path) -> torch.Tensor:

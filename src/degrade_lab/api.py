@@ -82,6 +82,12 @@ class Restorer:
         return (f"Restorer({type(self.module.net).__name__}, scale={self.scale}, non_blind={self.non_blind}, "
                 f"path='{self.path}')")
 
+    def to(self, device) -> Restorer:
+        """Move the network to ``device`` (and run there from now on)."""
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        return self
+
     def __call__(self, image, **options):
         return self.restore(image, **options)
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from degrade_lab import api
@@ -42,11 +43,12 @@ from degrade_lab.utils.io import (
     remove_stale_temporaries,
     sha256_bytes,
 )
-from degrade_lab.utils.lock import OutputLock
-from degrade_lab.utils.manifest import load_manifest
+from degrade_lab.utils.lock import OutputLock, is_launcher_process
+from degrade_lab.utils.manifest import load_manifest, merge_rank_manifests, rank_manifest
 from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 from degrade_lab.utils.seeds import image_seed
+from degrade_lab.utils.sharded import sharded, wants_several_processes
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +134,14 @@ def restore(cfg: DictConfig) -> dict:
                 "noise_level": cfg.get("noise_level"), "precision": str(cfg.precision),
                 "bit_depth": str(cfg.bit_depth)}
     bf16 = uses_bf16(device, cfg.precision)
-    with OutputLock(target, what="output folder"):
-        remove_stale_temporaries(target)
+    owner = is_launcher_process()  # not one of the processes Lightning starts for hardware=ddp
+    with OutputLock(target, what="output folder") if owner else nullcontext():
+        if owner:
+            remove_stale_temporaries(target)
         manifest_path = target / "manifest.json"
         done = load_manifest(manifest_path, settings, what="restored images")
         failed: dict[str, str] = {}
+        leftovers = merge_rank_manifests(manifest_path, settings, done, failed, what="restored images")
         names = _check_headers(_names(files, root), bool(cfg.skip_bad), failed)
         todo = {n: f for n, f in names.items() if not (n in done and (target / n).is_file())}
 
@@ -146,18 +151,30 @@ def restore(cfg: DictConfig) -> dict:
                 "scale": restorer.scale, "precision": "bf16" if bf16 else "float32", "versions": package_versions(),
                 "files": done, "failed": failed})
 
+        if owner:
+            save_manifest()
+            for rank_file in leftovers:
+                rank_file.unlink()
+        before = len(done)
+        times = _run(cfg, restorer, todo, target, done, failed, save_manifest, settings)
+        if not times.pop("is_global_zero"):
+            return {}  # another rank of a sharded run: rank 0 merges, records and reports
+        for rank_file in merge_rank_manifests(manifest_path, settings, done, failed, what="restored images"):
+            save_manifest()
+            rank_file.unlink()
         save_manifest()
-        times = _run(cfg, restorer, todo, target, done, failed, save_manifest)
-        save_manifest()
+        times["images"] = len(done) - before  # every rank's
     summary = {"images": len(names), "restored": len(done), "restored_now": times["images"], "failed": len(failed),
-               "output": str(target), "precision": "bf16" if bf16 else "float32", "seconds": times}
+               "output": str(target), "precision": "bf16" if bf16 else "float32", "processes": times["processes"],
+               "seconds": times}
     write_summary(run_dir, task="restore", ckpt=str(cfg.ckpt), params=count_parameters(restorer.module),
                   global_step=restorer.record.get("global_step"), wall_seconds=round(time.time() - start, 2),
                   seed=int(cfg.seed), **summary)
     table = _timing_table(times)
     atomic_write_text(run_dir / "restore.md", f"# Restore of {cfg.ckpt}\n\n{len(done)} images in `{target}`"
                       f"{f', {len(failed)} unreadable (manifest.json lists them)' if failed else ''}.\n\n{table}")
-    print(f"restored {times['images']} images now ({len(done)} in total) into {target}"
+    processes = f" in {times['processes']} processes (the table: rank 0's share)" if times["processes"] > 1 else ""
+    print(f"restored {times['images']} images now ({len(done)} in total) into {target}{processes}"
           + (f"; {len(failed)} unreadable images left out (listed in manifest.json)" if failed else ""))
     if times["images"]:
         print(table)
@@ -175,10 +192,13 @@ def _timing_table(times: dict) -> str:
 
 
 def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dict, failed: dict,
-         save_manifest) -> dict:
-    """Decode ahead in reader threads, restore in this thread, encode and write in writer threads
-    (:func:`~degrade_lab.utils.overlap.overlapped`)."""
+         save_manifest, settings: dict) -> dict:
+    """Decode ahead, restore, encode and write behind: in threads around this process
+    (:func:`~degrade_lab.utils.overlap.overlapped`), or sharded over the processes ``hardware=`` asks for
+    (:func:`~degrade_lab.utils.sharded.sharded`, each rank recording its files in its own manifest)."""
     count = {"images": 0, "megapixels": 0.0}
+    mine: dict = {}  # what this process restored (a sharded run's rank manifest)
+    mine_failed: dict = {}
 
     def read(item):
         name, file = item
@@ -189,11 +209,13 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
                 raise UserInputError(f"{err} (skip_bad=true restores the other images and lists this one)") from None
             return err
 
-    def compute(item, data):
+    def compute(item, data, device):
         name, file = item
         if isinstance(data, UserInputError):
-            failed[name] = str(data)
+            failed[name] = mine_failed[name] = str(data)
             return None
+        if restorer.device != device:
+            restorer.to(device)
         image, bits = data
         torch.manual_seed(image_seed(int(cfg.seed), name))  # a sampling restorer (VDIR) repeats itself
         tic = time.perf_counter()
@@ -212,14 +234,35 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
         return sha256_bytes(data)
 
     def finished(item, result, sha):
-        done[item[0]] = {**result[2], "sha256": sha}
+        done[item[0]] = mine[item[0]] = {**result[2], "sha256": sha}
         count["images"] += 1
         if count["images"] % 20 == 0:
-            save_manifest()
+            save()
 
-    progress = tqdm(total=len(todo), desc="restore", unit="img", disable=not cfg.progress)
-    times = overlapped(todo.items(), read, compute, write, finished, int(cfg.io_threads), progress)
-    progress.close()
+    threads = int(cfg.io_threads)
+    if wants_several_processes(cfg.get("trainer") or {}):
+        rank_path = [None]
+
+        def save():  # each rank its own manifest; rank 0 merges them at the end
+            if rank_path[0] is None:
+                rank_path[0] = rank_manifest(target / "manifest.json", torch.distributed.get_rank())
+            atomic_write_json(rank_path[0], {"settings": settings, "files": mine, "failed": mine_failed})
+
+        times = sharded(list(todo.items()), read, compute, write, finished,
+                        OmegaConf.to_container(cfg.trainer, resolve=True), networks=restorer.module,
+                        threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)))
+        if mine or mine_failed:
+            save()
+        times["strategy"].barrier("rank-manifests-written")
+        times["waited"] = max(0.0, times["wall"] - times["compute"])
+    else:
+        save = save_manifest
+        progress = tqdm(total=len(todo), desc="restore", unit="img", disable=not cfg.progress)
+        times = overlapped(todo.items(), read, lambda item, data: compute(item, data, restorer.device), write,
+                           finished, threads, progress)
+        progress.close()
+        times.update(is_global_zero=True, world=1)
     return {"network": round(times["compute"], 3), "decode": round(times["read"], 3),
             "encode": round(times["write"], 3), "wait": round(times["waited"], 3), "wall": round(times["wall"], 3),
-            "megapixels": round(count["megapixels"], 3), "images": count["images"]}
+            "megapixels": round(count["megapixels"], 3), "images": count["images"],
+            "is_global_zero": times["is_global_zero"], "processes": times["world"]}

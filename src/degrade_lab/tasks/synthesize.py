@@ -18,6 +18,7 @@ them (``bit_depth=auto``; or ``8`` / ``16``); the manifest records each file's `
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -40,11 +41,12 @@ from degrade_lab.utils.io import (
     sha256_bytes,
     write_png,
 )
-from degrade_lab.utils.lock import OutputLock
-from degrade_lab.utils.manifest import load_manifest
+from degrade_lab.utils.lock import OutputLock, is_launcher_process
+from degrade_lab.utils.manifest import load_manifest, merge_rank_manifests, rank_manifest
 from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 from degrade_lab.utils.seeds import image_seed
+from degrade_lab.utils.sharded import sharded, wants_several_processes
 
 
 def _check_inputs(files: list[Path], scale: int) -> None:
@@ -84,32 +86,49 @@ def synthesize(cfg: DictConfig) -> dict:
     if str(cfg.get("bit_depth", "auto")) != "auto":  # (absent for the default: folders written before it existed)
         settings["bit_depth"] = int(cfg.bit_depth)
 
-    with OutputLock(target, what="output folder"):
-        remove_stale_temporaries(target)
+    owner = is_launcher_process()  # not one of the processes Lightning starts for hardware=ddp
+    with OutputLock(target, what="output folder") if owner else nullcontext():
+        if owner:
+            remove_stale_temporaries(target)
         manifest_path = target / "manifest.json"
         done = load_manifest(manifest_path, settings)
+        leftovers = merge_rank_manifests(manifest_path, settings, done)  # a killed sharded run's files
 
         def save_manifest():
             atomic_write_json(manifest_path, {"settings": settings, "input": str(source),
                                               "versions": package_versions(), "files": done})
 
-        save_manifest()  # before the first image: a second writer with other settings is refused
-        written = _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest)
+        if owner:
+            save_manifest()  # before the first image: a second writer with other settings is refused
+            for rank_file in leftovers:
+                rank_file.unlink()
+        before = len(done)
+        written = _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest,
+                               settings)
+        if not written["is_global_zero"]:
+            return {}  # another rank of a sharded run: rank 0 merges, records and reports
+        for rank_file in merge_rank_manifests(manifest_path, settings, done):
+            save_manifest()
+            rank_file.unlink()
         save_manifest()
+        written["inputs"] = (len(done) - before) // samples  # every rank's
     summary = {"images": len(files), "pairs": len(done), "written_now": written["inputs"], "output": str(target),
-               "seconds": written["seconds"]}
+               "processes": written["world"], "seconds": written["seconds"]}
     write_summary(run_dir, task="synthesize", params=count_parameters(degrader), global_step=None,
                   wall_seconds=round(time.time() - start, 2), seed=int(cfg.seed), **summary)
     times = written["seconds"]
-    print(f"wrote {written['inputs']} images ({len(done)} pairs in total) to {target}; seconds: degrader "
-          f"{times['degrader']}, decoding {times['decode']} and encoding + writing {times['encode']} (in threads "
-          f"beside it), waited for decoding {times['wait']}, wall {times['wall']}")
+    processes = f" in {written['world']} processes" if written["world"] > 1 else ""
+    print(f"wrote {written['inputs']} images ({len(done)} pairs in total) to {target}{processes}; seconds: degrader "
+          f"{times['degrader']}, decoding {times['decode']} and encoding + writing {times['encode']} (beside it), "
+          f"waited for decoding {times['wait']}, wall {times['wall']}")
     return summary
 
 
-def _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest) -> int:
-    """Decode ahead in reader threads, degrade in this thread, encode and write in writer threads
-    (:func:`~degrade_lab.utils.overlap.overlapped`); returns how many inputs were written now."""
+def _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest, settings) -> dict:
+    """Decode ahead, degrade, encode and write behind: in threads around this process
+    (:func:`~degrade_lab.utils.overlap.overlapped`), or sharded over the processes ``hardware=`` asks for
+    (:func:`~degrade_lab.utils.sharded.sharded`, each rank recording its files in its own manifest). Returns how
+    many inputs this process wrote, the seconds of each stage, and the rank it ran as."""
     samples, scale = int(cfg.samples), int(getattr(degrader, "scale", 1))
     todo = []
     for file in files:
@@ -118,8 +137,12 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
         if not all(n in done and (target / made / f"{n}.png").is_file() for n in names):
             todo.append((file, name, names))
     written = {"inputs": 0}
+    mine: dict = {}  # what this process wrote (a sharded run's rank manifest)
 
-    def compute(item, data):
+    def read(item):
+        return read_image_and_depth(item[0])
+
+    def compute(item, data, device):
         file, name, _ = item
         clean, input_bits = data
         bits = png_bits(cfg.get("bit_depth", "auto"), input_bits)
@@ -151,17 +174,37 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
         bits, parameters = result[2], result[3]
         given_sha, made_shas = written_shas
         for k, (n, made_sha) in enumerate(zip(names, made_shas, strict=True)):
-            done[n] = {"source": str(file), given: given_sha, made: made_sha, "bit_depth": bits}
+            entry = {"source": str(file), given: given_sha, made: made_sha, "bit_depth": bits}
             if parameters:
-                done[n]["parameters"] = {key: round(values[k], 6) for key, values in parameters.items()}
+                entry["parameters"] = {key: round(values[k], 6) for key, values in parameters.items()}
+            done[n] = mine[n] = entry
         written["inputs"] += 1
         if written["inputs"] % 20 == 0:
-            save_manifest()
+            save()
 
-    progress = tqdm(total=len(todo), desc="synthesize", unit="img", disable=not cfg.progress)
-    times = overlapped(todo, lambda item: read_image_and_depth(item[0]), compute, write, finished,
-                       int(cfg.get("io_threads", 2)), progress)
-    progress.close()
+    threads = int(cfg.get("io_threads", 2))
+    if wants_several_processes(cfg.get("trainer") or {}):
+        rank_path = [None]
+
+        def save():  # each rank its own manifest; rank 0 merges them at the end
+            if rank_path[0] is None:
+                rank_path[0] = rank_manifest(target / "manifest.json", torch.distributed.get_rank())
+            atomic_write_json(rank_path[0], {"settings": settings, "files": mine})
+
+        times = sharded(todo, read, compute, write, finished, OmegaConf.to_container(cfg.trainer, resolve=True),
+                        networks=degrader, threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)))
+        if mine:
+            save()
+        times["strategy"].barrier("rank-manifests-written")
+        written.update(is_global_zero=times["is_global_zero"], world=times["world"])
+        times["waited"] = max(0.0, times["wall"] - times["compute"])
+    else:
+        save = save_manifest
+        progress = tqdm(total=len(todo), desc="synthesize", unit="img", disable=not cfg.progress)
+        times = overlapped(todo, read, lambda item, data: compute(item, data, device), write, finished, threads,
+                           progress)
+        progress.close()
+        written.update(is_global_zero=True, world=1)
     written["seconds"] = {"degrader": round(times["compute"], 3), "decode": round(times["read"], 3),
                           "encode": round(times["write"], 3), "wait": round(times["waited"], 3),
                           "wall": round(times["wall"], 3)}

@@ -25,3 +25,24 @@ def load_manifest(path: Path, settings: dict, what: str = "pairs") -> dict:
             "choose another output folder or delete this one."
         )
     return manifest.get("files", {})
+
+
+def rank_manifest(path: Path, rank: int) -> Path:
+    """Where rank ``rank`` of a sharded run (several processes) records its own files until rank 0 merges them."""
+    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def merge_rank_manifests(path: Path, settings: dict, files: dict, failed: dict | None = None,
+                         what: str = "pairs") -> list[Path]:
+    """Add what the ranks of a sharded run recorded (``manifest.rankN.json`` beside ``path``, left by this run or
+    by a killed one) to ``files`` (and ``failed``); returns the rank files read (delete them once ``path`` is
+    written)."""
+    found = sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"))
+    for rank_file in found:
+        files.update(load_manifest(rank_file, settings, what))
+        if failed is not None:
+            try:
+                failed.update(json.loads(rank_file.read_text()).get("failed", {}))
+            except (OSError, ValueError):
+                pass  # load_manifest read it a moment ago; a rank file never changes after its rank ends
+    return found

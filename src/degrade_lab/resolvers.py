@@ -10,8 +10,9 @@ from degrade_lab import paths
 
 
 def _run_dir(resume, default):
-    """``resume`` (a run folder or a checkpoint inside one) wins over the fresh run folder."""
-    if resume in (None, "", "null"):
+    """``resume`` (a run folder or a checkpoint inside one) wins over the fresh run folder (``auto``: the run's own
+    folder, resumed when it holds a checkpoint)."""
+    if resume in (None, "", "null", "auto"):
         return default
     resume = Path(str(resume)).expanduser().resolve()
     if resume.is_file():  # RUN/checkpoints/last.ckpt -> RUN

@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 
 
 def _resume_checkpoint(cfg: DictConfig, out: Path) -> str | None:
+    """The checkpoint to continue from: ``resume=RUN`` (or a checkpoint in it); ``resume=auto``, or a job that the
+    cluster requeued after a preemption or time-out (``SLURM_RESTART_COUNT`` > 0), the run folder's own
+    ``last.ckpt`` when there is one (a fresh start otherwise)."""
+    own = out / "checkpoints" / "last.ckpt"
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    if str(cfg.get("resume")) == "auto" or (requeued and not cfg.get("resume")):
+        if own.is_file():
+            log.info("%s: continuing from %s", "requeued" if requeued else "resume=auto", own)
+            return str(own)
+        return None
     if not cfg.get("resume"):
         return None
     ckpt = Path(str(cfg.resume)).expanduser()

@@ -28,8 +28,11 @@ LOCK_NAME = ".degrade_lab.lock"
 
 def is_launcher_process() -> bool:
     """Whether this process owns the run's folders: not one of the DDP workers that Lightning's launcher
-    starts (they set ``LOCAL_RANK``), and on the first node."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0) == 0 and int(os.environ.get("NODE_RANK", "0") or 0) == 0
+    starts (they set ``LOCAL_RANK``), on the first node, and the first task of a multi-task SLURM job (``srun`` starts
+    one process per device; Lightning reads their ranks from ``SLURM_PROCID``) or of ``torchrun`` (``RANK``)."""
+    slurm_rank = os.environ.get("SLURM_PROCID", "0") if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 else "0"
+    ranks = (os.environ.get("LOCAL_RANK", "0"), os.environ.get("NODE_RANK", "0"), os.environ.get("RANK", "0"), slurm_rank)
+    return all(int(rank or 0) == 0 for rank in ranks)
 
 
 def _describe(holder: dict) -> str:

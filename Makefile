@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-restore benchmark-ludvae benchmark-senmvae benchmark-deflow clean clean-logs
+.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-restore benchmark-data benchmark-ludvae benchmark-senmvae benchmark-deflow clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ benchmark-restorers: weights ## DnCNN / DRUNet / VDIR / RRDBNet speed, then qual
 
 benchmark-restore: setup ## restore / synthesize throughput on Kodak-sized and 12 MP folders (hours on 2 cores; see its --help)
 	$(PY) benchmarks/bench_restore.py
+
+benchmark-data: setup ## training steps/s on 12 MP photos vs 256-pixel tiles, per data.cache mode (about 20 min)
+	$(PY) benchmarks/bench_data.py
 
 benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AWGN sigma=25 (about 25 min)
 	$(PY) benchmarks/bench_ludvae_speed.py --batch16

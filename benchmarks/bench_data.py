@@ -8,7 +8,7 @@ trained with an on-the-fly degrader. ``data.cache`` modes: ``auto`` (the default
 did before: run with few steps, it is slow on photos).
 
 Usage: python benchmarks/bench_data.py [--models dncnn,ludvae,dncnn_camera] [--caches auto,disk,off]
-       [--photos 4] [--steps 40] [--off-steps 4] [--work DIR]
+       [--photos 4] [--steps 40] [--off-steps 8] [--work DIR]
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def run(model: str, photos: dict[str, Path], tiles: bool, cache: str, steps: int
     name = f"{model}_{'tiles' if tiles else 'photos'}_{cache}"
     args = [sys.executable, "-m", "degrade_lab.cli", "train", *overrides, "data=folders", *folders,
             "data.test=null", f"data.cache={cache}", f"data.cache_dir={work / 'decoded'}",
-            f"trainer.max_steps={steps}", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
+            f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps + 1000}", "trainer.num_sanity_val_steps=0",
             "callbacks.best_checkpoint=null", "callbacks.image_grid=null", "callbacks.progress=null",
-            "callbacks.step_timer.log_every=0", "logger=none", "calibrate=false",
+            "callbacks.step_timer.log_every=0", "callbacks.step_timer.skip=2", "callbacks.lr_monitor=null", "logger=none", "calibrate=false",
             f"hydra.run.dir={work / 'runs' / name}"]
     shutil.rmtree(work / "runs" / name, ignore_errors=True)
     began = time.perf_counter()
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--caches", default="auto,disk,off")
     parser.add_argument("--photos", type=int, default=4)
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--off-steps", type=int, default=4, help="steps of the slow data.cache=off rows")
+    parser.add_argument("--off-steps", type=int, default=8, help="steps of the slow data.cache=off rows")
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "degrade_lab" / "bench_data"))
     args = parser.parse_args()
     work = Path(args.work)

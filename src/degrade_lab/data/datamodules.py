@@ -152,6 +152,7 @@ class DomainDataModule(pl.LightningDataModule):
         store = self._new_store()
         if store.resolve(self._training_images()) == "disk":
             store.prepare(self._training_images())
+            self._disk_prepare_seconds = store.prepare_seconds  # (this process's setup finds them stored)
 
     def setup(self, stage: str | None = None):
         """Decode the training images once (``data.cache``) before the loader's workers start: they share them."""
@@ -160,6 +161,7 @@ class DomainDataModule(pl.LightningDataModule):
         store = self._new_store()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         store.prepare(self._training_images(), progress=rank == 0)
+        store.prepare_seconds += getattr(self, "_disk_prepare_seconds", 0.0)
         for part in crop_datasets(self.train_set):
             part.store = store
         self.skipped.update(store.bad)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -10,6 +11,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -215,9 +217,33 @@ def atomic_write(path: str | Path, write) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        full = _disk_full(err)
+        if full is not None:
+            free = shutil.disk_usage(path.parent).free
+            kept = "the previous version of it is intact" if path.exists() else "nothing was left of it"
+            raise UserInputError(
+                f"could not write '{path}': {os.strerror(full.errno)} ({free / 1e9:.2f} GB free in '{path.parent}'); "
+                f"{kept}. Free some space or write elsewhere, then run the command again: synthesize and restore "
+                "skip the files they finished, a training run continues with resume=RUN_FOLDER.") from err
         raise
+
+
+#: the errors of a full disk or quota (and a file over the filesystem's size limit)
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _disk_full(err: BaseException) -> OSError | None:
+    """The full-disk :class:`OSError` behind ``err``, if any (torch.save reports it as a RuntimeError whose context
+    is the OSError)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _FULL:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

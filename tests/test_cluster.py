@@ -1,0 +1,81 @@
+"""Clusters: the SLURM launcher config, a run through Hydra's submitit launcher (its local executor), a requeued job
+continuing from its run folder's last.ckpt, resume=auto, and who owns a run folder among a job's tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from degrade_lab.tasks.train import train
+from degrade_lab.utils.lock import is_launcher_process
+
+TINY = ["experiment=dncnn_cpu", "model.net.channels=8", "model.net.depth=3", "data=folders", "data.crop_size=16",
+        "data.batch_size=2", "logger=csv", "callbacks.progress.refresh_rate=0",
+        "callbacks.last_checkpoint.every_n_train_steps=1"]
+
+
+def test_the_slurm_launcher_follows_the_trainer(compose):
+    cfg = compose("train", ["hydra/launcher=slurm", "hardware=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                            "hydra.launcher.partition=gpu"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    # one task per GPU on each of the nodes: what Lightning's SLURM environment expects
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.max_num_timeout > 0  # a timed-out job is requeued, and continues (below)
+    assert cfg.trainer.num_nodes == 2 and cfg.trainer.strategy.startswith("ddp")
+
+
+def _multirun(folders: Path, sweep: Path, steps: int, **env) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "degrade_lab.cli", "train", "--multirun", "hydra/launcher=submitit_local", *TINY,
+            f"data.paired={folders / 'paired'}", f"data.test={folders / 'test'}", f"trainer.max_steps={steps}",
+            f"trainer.val_check_interval={steps}", f"hydra.sweep.dir={sweep}", "seed=0,1"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_jobs_through_the_submitit_launcher_and_a_requeued_job_continues(tiny_folders, tmp_path):
+    sweep = tmp_path / "sweep"
+    _multirun(tiny_folders, sweep, 2)
+    for job in ("0", "1"):
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["global_step"] == 2 and summary["seed"] == int(job) and summary["resumed_from"] is None
+    # SLURM requeues a preempted job: the same job runs again in its folder (SLURM_RESTART_COUNT=1), continuing
+    _multirun(tiny_folders, sweep, 4, SLURM_RESTART_COUNT="1")
+    for job in ("0", "1"):
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["global_step"] == 4 and summary["resumed_from"] == str(sweep / job / "checkpoints" / "last.ckpt")
+
+
+def test_resume_auto(compose, tiny_folders, tmp_path):
+    run = tmp_path / "run"
+    common = [*TINY, f"data.paired={tiny_folders / 'paired'}", "resume=auto"]
+    train(compose("train", [*common, "trainer.max_steps=2", "trainer.val_check_interval=2"], run_dir=run))
+    first = json.loads((run / "summary.json").read_text())
+    assert first["resumed_from"] is None  # nothing to continue: a fresh start
+    train(compose("train", [*common, "trainer.max_steps=3", "trainer.val_check_interval=3"], run_dir=run))
+    again = json.loads((run / "summary.json").read_text())
+    assert again["global_step"] == 3 and again["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize("env, owner", [
+    ({}, True),
+    ({"LOCAL_RANK": "1"}, False),  # a process Lightning started
+    ({"NODE_RANK": "1"}, False),
+    ({"SLURM_NTASKS": "8", "SLURM_PROCID": "0"}, True),  # the first task of an srun job
+    ({"SLURM_NTASKS": "8", "SLURM_PROCID": "3"}, False),
+    ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, True),
+    ({"RANK": "2"}, False),  # torchrun
+])
+def test_who_owns_the_run_folder(monkeypatch, env, owner):
+    for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_NTASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert is_launcher_process() is owner

@@ -70,6 +70,8 @@ def test_a_killed_sharded_run_keeps_each_ranks_files(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["files"] == manifest["files"]
     assert {name: (out / "degraded" / f"{name}.png").stat().st_mtime_ns for name in kept} == before
     assert not list(out.glob("manifest.rank*.json"))
+    finished = cli(*common, f"output={out}", "hardware=ddp_cpu")  # nothing left: no process is started
+    assert "wrote 0 images (4 pairs in total)" in finished.stdout and "processes" not in finished.stdout
 
 
 def test_restore_on_two_processes_writes_what_one_writes(dncnn_ckpt, tmp_path):

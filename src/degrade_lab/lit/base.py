@@ -22,6 +22,25 @@ COMPILE_MODES = {True: "default", "default": "default", "reduce-overhead": "redu
                  "max-autotune": "max-autotune", "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
 
 
+def compile_parts(network: torch.nn.Module, mode: str = "default", prefix: str = "") -> list[str]:
+    """``torch.compile`` (``nn.Module.compile``, in place) each part of ``network`` that holds parameters: its
+    children, looking through ``ModuleList`` / ``ModuleDict`` (``network`` itself when it has no such part).
+    Returns the compiled parts' names."""
+    from torch import nn
+
+    def parts(module: nn.Module, at: str):
+        for name, child in module.named_children():
+            if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+                yield from parts(child, f"{at}{name}.")
+            elif any(True for _ in child.parameters()):
+                yield f"{at}{name}", child
+
+    found = list(parts(network, prefix)) or [(prefix.rstrip(".") or type(network).__name__, network)]
+    for _, part in found:
+        part.compile(mode=mode)
+    return [name for name, _ in found]
+
+
 def instantiate_model(config) -> DegradeLabModule:
     """Build a LightningModule from its config (``_target_`` + arguments). ``compile`` (false, true or a
     torch.compile mode) is taken out first: it is how the networks run, not what they are, so every model takes it
@@ -63,8 +82,10 @@ class DegradeLabModule(pl.LightningModule):
     discriminator_optimizer_factory: Callable | None = None
 
     def compile_networks(self, mode=True) -> list[str]:
-        """``torch.compile`` every network of the module in place (``nn.Module.compile``: parameter names and
-        checkpoints do not change), not the metrics. Returns the compiled children's names."""
+        """``torch.compile`` the networks of the module in place (``nn.Module.compile``: parameter names and
+        checkpoints do not change), not the metrics. Each network's parts (its child modules, through lists) are
+        compiled rather than the network itself, because training and synthesis call a network's own methods
+        (``decode``, ``nll``, ``synthesize``), not only its ``forward``. Returns the compiled modules' names."""
         from torchmetrics import Metric
 
         if mode not in COMPILE_MODES:
@@ -72,11 +93,11 @@ class DegradeLabModule(pl.LightningModule):
 
             raise UserInputError(f"model.compile={mode!r}: choose false, true or one of "
                                  f"{', '.join(m for m in COMPILE_MODES if isinstance(m, str))}.")
+
         names = []
-        for name, child in self.named_children():
-            if not isinstance(child, Metric) and any(True for _ in child.parameters()):
-                child.compile(mode=COMPILE_MODES[mode])
-                names.append(name)
+        for name, network in self.named_children():
+            if not isinstance(network, Metric) and any(True for _ in network.parameters()):
+                names += compile_parts(network, COMPILE_MODES[mode], f"{name}.")
         log.info("torch.compile (mode %s): %s", COMPILE_MODES[mode], ", ".join(names))
         return names
 

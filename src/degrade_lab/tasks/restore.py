@@ -127,7 +127,8 @@ def restore(cfg: DictConfig) -> dict:
     target = check_separate({"input": root}, str(cfg.output), "output folder")
     png_bits(cfg.bit_depth, 8)  # check the option before any work
     device = task_device(cfg)
-    restorer = load_restorer(cfg.ckpt, device=device)
+    several = wants_several_processes(cfg.get("trainer") or {})  # each rank's device is Lightning's to choose
+    restorer = load_restorer(cfg.ckpt, device=torch.device("cpu") if several else device)
     restorer.network(cfg.get("noise_level"))  # a blind model given a level, a non-blind one without: stop now
     settings = {"ckpt": str(Path(str(cfg.ckpt)).expanduser().resolve()), "tile": str(cfg.tile),
                 "tile_margin": int(cfg.tile_margin), "self_ensemble": bool(cfg.self_ensemble),
@@ -141,7 +142,7 @@ def restore(cfg: DictConfig) -> dict:
         manifest_path = target / "manifest.json"
         done = load_manifest(manifest_path, settings, what="restored images")
         failed: dict[str, str] = {}
-        leftovers = merge_rank_manifests(manifest_path, settings, done, failed, what="restored images")
+        leftovers, _ = merge_rank_manifests(manifest_path, settings, done, failed, what="restored images")
         names = _check_headers(_names(files, root), bool(cfg.skip_bad), failed)
         todo = {n: f for n, f in names.items() if not (n in done and (target / n).is_file())}
 
@@ -155,15 +156,15 @@ def restore(cfg: DictConfig) -> dict:
             save_manifest()
             for rank_file in leftovers:
                 rank_file.unlink()
-        before = len(done)
         times = _run(cfg, restorer, todo, target, done, failed, save_manifest, settings)
         if not times.pop("is_global_zero"):
             return {}  # another rank of a sharded run: rank 0 merges, records and reports
-        for rank_file in merge_rank_manifests(manifest_path, settings, done, failed, what="restored images"):
-            save_manifest()
-            rank_file.unlink()
+        rank_files, entries = merge_rank_manifests(manifest_path, settings, done, failed, what="restored images")
         save_manifest()
-        times["images"] = len(done) - before  # every rank's
+        for rank_file in rank_files:
+            rank_file.unlink()
+        if rank_files:  # a sharded run: every rank's images, as their manifests list them
+            times["images"] = entries
     summary = {"images": len(names), "restored": len(done), "restored_now": times["images"], "failed": len(failed),
                "output": str(target), "precision": "bf16" if bf16 else "float32", "processes": times["processes"],
                "seconds": times}
@@ -240,7 +241,7 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
             save()
 
     threads = int(cfg.io_threads)
-    if wants_several_processes(cfg.get("trainer") or {}):
+    if todo and wants_several_processes(cfg.get("trainer") or {}):
         rank_path = [None]
 
         def save():  # each rank its own manifest; rank 0 merges them at the end

@@ -76,7 +76,8 @@ def synthesize(cfg: DictConfig) -> dict:
     files = list_images(source, "input folder")
     degrader = hydra.utils.instantiate(cfg.degrader, _convert_="all")
     device = task_device(cfg)
-    degrader.to(device).eval()
+    several = wants_several_processes(cfg.get("trainer") or {})  # each rank's device is Lightning's to choose
+    degrader.to(torch.device("cpu") if several else device).eval()
     scale = int(getattr(degrader, "scale", 1))
     _check_inputs(files, scale)
     inverse = getattr(degrader, "produces", "degraded") == "clean"  # N2C: input degraded, output clean
@@ -92,7 +93,7 @@ def synthesize(cfg: DictConfig) -> dict:
             remove_stale_temporaries(target)
         manifest_path = target / "manifest.json"
         done = load_manifest(manifest_path, settings)
-        leftovers = merge_rank_manifests(manifest_path, settings, done)  # a killed sharded run's files
+        leftovers, _ = merge_rank_manifests(manifest_path, settings, done)  # a killed sharded run's files
 
         def save_manifest():
             atomic_write_json(manifest_path, {"settings": settings, "input": str(source),
@@ -102,16 +103,16 @@ def synthesize(cfg: DictConfig) -> dict:
             save_manifest()  # before the first image: a second writer with other settings is refused
             for rank_file in leftovers:
                 rank_file.unlink()
-        before = len(done)
         written = _write_pairs(cfg, files, source, target, degrader, device, given, made, done, save_manifest,
                                settings)
         if not written["is_global_zero"]:
             return {}  # another rank of a sharded run: rank 0 merges, records and reports
-        for rank_file in merge_rank_manifests(manifest_path, settings, done):
-            save_manifest()
-            rank_file.unlink()
+        rank_files, entries = merge_rank_manifests(manifest_path, settings, done)
         save_manifest()
-        written["inputs"] = (len(done) - before) // samples  # every rank's
+        for rank_file in rank_files:
+            rank_file.unlink()
+        if rank_files:  # a sharded run: every rank's images, as their manifests list them
+            written["inputs"] = entries // samples
     summary = {"images": len(files), "pairs": len(done), "written_now": written["inputs"], "output": str(target),
                "processes": written["world"], "seconds": written["seconds"]}
     write_summary(run_dir, task="synthesize", params=count_parameters(degrader), global_step=None,
@@ -183,7 +184,7 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
             save()
 
     threads = int(cfg.get("io_threads", 2))
-    if wants_several_processes(cfg.get("trainer") or {}):
+    if todo and wants_several_processes(cfg.get("trainer") or {}):
         rank_path = [None]
 
         def save():  # each rank its own manifest; rank 0 merges them at the end

@@ -33,16 +33,19 @@ def rank_manifest(path: Path, rank: int) -> Path:
 
 
 def merge_rank_manifests(path: Path, settings: dict, files: dict, failed: dict | None = None,
-                         what: str = "pairs") -> list[Path]:
+                         what: str = "pairs") -> tuple[list[Path], int]:
     """Add what the ranks of a sharded run recorded (``manifest.rankN.json`` beside ``path``, left by this run or
     by a killed one) to ``files`` (and ``failed``); returns the rank files read (delete them once ``path`` is
-    written)."""
+    written) and how many entries they held."""
     found = sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"))
+    entries = 0
     for rank_file in found:
-        files.update(load_manifest(rank_file, settings, what))
+        recorded = load_manifest(rank_file, settings, what)
+        files.update(recorded)
+        entries += len(recorded)
         if failed is not None:
             try:
                 failed.update(json.loads(rank_file.read_text()).get("failed", {}))
             except (OSError, ValueError):
                 pass  # load_manifest read it a moment ago; a rank file never changes after its rank ends
-    return found
+    return found, entries

@@ -86,6 +86,7 @@ def restorer_variant(name: str, channels_last: bool, bf16: bool, compiled: bool,
     first = time.perf_counter() - tic
     step_seconds = timed(step, repeats, warmup=1)
     net.load_state_dict(restorer(name)[0].state_dict())  # the same weights in every variant for the output check
+    net.eval()
 
     @torch.inference_mode()
     def infer():
@@ -161,7 +162,7 @@ def scaling_table(repeats: int) -> str:
     for model in ("dncnn", "drunet"):
         for bf16 in precisions:
             net, extra = restorer(model)
-            net = net.to(memory_format=torch.channels_last) if bf16 else net
+            net = (net.to(memory_format=torch.channels_last) if bf16 else net).eval()
             for size in (128, 256, 512, 1024):
                 image = layout(torch.rand(1, 3, size, size), bf16)
 

@@ -36,6 +36,13 @@ def compile_parts(network: torch.nn.Module, mode: str = "default", prefix: str =
                 yield f"{at}{name}", child
 
     found = list(parts(network, prefix)) or [(prefix.rstrip(".") or type(network).__name__, network)]
+    import torch._dynamo
+
+    # every compiled part shares one traced function (nn.Module's call), specialised per part: dynamo's default of
+    # 8 versions would leave the parts past the eighth uncompiled (DRUNet has nine)
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, 4 * len(found))
+    config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 8 * len(found))
     for _, part in found:
         part.compile(mode=mode)
     return [name for name, _ in found]

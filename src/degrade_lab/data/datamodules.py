@@ -47,6 +47,7 @@ from degrade_lab.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
+
 class _Tagged(Dataset):
     """Adds the domain tag to every sample of a dataset, and the sample's stream position when it was
     asked for by a :class:`~degrade_lab.data.samplers.SampleKey`."""

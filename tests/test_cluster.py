@@ -123,3 +123,26 @@ def test_every_model_trains_under_ddp_on_two_cpu_processes(tiny_folders, tmp_pat
     assert summary["global_step"] == 2 and (run / "checkpoints" / "last.ckpt").is_file()
     assert any(key.startswith("val/") for key in summary["metrics"])  # validated, metrics reduced over the ranks
     assert not (tmp_path / "logs").exists()  # one run folder: the other rank made none of its own
+
+
+@pytest.mark.slow
+def test_a_ddp_run_that_loses_a_rank_resumes_from_its_last_checkpoint(tiny_folders, tmp_path):
+    """Rank 1 of two CPU processes dies at step 3; rank 0 stops (gloo sees the peer gone) instead of hanging, the
+    checkpoint of step 2 is intact, and resume=RUN finishes the run."""
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "DDP_KILL_AT_STEP": "3",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    args = [sys.executable, "-m", "degrade_lab.cli", "train", *TINY, f"data.paired={tiny_folders / 'paired'}",
+            "hardware=ddp_cpu", "trainer.max_steps=5", "trainer.val_check_interval=5",
+            "callbacks.last_checkpoint.every_n_train_steps=2", f"paths.log_dir={tmp_path / 'logs'}"]
+    killed = subprocess.run([*args, f"hydra.run.dir={run}", "+callbacks.kill._target_=ddp_kill_rank.KillRankOne"],
+                            capture_output=True, text=True, env=env, timeout=240)
+    assert killed.returncode != 0
+    from degrade_lab.utils.checkpoint import load_file
+
+    assert load_file(run / "checkpoints" / "last.ckpt")["global_step"] == 2
+    env.pop("DDP_KILL_AT_STEP")
+    resumed = subprocess.run([*args, f"resume={run}"], capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["global_step"] == 5 and summary["resumed_from"] == str(run / "checkpoints" / "last.ckpt")

@@ -19,11 +19,12 @@ Usage: python benchmarks/bench_compile.py [--variants] [--scaling] [--models dnc
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from pathlib import Path
 
 import torch
+from bench_foundation import timed
+from bench_senmvae import autocast
 
 from degrade_lab.api import fast_bf16
 from degrade_lab.archs.dncnn import DnCNN
@@ -38,19 +39,6 @@ VARIANTS = [  # (name, channels_last, bf16, compiled)
     ("eager bf16, channels-last", True, True, False),
     ("compiled bf16, channels-last", True, True, True),
 ]
-
-
-def autocast(bf16: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-
-def timed(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
 
 
 def layout(tensor: torch.Tensor, channels_last: bool) -> torch.Tensor:

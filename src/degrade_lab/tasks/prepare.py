@@ -29,7 +29,7 @@ from degrade_lab.utils.io import (
     sha256_bytes,
 )
 from degrade_lab.utils.lock import OutputLock
-from degrade_lab.utils.manifest import load_manifest
+from degrade_lab.utils.manifest import PeriodicSave, load_manifest
 from degrade_lab.utils.runs import package_versions, write_summary
 
 
@@ -72,6 +72,7 @@ def prepare(cfg: DictConfig) -> dict:
                                               "versions": package_versions(), "files": done})
 
         save_manifest()  # before the first file: a second writer with other settings is refused
+        periodic_save = PeriodicSave(save_manifest)
         todo = [job for job in jobs if not all(o in done and (target / o).is_file() for o in job.outputs)]
         written = 0
         with ThreadPoolExecutor(max_workers=max(int(cfg.workers), 1)) as pool, \
@@ -80,8 +81,7 @@ def prepare(cfg: DictConfig) -> dict:
                 done.update(entries)
                 written += len(entries)
                 bar.update()
-                if bar.n % 20 == 0:
-                    save_manifest()
+                periodic_save()
         save_manifest()
     summary = {"recipe": recipe, "sources": len(jobs), "files": len(done), "written_now": written,
                "output": str(target)}

@@ -44,7 +44,7 @@ from degrade_lab.utils.io import (
     sha256_bytes,
 )
 from degrade_lab.utils.lock import OutputLock, is_launcher_process
-from degrade_lab.utils.manifest import load_manifest, merge_rank_manifests, rank_manifest
+from degrade_lab.utils.manifest import PeriodicSave, load_manifest, merge_rank_manifests, rank_manifest
 from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 from degrade_lab.utils.seeds import image_seed
@@ -237,27 +237,25 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
     def finished(item, result, sha):
         done[item[0]] = mine[item[0]] = {**result[2], "sha256": sha}
         count["images"] += 1
-        if count["images"] % 20 == 0:
-            save()
+        save()
 
     threads = int(cfg.io_threads)
     if todo and wants_several_processes(cfg.get("trainer") or {}):
         rank_path = [None]
 
-        def save():  # each rank its own manifest; rank 0 merges them at the end
+        def save_mine():  # each rank its own manifest; rank 0 merges them at the end
             if rank_path[0] is None:
                 rank_path[0] = rank_manifest(target / "manifest.json", torch.distributed.get_rank())
             atomic_write_json(rank_path[0], {"settings": settings, "files": mine, "failed": mine_failed})
 
+        save = PeriodicSave(save_mine)
         times = sharded(list(todo.items()), read, compute, write, finished,
                         OmegaConf.to_container(cfg.trainer, resolve=True), networks=restorer.module,
-                        threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)))
-        if mine or mine_failed:
-            save()
-        times["strategy"].barrier("rank-manifests-written")
+                        threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)),
+                        flush=lambda: (mine or mine_failed) and save.now())
         times["waited"] = max(0.0, times["wall"] - times["compute"])
     else:
-        save = save_manifest
+        save = PeriodicSave(save_manifest)
         progress = tqdm(total=len(todo), desc="restore", unit="img", disable=not cfg.progress)
         times = overlapped(todo.items(), read, lambda item, data: compute(item, data, restorer.device), write,
                            finished, threads, progress)

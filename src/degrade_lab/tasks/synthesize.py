@@ -42,7 +42,7 @@ from degrade_lab.utils.io import (
     write_png,
 )
 from degrade_lab.utils.lock import OutputLock, is_launcher_process
-from degrade_lab.utils.manifest import load_manifest, merge_rank_manifests, rank_manifest
+from degrade_lab.utils.manifest import PeriodicSave, load_manifest, merge_rank_manifests, rank_manifest
 from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 from degrade_lab.utils.seeds import image_seed
@@ -180,27 +180,25 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
                 entry["parameters"] = {key: round(values[k], 6) for key, values in parameters.items()}
             done[n] = mine[n] = entry
         written["inputs"] += 1
-        if written["inputs"] % 20 == 0:
-            save()
+        save()
 
     threads = int(cfg.get("io_threads", 2))
     if todo and wants_several_processes(cfg.get("trainer") or {}):
         rank_path = [None]
 
-        def save():  # each rank its own manifest; rank 0 merges them at the end
+        def save_mine():  # each rank its own manifest; rank 0 merges them at the end
             if rank_path[0] is None:
                 rank_path[0] = rank_manifest(target / "manifest.json", torch.distributed.get_rank())
             atomic_write_json(rank_path[0], {"settings": settings, "files": mine})
 
+        save = PeriodicSave(save_mine)
         times = sharded(todo, read, compute, write, finished, OmegaConf.to_container(cfg.trainer, resolve=True),
-                        networks=degrader, threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)))
-        if mine:
-            save()
-        times["strategy"].barrier("rank-manifests-written")
+                        networks=degrader, threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)),
+                        flush=lambda: mine and save.now())
         written.update(is_global_zero=times["is_global_zero"], world=times["world"])
         times["waited"] = max(0.0, times["wall"] - times["compute"])
     else:
-        save = save_manifest
+        save = PeriodicSave(save_manifest)
         progress = tqdm(total=len(todo), desc="synthesize", unit="img", disable=not cfg.progress)
         times = overlapped(todo, read, lambda item, data: compute(item, data, device), write, finished, threads,
                            progress)

@@ -5,6 +5,8 @@ one with the same settings finds the files already written and completes the res
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from degrade_lab.errors import UserInputError
@@ -49,3 +51,27 @@ def merge_rank_manifests(path: Path, settings: dict, files: dict, failed: dict |
             except (OSError, ValueError):
                 pass  # load_manifest read it a moment ago; a rank file never changes after its rank ends
     return found, entries
+
+
+class PeriodicSave:
+    """Calls ``save`` (a whole manifest's atomic rewrite) as files finish, at the first and then at most every
+    ``max(min_seconds, seconds the last save took / max_share)``: a manifest of 300,000 pairs is about 100 MB and
+    takes seconds to write, so saving every N files would cost time quadratic in the folder (hours at that size);
+    this keeps the saving under ``max_share`` of the run. A killed run loses at most that interval's records; their
+    files are made again, byte for byte the same."""
+
+    def __init__(self, save: Callable[[], None], min_seconds: float = 10.0, max_share: float = 0.05,
+                 clock: Callable[[], float] = time.monotonic):
+        self.save, self.min_seconds, self.max_share, self.clock = save, float(min_seconds), float(max_share), clock
+        self.last: float | None = None  # when the last save began
+        self.spent = 0.0  # how long it took
+
+    def __call__(self) -> None:
+        """A file has finished: save if the interval has passed."""
+        if self.last is None or self.clock() - self.last >= max(self.min_seconds, self.spent / self.max_share):
+            self.now()
+
+    def now(self) -> None:
+        self.last = self.clock()
+        self.save()
+        self.spent = self.clock() - self.last

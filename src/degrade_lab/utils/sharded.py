@@ -84,11 +84,12 @@ class _Compute(pl.LightningModule):
 
 
 class _Writer(BasePredictionWriter):
-    """Writes each result in writer threads and calls ``done`` in order, in the rank's main thread."""
+    """Writes each result in writer threads and calls ``done`` in order, in the rank's main thread; ``flush`` once
+    the rank's last result is written."""
 
-    def __init__(self, write: Callable, done: Callable, threads: int):
+    def __init__(self, write: Callable, done: Callable, threads: int, flush: Callable | None = None):
         super().__init__(write_interval="batch")
-        self.write, self.done, self.threads = write, done, max(1, threads)
+        self.write, self.done, self.threads, self.flush = write, done, max(1, threads), flush
         self.read_seconds = self.write_seconds = 0.0
         self.pool: ThreadPoolExecutor | None = None
         self.pending: deque = deque()
@@ -119,20 +120,23 @@ class _Writer(BasePredictionWriter):
     def on_predict_end(self, trainer, pl_module):
         self._finish(block=True)
         self.pool.shutdown()
+        if self.flush is not None:
+            self.flush()
 
 
 def sharded(items: list, read: Callable, compute: Callable, write: Callable, done: Callable, trainer: dict,
             networks: torch.nn.Module | None = None, threads: int = 2, progress: bool = True,
-            root: str | None = None) -> dict:
+            root: str | None = None, flush: Callable | None = None) -> dict:
     """Run ``read -> compute(item, data, device) -> write -> done`` over this rank's shard of ``items`` with
     ``Trainer.predict`` (``trainer``: the ``hardware=`` choice's accelerator, devices, strategy, num_nodes; the
     networks run at their own precision, so Lightning's is fixed at 32-true). ``networks`` (a module holding every
-    network ``compute`` uses) is moved to the rank's device. Returns this rank's ``rank``, ``world`` and the seconds
+    network ``compute`` uses) is moved to the rank's device. ``flush`` (recording what the rank wrote) runs on every
+    rank once its shard is written, even when another rank has died, and before the ranks meet. Returns this rank's ``rank``, ``world`` and the seconds
     of each stage (``read`` in the loader, ``compute``, ``write``, ``wall``); every rank has finished writing when
     it returns."""
     began = time.perf_counter()
     options = {key: trainer[key] for key in ("accelerator", "devices", "strategy", "num_nodes") if key in trainer}
-    writer = _Writer(write, done, threads)
+    writer = _Writer(write, done, threads, flush)
     engine = pl.Trainer(**options, precision="32-true", logger=False, enable_checkpointing=False,
                         enable_progress_bar=progress, enable_model_summary=False, callbacks=[writer],
                         use_distributed_sampler=False, inference_mode=True, default_root_dir=root)

@@ -10,7 +10,7 @@ export HYDRA_FULL_ERROR := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
 .DEFAULT_GOAL := help
-.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-restore benchmark-data benchmark-compile benchmark-ludvae benchmark-senmvae benchmark-deflow clean clean-logs
+.PHONY: help setup weights benchmark-metrics benchmark-restorers demo test test-full lint train-dncnn train-ludvae train-deflow pipeline-deflow pipeline-ludvae train-senmvae pipeline-senmvae benchmark benchmark-restore benchmark-data benchmark-compile benchmark-roofline benchmark-ludvae benchmark-senmvae benchmark-deflow clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ benchmark-data: setup ## training steps/s on 12 MP photos vs 256-pixel tiles, pe
 
 benchmark-compile: setup ## torch.compile / channels-last / bf16 variants of DnCNN, DRUNet, SeNM-VAE, and scaling with size and batch
 	$(PY) benchmarks/bench_compile.py
+
+benchmark-roofline: setup ## FLOPs and GFLOP/s of DnCNN / DRUNet / SeNM-VAE against this CPU's convolution ceiling; Winograd F(4,3) (about 10 min)
+	$(PY) benchmarks/bench_roofline.py --winograd
 
 benchmark-ludvae: setup ## LUD-VAE speed at paper size, and truth recovery on AWGN sigma=25 (about 25 min)
 	$(PY) benchmarks/bench_ludvae_speed.py --batch16

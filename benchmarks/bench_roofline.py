@@ -164,7 +164,8 @@ def roofline_table(models: list[str], repeats: int) -> str:
 
 
 # ---- less arithmetic: Winograd F(4x4, 3x3) (Lavin & Gray 2016), from library ops ---------------------------------
-# No maintained PyTorch library offers Winograd convolution on CPU (oneDNN dropped it for x86 in v3), so the three
+# No maintained PyTorch library offers Winograd convolution on x86 CPUs (PyTorch asks oneDNN for direct convolution
+# only, uxlfoundation/oneDNN#3139; oneDNN's x86 Winograd is "unimplemented", #1716), so the three
 # stages are written here with torch ops: the tile transforms as depthwise convolutions, the product as a 1x1
 # convolution grouped by tile position. Only a measurement: nothing in degrade_lab uses it.
 _BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],

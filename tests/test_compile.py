@@ -25,3 +25,19 @@ def test_compile_keeps_the_checkpoint_layout_and_the_outputs():
         assert torch.allclose(compiled.net(image), eager.net(image), atol=1e-5)
     with pytest.raises(UserInputError, match="reduce-overhead"):
         instantiate_model({**config, "compile": "fastest"})
+
+
+def test_a_compiled_learned_degrader_synthesizes_what_the_eager_one_does():
+    """degrader.compile=true compiles the checkpoint's networks in place: the same pairs (to float rounding) from the
+    same generator seed; a wrong mode is refused under its own option name."""
+    from degrade_lab.degradations.ludvae import LUDVAEDegrader
+    from test_learned_degraders import _clean, _ludvae_module
+
+    eager = LUDVAEDegrader(module=_ludvae_module(), residual_transfer=False)
+    compiled = LUDVAEDegrader(module=_ludvae_module(), residual_transfer=False, compile=True)
+    assert any(getattr(m, "_compiled_call_impl", None) is not None for m in compiled.module.net.modules())
+    assert not any(getattr(m, "_compiled_call_impl", None) is not None for m in eager.module.net.modules())
+    expected = eager(_clean(), torch.Generator().manual_seed(3))
+    assert torch.allclose(compiled(_clean(), torch.Generator().manual_seed(3)), expected, atol=1e-5)
+    with pytest.raises(UserInputError, match="degrader.compile='fastest'"):
+        LUDVAEDegrader(module=_ludvae_module(), compile="fastest")

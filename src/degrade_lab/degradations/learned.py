@@ -60,6 +60,8 @@ class LearnedDegrader(Degrader):
             given keep the network's defaults.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast (faster where the hardware has bf16 units).
+        compile: ``torch.compile`` the model's networks (true or a mode, as ``model.compile``): the first images
+            wait for the compilation (minutes on a CPU), later ones may run faster; docs/scaling.md has figures.
         lowpass_sigma: > 0: keep the input's frequencies below a Gaussian of this std (pixels) and take
             only the model's residual above it (see the module docstring); 0: the model's output as it is;
             None: the model's ``default_lowpass_sigma`` (0 where it has none; always 0 for ``n2c``).
@@ -76,7 +78,7 @@ class LearnedDegrader(Degrader):
 
     def __init__(self, ckpt: str | None = None, trained_by: str | None = None, options: dict | None = None,
                  tile_size: int = 512, bf16: bool = False, lowpass_sigma: float | None = None, module=None,
-                 direction: str = "c2n"):
+                 direction: str = "c2n", compile: bool | str = False):
         super().__init__()
         if module is not None and not (trained_by or self.trained_by):
             trained_by = f"{type(module).__module__}.{type(module).__qualname__}"
@@ -89,6 +91,8 @@ class LearnedDegrader(Degrader):
                 raise UserInputError("a learned degrader's config must name the model it runs: trained_by=...")
             module = load_model_of(ckpt, self.trained_by, self.name).requires_grad_(False)
         self.module = module.eval()
+        if compile:
+            module.compile_networks(compile, option="degrader.compile")
         self.tile_size, self.bf16 = int(tile_size or 0), bool(bf16)
         self.scale = int(getattr(module, "scale", 1))
         if direction not in ("c2n", "n2c"):

@@ -42,6 +42,7 @@ class LUDVAEDegrader(LearnedDegrader):
             Default (None): 1.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast (faster on recent CPUs and GPUs).
+        compile: ``torch.compile`` the networks (:class:`~degrade_lab.degradations.learned.LearnedDegrader`).
         lowpass_sigma: > 0 (C2N): the synthetic image keeps T(clean)'s frequencies below a Gaussian of this
             std (pixels) and takes only the model's residual above it (degradations/learned.py).
         residual_transfer: (C2N) the synthetic image is ``T(clean) + (degraded rendering - clean rendering)``:
@@ -67,10 +68,12 @@ class LUDVAEDegrader(LearnedDegrader):
         lowpass_sigma: float = 0.0,
         residual_transfer: bool | None = None,
         module=None,
+        compile: bool | str = False,
     ):
         if direction not in DIRECTIONS:
             raise UserInputError(f"degrader.direction must be one of {DIRECTIONS}, got {direction!r}.")
-        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16, lowpass_sigma=lowpass_sigma)
+        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16, lowpass_sigma=lowpass_sigma,
+                         compile=compile)
         module = self.module
         if temperature_mode not in ("sample", "std"):
             raise UserInputError(f"degrader.temperature_mode must be 'sample' or 'std', got {temperature_mode!r}.")

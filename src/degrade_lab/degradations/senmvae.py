@@ -69,6 +69,7 @@ class SeNMVAEDegrader(LearnedDegrader):
             a number or ``[low, high]`` per image.
         tile_size: process images larger than this in tiles (pixels; 0 = never), without seams.
         bf16: run under bfloat16 autocast.
+        compile: ``torch.compile`` the networks (:class:`~degrade_lab.degradations.learned.LearnedDegrader`).
         lowpass_sigma: > 0: keep the clean image's frequencies below a Gaussian of this std (pixels) and take
             only the model's residual above it (degradations/learned.py).
         residual_transfer: the synthetic image is ``clean + D(z, z_n) - D(z)``: the same content sample decoded
@@ -80,8 +81,9 @@ class SeNMVAEDegrader(LearnedDegrader):
 
     def __init__(self, ckpt: str | None = None, level: Range | str | None = None, level_steps: list[float] | None = None,
                  temperature: Range = 1.0, tile_size: int = 512, bf16: bool = False, lowpass_sigma: float = 0.0,
-                 residual_transfer: bool = False, module=None):
-        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16, lowpass_sigma=lowpass_sigma)
+                 residual_transfer: bool = False, module=None, compile: bool | str = False):
+        super().__init__(ckpt, module=module, tile_size=tile_size, bf16=bf16, lowpass_sigma=lowpass_sigma,
+                         compile=compile)
         module = self.module
         self.residual_transfer = bool(residual_transfer)
         self.trained_range = module.trained_level_range()

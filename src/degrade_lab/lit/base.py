@@ -88,7 +88,7 @@ class DegradeLabModule(pl.LightningModule):
     scheduler_factory: Callable | None = None
     discriminator_optimizer_factory: Callable | None = None
 
-    def compile_networks(self, mode=True) -> list[str]:
+    def compile_networks(self, mode=True, option: str = "model.compile") -> list[str]:
         """``torch.compile`` the networks of the module in place (``nn.Module.compile``: parameter names and
         checkpoints do not change), not the metrics. Each network's parts (its child modules, through lists) are
         compiled rather than the network itself, because training and synthesis call a network's own methods
@@ -98,7 +98,7 @@ class DegradeLabModule(pl.LightningModule):
         if mode not in COMPILE_MODES:
             from degrade_lab.errors import UserInputError
 
-            raise UserInputError(f"model.compile={mode!r}: choose false, true or one of "
+            raise UserInputError(f"{option}={mode!r}: choose false, true or one of "
                                  f"{', '.join(m for m in COMPILE_MODES if isinstance(m, str))}.")
 
         names = []

@@ -50,68 +50,68 @@ def restorer(name: str) -> tuple[torch.nn.Module, tuple]:
     return (DnCNN(), ()) if name == "dncnn" else (DRUNet(), (25.0,))
 
 
-def restorer_variant(name: str, channels_last: bool, bf16: bool, compiled: bool, repeats: int):
-    """(step seconds, image seconds, first-call seconds (compilation), the 256 x 256 output)."""
+def restorer_work(name: str, channels_last: bool):
+    """(network, extra forward arguments, ``step(bf16)``, ``infer(bf16)``): a training step (batch 16 of 64 x 64,
+    L1, Adam) and the 256 x 256 image, returned in fp32."""
     net, extra = restorer(name)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    if compiled:
-        compile_parts(net)
     generator = torch.Generator().manual_seed(0)
     x16, y16 = (layout(torch.rand(16, 3, 64, 64, generator=generator), channels_last) for _ in range(2))
     image = layout(torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1)), channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
-    def step():
+    def step(bf16: bool) -> None:
+        net.train()
         optimizer.zero_grad(set_to_none=True)
         with autocast(bf16):
             loss = torch.nn.functional.l1_loss(net(x16, *extra).float(), y16)
         loss.backward()
         optimizer.step()
 
-    tic = time.perf_counter()
-    step()
-    first = time.perf_counter() - tic
-    step_seconds = timed(step, repeats, warmup=1)
-    net.load_state_dict(restorer(name)[0].state_dict())  # the same weights in every variant for the output check
-    net.eval()
-
     @torch.inference_mode()
-    def infer():
+    def infer(bf16: bool) -> torch.Tensor:
+        net.eval()
         with autocast(bf16):
             return net(image, *extra).float()
 
+    return net, extra, step, infer
+
+
+def restorer_variant(name: str, channels_last: bool, bf16: bool, compiled: bool, repeats: int):
+    """(step seconds, image seconds, first-call seconds (compilation), the 256 x 256 output)."""
+    net, _, step, infer = restorer_work(name, channels_last)
+    if compiled:
+        compile_parts(net)
     tic = time.perf_counter()
-    infer()
+    step(bf16)
+    first = time.perf_counter() - tic
+    step_seconds = timed(lambda: step(bf16), repeats, warmup=1)
+    net.load_state_dict(restorer(name)[0].state_dict())  # the same weights in every variant for the output check
+    tic = time.perf_counter()
+    infer(bf16)
     first += time.perf_counter() - tic
-    return step_seconds, timed(infer, repeats), first, infer()
+    return step_seconds, timed(lambda: infer(bf16), repeats), first, infer(bf16)
 
 
 def senmvae_variant(channels_last: bool, bf16: bool, compiled: bool, repeats: int):
     import bench_senmvae
+
+    from degrade_lab.data import domains as D
 
     module = bench_senmvae.module_of(bench_senmvae.SIZES["authors' (64 ch, levels 2+4)"], full_losses=False)
     if channels_last:
         module.to(memory_format=torch.channels_last)
     if compiled:
         module.compile_networks(True)
-    from degrade_lab.data import domains as D
-
     tic = time.perf_counter()
     step_seconds = bench_senmvae.step_time(module, D.PAIRED, bf16, repeats)
     first = time.perf_counter() - tic - step_seconds * repeats
     torch.manual_seed(0)
     reference = bench_senmvae.module_of(bench_senmvae.SIZES["authors' (64 ch, levels 2+4)"], full_losses=False)
     module.load_state_dict(reference.state_dict())
-    clean = layout(torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1)), channels_last)
-    levels, temperatures = torch.tensor([0.05]), torch.tensor([1.0])
-
-    @torch.inference_mode()
-    def translate():
-        with autocast(bf16):
-            return module.net.synthesize(clean, [0], levels, temperatures).float()
-
-    return step_seconds, timed(translate, repeats), first, translate()
+    translate = bench_senmvae.translation(module.net)
+    return step_seconds, timed(lambda: translate(bf16), repeats), first, translate(bf16)
 
 
 def variants_table(models: list[str], repeats: int) -> str:

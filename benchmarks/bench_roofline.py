@@ -26,13 +26,12 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from bench_compile import restorer_work
 from bench_foundation import timed
 from bench_senmvae import autocast
 from torch.utils.flop_counter import FlopCounterMode
 
 from degrade_lab.api import fast_bf16
-from degrade_lab.archs.dncnn import DnCNN
-from degrade_lab.archs.drunet import DRUNet
 from degrade_lab.tasks.common import markdown_table
 
 CONV_SHAPES = [(64, 256), (128, 128), (256, 64), (512, 32)]  # (channels, side): DRUNet's levels
@@ -59,73 +58,20 @@ def conv_ceiling(bf16: bool, repeats: int) -> float:
     return best
 
 
-def restorer_workloads(name: str) -> dict[str, Callable]:
-    """``kind -> factory(channels_last) -> run(bf16)`` for a restorer: the step is batch 16 of 64 x 64, Adam, L1."""
-    def build(channels_last: bool):
-        torch.manual_seed(0)
-        net = DnCNN() if name == "dncnn" else DRUNet()
-        extra = () if name == "dncnn" else (25.0,)
-        fmt = CL if channels_last else torch.contiguous_format
-        net = net.to(memory_format=fmt)
-        generator = torch.Generator().manual_seed(0)
-        x, y = (torch.rand(16, 3, 64, 64, generator=generator).contiguous(memory_format=fmt) for _ in range(2))
-        image = torch.rand(1, 3, 256, 256, generator=generator).contiguous(memory_format=fmt)
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-
-        def step(bf16: bool):
-            net.train()
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(bf16):
-                loss = F.l1_loss(net(x, *extra).float(), y)
-            loss.backward()
-            optimizer.step()
-
-        @torch.inference_mode()
-        def infer(bf16: bool):
-            net.eval()
-            with autocast(bf16):
-                net(image, *extra)
-
+def workloads(model: str, channels_last: bool) -> dict[str, Callable[[bool], object]]:
+    """``{"step": step(bf16), "image": infer(bf16)}`` of a fresh network: bench_compile.py's restorer step and image
+    (DnCNN, DRUNet), bench_senmvae.py's paired step and translation (SeNM-VAE at the authors' size)."""
+    if model != "senmvae":
+        _, _, step, infer = restorer_work(model, channels_last)
         return {"step": step, "image": infer}
-
-    return {kind: (lambda channels_last, kind=kind: build(channels_last)[kind]) for kind in ("step", "image")}
-
-
-def senmvae_workloads() -> dict[str, Callable]:
-    """The authors' network: a paired step (batch 8 of 64 x 64, the network's own losses, Adam) and a 256 x 256
-    translation (bench_senmvae.py's definitions)."""
     import bench_senmvae
 
     from degrade_lab.data import domains as D
 
-    def build(channels_last: bool):
-        module = bench_senmvae.module_of(bench_senmvae.SIZES["authors' (64 ch, levels 2+4)"], full_losses=False)
-        fmt = CL if channels_last else torch.contiguous_format
-        module.to(memory_format=fmt)
-        generator = torch.Generator().manual_seed(0)
-        clean = torch.rand(8, 3, 64, 64, generator=generator).contiguous(memory_format=fmt)
-        batch = {"clean": clean, "degraded": (clean + 0.05 * torch.randn(clean.shape, generator=generator))
-                 .contiguous(memory_format=fmt), "domain": torch.full((8,), D.PAIRED)}
-        image = torch.rand(1, 3, 256, 256, generator=generator).contiguous(memory_format=fmt)
-        optimizer = torch.optim.Adam(module._generator_parameters(), lr=1e-4)
-
-        def step(bf16: bool):
-            module.net.train()
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(bf16):
-                loss = module.loss_terms(batch)["loss"]
-            loss.backward()
-            optimizer.step()
-
-        @torch.inference_mode()
-        def infer(bf16: bool):
-            module.net.eval()
-            with autocast(bf16):
-                module.net.synthesize(image, [0], torch.tensor([0.05]), torch.tensor([1.0]))
-
-        return {"step": step, "image": infer}
-
-    return {kind: (lambda channels_last, kind=kind: build(channels_last)[kind]) for kind in ("step", "image")}
+    module = bench_senmvae.module_of(bench_senmvae.SIZES["authors' (64 ch, levels 2+4)"], full_losses=False)
+    if channels_last:
+        module.to(memory_format=CL)
+    return {"step": bench_senmvae.training_step(module, D.PAIRED), "image": bench_senmvae.translation(module.net)}
 
 
 def count_flops(run: Callable) -> float:
@@ -143,14 +89,14 @@ def roofline_table(models: list[str], repeats: int) -> str:
           + (f", {ceiling[True]:.0f} GFLOP/s bf16" if bf16_here else " (no fast bf16 here)"), flush=True)
     rows = []
     for model in models:
-        workloads = senmvae_workloads() if model == "senmvae" else restorer_workloads(model)
-        for kind, factory in workloads.items():
-            flops = count_flops(factory(False))
+        for kind in ("step", "image"):
+            flops = count_flops(workloads(model, False)[kind])
             reference = REFERENCES[(model, kind)]
-            fp32 = min(timed(lambda run=factory(cl): run(False), repeats) for cl in (False, True))
+            fp32 = min(timed(lambda run=workloads(model, cl)[kind]: run(False), repeats) for cl in (False, True))
             variants = [("fp32", fp32, reference / 1.5, False)]
             if bf16_here:
-                variants.append(("bf16 CL", timed(lambda run=factory(True): run(True), repeats), reference / 3, True))
+                bf16_seconds = timed(lambda run=workloads(model, True)[kind]: run(True), repeats)
+                variants.append(("bf16 CL", bf16_seconds, reference / 3, True))
             for precision, seconds, target, bf16 in variants:
                 rate = flops / seconds / 1e9
                 needed = flops / target / 1e9

@@ -14,6 +14,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a CLI run in a child process that loads test helpers (callbacks, degraders) from this
+    folder by their ``_target_``, without warnings; ``extra`` variables added."""
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": path, **extra}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_home(tmp_path_factory):
     """Run folders and caches of the tests go to a temporary folder, never the repository."""

@@ -22,11 +22,13 @@ class DyingAWGN(AWGN):
     """Synthesis: AWGN whose rank 1 (``LOCAL_RANK``, set by Lightning's launcher) dies when asked for its
     ``$DDP_KILL_AT_IMAGE``-th image; without that variable, plain AWGN."""
 
-    calls = 0
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
 
     def degrade(self, clean, generator=None):
-        DyingAWGN.calls += 1
+        self.calls += 1
         kill_at = int(os.environ.get("DDP_KILL_AT_IMAGE", "0"))
-        if kill_at and os.environ.get("LOCAL_RANK") == "1" and DyingAWGN.calls >= kill_at:
+        if kill_at and os.environ.get("LOCAL_RANK") == "1" and self.calls >= kill_at:
             os._exit(9)
         return super().degrade(clean, generator)

@@ -4,13 +4,13 @@ continuing from its run folder's last.ckpt, resume=auto, and who owns a run fold
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import subprocess_env
 from degrade_lab.tasks.train import train
 from degrade_lab.utils.lock import is_launcher_process
 
@@ -35,7 +35,7 @@ def _multirun(folders: Path, sweep: Path, steps: int, **env) -> subprocess.Compl
             f"data.paired={folders / 'paired'}", f"data.test={folders / 'test'}", f"trainer.max_steps={steps}",
             f"trainer.val_check_interval={steps}", f"hydra.sweep.dir={sweep}", "seed=0,1"]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
+                            env=subprocess_env(**env))
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -117,7 +117,7 @@ def test_every_model_trains_under_ddp_on_two_cpu_processes(tiny_folders, tmp_pat
         [sys.executable, "-m", "degrade_lab.cli", "train", *overrides, "hardware=ddp_cpu", "data.batch_size=2",
          "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2", "logger=csv", "calibrate=false",
          f"hydra.run.dir={run}", f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, timeout=900,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["global_step"] == 2 and (run / "checkpoints" / "last.ckpt").is_file()
@@ -130,8 +130,7 @@ def test_a_ddp_run_that_loses_a_rank_resumes_from_its_last_checkpoint(tiny_folde
     """Rank 1 of two CPU processes dies at step 3; rank 0 stops (gloo sees the peer gone) instead of hanging, the
     checkpoint of step 2 is intact, and resume=RUN finishes the run."""
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "DDP_KILL_AT_STEP": "3",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env(DDP_KILL_AT_STEP="3")
     args = [sys.executable, "-m", "degrade_lab.cli", "train", *TINY, f"data.paired={tiny_folders / 'paired'}",
             "hardware=ddp_cpu", "trainer.max_steps=5", "trainer.val_check_interval=5",
             "callbacks.last_checkpoint.every_n_train_steps=2", f"paths.log_dir={tmp_path / 'logs'}"]

@@ -164,13 +164,13 @@ def test_semi_supervised_deflow_trains_on_pairs_through_eq_5(compose, tiny_folde
 def test_ddp_replicas_start_from_rank_0s_actnorm_initialisation(tiny_folders, tmp_path):
     """Two CPU processes (``hardware=ddp_cpu``), each with its own batches: ActNorm initialises from rank 0's
     first batch on both, so the replicas hold the same weights at the end (without the broadcast they differ)."""
-    import os
     import subprocess
     import sys
 
+    from conftest import subprocess_env
+
     check = tmp_path / "ddp_check.json"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "DDP_CHECK_OUT": str(check),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env(DDP_CHECK_OUT=str(check))
     args = [a for a in TINY if not a.startswith("hardware=")] + [
         "hardware=ddp_cpu", "trainer.max_steps=3", "trainer.val_check_interval=3", "logger=csv",
         f"data.source={tiny_folders / 'source'}", f"data.target={tiny_folders / 'target'}",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import save_rgb, smooth_image
+from conftest import save_rgb, smooth_image, subprocess_env
 
 
 def cli(*args, timeout=600, env=None, check=True):
@@ -57,7 +57,7 @@ def test_a_sharded_run_that_loses_a_rank_resumes_without_duplicates(tmp_path):
     source = _inputs(tmp_path / "clean", count=8)
     common = ["synthesize", "degrader=awgn", "degrader._target_=ddp_kill_rank.DyingAWGN", f"input={source}",
               "seed=1", "progress=false", "io_threads=0"]  # one writer thread: by its fourth image a rank has recorded its first
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env()
     cli(*common, f"output={tmp_path / 'one'}", env=env)
     out = tmp_path / "out"
     killed = cli(*common, f"output={out}", "hardware=ddp_cpu", env={**env, "DDP_KILL_AT_IMAGE": "4"}, check=False,

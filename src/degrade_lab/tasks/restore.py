@@ -252,7 +252,7 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
         times = sharded(list(todo.items()), read, compute, write, finished,
                         OmegaConf.to_container(cfg.trainer, resolve=True), networks=restorer.module,
                         threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)),
-                        flush=lambda: (mine or mine_failed) and save.now())
+                        flush=save.now)
         times["waited"] = max(0.0, times["wall"] - times["compute"])
     else:
         save = PeriodicSave(save_manifest)

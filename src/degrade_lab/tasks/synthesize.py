@@ -194,7 +194,7 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
         save = PeriodicSave(save_mine)
         times = sharded(todo, read, compute, write, finished, OmegaConf.to_container(cfg.trainer, resolve=True),
                         networks=degrader, threads=threads, progress=bool(cfg.progress), root=str(output_dir(cfg)),
-                        flush=lambda: mine and save.now())
+                        flush=save.now)
         written.update(is_global_zero=times["is_global_zero"], world=times["world"])
         times["waited"] = max(0.0, times["wall"] - times["compute"])
     else:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
-import hydra.errors
 from omegaconf import DictConfig, OmegaConf
 
 from degrade_lab.degradations.base import Degrader
 from degrade_lab.errors import UserInputError
 from degrade_lab.paths import config_dir
 from degrade_lab.utils.checkpoint import is_model_file
+from degrade_lab.utils.trusted_targets import COMMAND_LINE, get_class, instantiate
 
 
 def available_degraders() -> list[str]:
@@ -36,7 +35,7 @@ def is_learned(name: str) -> bool:
     from degrade_lab.degradations.learned import LearnedDegrader
 
     target = degrader_config(name).get("_target_")
-    return isinstance(target, str) and issubclass(hydra.utils.get_class(target), LearnedDegrader)
+    return isinstance(target, str) and issubclass(get_class(target, origin=COMMAND_LINE), LearnedDegrader)
 
 
 def learned_degrader(ckpt: str | Path) -> Degrader:
@@ -52,7 +51,7 @@ def learned_degrader(ckpt: str | Path) -> Degrader:
             f"checkpoint '{ckpt}' holds a {type(module).__name__} ({model}), which is not a degradation "
             "model; give the checkpoint of a model trained to degrade (model=ludvae, ...)."
         )
-    return hydra.utils.get_class(target)(module=module)
+    return get_class(target, origin=COMMAND_LINE)(module=module)  # a class attribute of degrade_lab's code
 
 
 def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:
@@ -71,12 +70,7 @@ def build_degrader(spec: Any, ckpt: str | None = None) -> Degrader | None:
     if isinstance(spec, DictConfig) and "_target_" in spec:
         if ckpt is not None:
             spec = OmegaConf.merge(spec, {"ckpt": str(ckpt)})
-        try:
-            degrader = hydra.utils.instantiate(spec, _convert_="all")
-        except hydra.errors.InstantiationException as err:
-            if isinstance(err.__cause__, UserInputError):  # the user's mistake, not a config bug: say it plainly
-                raise err.__cause__ from None
-            raise
+        degrader = instantiate(spec, origin=COMMAND_LINE, _convert_="all")
         if not isinstance(degrader, Degrader):
             raise UserInputError(f"degrader config {spec._target_} does not build a Degrader.")
         return degrader

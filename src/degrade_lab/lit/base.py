@@ -48,16 +48,17 @@ def compile_parts(network: torch.nn.Module, mode: str = "default", prefix: str =
     return [name for name, _ in found]
 
 
-def instantiate_model(config) -> DegradeLabModule:
+def instantiate_model(config, origin=None) -> DegradeLabModule:
     """Build a LightningModule from its config (``_target_`` + arguments). ``compile`` (false, true or a
     torch.compile mode) is taken out first: it is how the networks run, not what they are, so every model takes it
     and checkpoints load the same with or without it (:meth:`DegradeLabModule.compile_networks`)."""
-    import hydra
     from omegaconf import DictConfig, OmegaConf
+
+    from degrade_lab.utils.trusted_targets import COMMAND_LINE, instantiate
 
     config = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else dict(config)
     mode = config.pop("compile", False)
-    module = hydra.utils.instantiate(config)
+    module = instantiate(config, origin=origin or COMMAND_LINE)
     if mode not in (False, None, "false", "none"):
         module.compile_networks(mode)
     return module

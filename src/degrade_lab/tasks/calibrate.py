@@ -19,7 +19,6 @@ import os
 import time
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
@@ -31,6 +30,7 @@ from degrade_lab.tasks.common import domain_files, markdown_table, output_dir, s
 from degrade_lab.utils.checkpoint import load_model, store_calibration
 from degrade_lab.utils.io import atomic_write_json, atomic_write_text, list_images, read_image
 from degrade_lab.utils.runs import write_summary
+from degrade_lab.utils.trusted_targets import COMMAND_LINE, get_class
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def calibrate_checkpoint(ckpt: str | Path, source: Images | None = None, target:
     data = record["config"].get("data") or {}
     if not (source and target) and not (data.get("source") and data.get("target")) and data.get("_target_"):
         # the run's own two domains when they are not plain folders (a data.split_from split, SIDD, ...)
-        clean, degraded = domain_files(data)
+        clean, degraded = domain_files(data, origin=ckpt)
         source, target = source or clean, target or degraded
     source, target = source or data.get("source"), target or data.get("target")
     if not source or not target:
@@ -89,7 +89,7 @@ def calibrate_checkpoint(ckpt: str | Path, source: Images | None = None, target:
                              "data.source=CLEAN_DIR data.target=DEGRADED_DIR (the run's own are used when it has them).")
     low, high = (float(v) for v in (search_range or module.calibration_range))
     module.calibration = None  # search from the model itself, not from an earlier calibration
-    degrader = hydra.utils.get_class(module.degrader_target)(module=module).to(device)
+    degrader = get_class(module.degrader_target, origin=COMMAND_LINE)(module=module).to(device)  # a class attribute
     reference = (estimate_folder(target, progress=False) if isinstance(target, str | Path) else
                  estimate_folder(describe_images(target), progress=False, files=image_files(target, "degraded")))
     clean = [image.to(device) for image in clean_crops(source, images, crop)]

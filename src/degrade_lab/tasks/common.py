@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from degrade_lab.data.transforms import center_crop
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.io import atomic_write_text, write_png
+from degrade_lab.utils.trusted_targets import COMMAND_LINE, instantiate
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -62,19 +63,11 @@ def metric_notes(labels: dict, unavailable: dict) -> str:
     return ("Weights and notes:\n\n" + "\n".join(lines) + "\n") if lines else ""
 
 
-def build_data(data, **options):
+def build_data(data, origin: str | Path = COMMAND_LINE, **options):
     """A data config's factory called with ``options`` (nested configs such as a degrader are passed as they are);
-    a :class:`~degrade_lab.errors.UserInputError` it raises comes out as itself, not wrapped by Hydra."""
-    import hydra
-
-    from degrade_lab.errors import UserInputError
-
-    try:
-        return hydra.utils.instantiate(data, **options, _recursive_=False)
-    except hydra.errors.InstantiationException as err:
-        if isinstance(err.__cause__, UserInputError):
-            raise err.__cause__ from None
-        raise
+    ``origin``: the model file a stored data config comes from (checked), else the command line. A
+    :class:`~degrade_lab.errors.UserInputError` it raises comes out as itself, not wrapped by Hydra."""
+    return instantiate(data, origin=origin, **options, _recursive_=False)
 
 
 def test_pairs(cfg: DictConfig, scale: int):
@@ -83,11 +76,12 @@ def test_pairs(cfg: DictConfig, scale: int):
     return build_data(cfg.data, kind="test", scale=int(scale))
 
 
-def domain_files(data) -> tuple[list[Path], list[Path]]:
+def domain_files(data, origin: str | Path = COMMAND_LINE) -> tuple[list[Path], list[Path]]:
     """The clean and the degraded training images of a run's data config, whatever the data set (folders, a
     ``data.split_from`` split, SIDD, ...): its factory built as for an unpaired model (``kind="unpaired"``).
-    Stops with the factory's message when the config has no such images."""
-    return build_data(data, kind="unpaired").domain_files()
+    ``origin``: the model file it was stored in, if any. Stops with the factory's message when the config has no
+    such images."""
+    return build_data(data, origin, kind="unpaired").domain_files()
 
 
 def key_values(argv: list[str], allowed: tuple[str, ...], command: str) -> dict[str, str]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import time
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
@@ -60,6 +59,7 @@ from degrade_lab.tasks.common import (
 from degrade_lab.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text, quantize_8bit
 from degrade_lab.utils.runs import count_parameters, write_summary
 from degrade_lab.utils.seeds import image_seed
+from degrade_lab.utils.trusted_targets import COMMAND_LINE, instantiate
 
 HISTOGRAM_SPAN = 80  # noise histogram range (grey levels) written for `degrade-lab report`
 RESIDUAL = [f"residual_{name}" for name in NAMES]
@@ -98,7 +98,7 @@ def _scores(synthetic: torch.Tensor, real: torch.Tensor, reference: torch.Tensor
 
 def _load_degrader(cfg: DictConfig):
     """The degrader to judge and its scale, checked against the data."""
-    degrader = hydra.utils.instantiate(cfg.degrader, _convert_="all")
+    degrader = instantiate(cfg.degrader, origin=COMMAND_LINE, _convert_="all")
     if getattr(degrader, "produces", "degraded") != "degraded":
         raise UserInputError(
             "evaluate judges degraders (clean -> degraded); this one is set to produce clean images "

@@ -21,7 +21,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -47,6 +46,7 @@ from degrade_lab.utils.overlap import overlapped
 from degrade_lab.utils.runs import count_parameters, package_versions, write_summary
 from degrade_lab.utils.seeds import image_seed
 from degrade_lab.utils.sharded import sharded, wants_several_processes
+from degrade_lab.utils.trusted_targets import COMMAND_LINE, instantiate
 
 
 def _check_inputs(files: list[Path], scale: int) -> None:
@@ -74,7 +74,7 @@ def synthesize(cfg: DictConfig) -> dict:
         raise UserInputError(f"samples={samples}: give at least 1.")
     png_bits(cfg.get("bit_depth", "auto"), 8)  # check the option before any work
     files = list_images(source, "input folder")
-    degrader = hydra.utils.instantiate(cfg.degrader, _convert_="all")
+    degrader = instantiate(cfg.degrader, origin=COMMAND_LINE, _convert_="all")
     device = task_device(cfg)
     several = wants_several_processes(cfg.get("trainer") or {})  # each rank's device is Lightning's to choose
     degrader.to(torch.device("cpu") if several else device).eval()

@@ -10,7 +10,6 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -25,6 +24,7 @@ from degrade_lab.utils.io import atomic_write_json, remove_stale_temporaries
 from degrade_lab.utils.lock import OutputLock, is_launcher_process
 from degrade_lab.utils.loggers import instantiate_loggers
 from degrade_lab.utils.runs import count_parameters, write_summary
+from degrade_lab.utils.trusted_targets import COMMAND_LINE, get_class, instantiate
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def _finish_wandb(loggers: list) -> None:
 def _callback(cfg: DictConfig, model):
     """A configured callback; ``monitor: auto`` (checkpointing) tracks the model's own metric."""
     if cfg.get("monitor") == "auto":
-        return hydra.utils.instantiate(cfg, monitor=model.monitor, mode=model.monitor_mode)
-    return hydra.utils.instantiate(cfg)
+        return instantiate(cfg, origin=COMMAND_LINE, monitor=model.monitor, mode=model.monitor_mode)
+    return instantiate(cfg, origin=COMMAND_LINE)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -112,7 +112,7 @@ def _resolve_auto(cfg: DictConfig, out: Path) -> None:
     auto = {key: value for key, value in cfg.model.items() if isinstance(value, str) and value == "auto"}
     if not auto:
         return
-    model_class = hydra.utils.get_class(cfg.model._target_)
+    model_class = get_class(cfg.model._target_, origin=COMMAND_LINE)
     resolve = getattr(model_class, "settings_from_noise", None)
     if resolve is None:
         raise UserInputError(f"model.{next(iter(auto))}=auto: {model_class.__name__} sets nothing automatically.")
@@ -182,7 +182,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
             f"the model restores at scale {getattr(model, 'scale', 1)} but data.scale is {data_scale}: "
             "use an SR model at that scale (model=rrdbnet / vdir follow data.scale) or matching data."
         )
-    datamodule = hydra.utils.instantiate(cfg.data, kind=model.data_kind, seed=cfg.seed,
+    datamodule = instantiate(cfg.data, origin=COMMAND_LINE, kind=model.data_kind, seed=cfg.seed,
                                          clean_validation=model.unpaired_monitor is not None)
     if getattr(datamodule, "unpaired_validation", False) and model.unpaired_monitor:
         model.monitor = model.unpaired_monitor  # no pairs to validate on: best.ckpt by the noise match
@@ -194,8 +194,8 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
     callbacks = [_callback(c, model) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     callbacks += [RunRecord(config, cfg.seed), RandomState()]
     loggers = instantiate_loggers(cfg.get("logger"), out, resuming=ckpt_path is not None)
-    trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, origin=COMMAND_LINE, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
         default_root_dir=str(out),
     )
     if ckpt_path:

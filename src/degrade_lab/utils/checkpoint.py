@@ -15,13 +15,12 @@ import json
 import pickle
 from pathlib import Path
 
-import hydra
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.io import atomic_write
-from degrade_lab.utils.trusted_targets import check_config
+from degrade_lab.utils.trusted_targets import check_config, get_class, instantiate, loading
 
 
 def save_file(checkpoint: dict, path: str | Path) -> None:
@@ -152,7 +151,14 @@ def read_checkpoint(path: str | Path) -> dict:
     model = record["config"].get("model")
     if not isinstance(model, dict) or "_target_" not in model:
         raise UserInputError(f"checkpoint '{path}' has no model config (config.model._target_).")
-    check_config(model, path, "model")
+    # every section, whichever a command instantiates; not Hydra's own record of how it ran (``hydra:``, stored by
+    # configs composed with it), which nothing builds: instantiate() would check it first if anything did
+    check_config({k: v for k, v in record["config"].items() if k != "hydra"}, path, "config")
+    import pytorch_lightning as pl
+
+    if not issubclass(get_class(model["_target_"], origin=path), pl.LightningModule):
+        raise UserInputError(f"checkpoint '{path}' has no model: its config.model names {model['_target_']!r}, not a "
+                             "training module (a file of `degrade-lab train`, `export` or `import` names one).")
     return checkpoint
 
 
@@ -162,13 +168,16 @@ def load_model(path: str | Path):
     Returns ``(module, record)`` where ``record`` holds the run's ``config``, ``seed`` and ``versions``.
     The module is in eval mode on the CPU.
     """
-    checkpoint = read_checkpoint(path)
-    record = checkpoint["degrade_lab"]
-    config = dict(record["config"]["model"])
-    if config.get("val_lpips"):
-        config["val_lpips"] = None  # a validation-only metric: inference does not need its backbone
-    config.pop("compile", None)  # a training choice (model.compile); inference compiles nothing by default
-    module = hydra.utils.instantiate(config)
+    with loading(path):  # a model file that names itself (a learned degrader's ckpt:) is refused, not followed
+        checkpoint = read_checkpoint(path)
+        record = checkpoint["degrade_lab"]
+        config = dict(record["config"]["model"])
+        if config.get("val_lpips"):
+            config["val_lpips"] = None  # a validation-only metric: inference does not need its backbone
+        config.pop("compile", None)  # a training choice (model.compile); inference compiles nothing by default
+        module = instantiate(config, origin=path)
+    if not isinstance(module, torch.nn.Module) or not hasattr(module, "load_state_dict"):
+        raise UserInputError(f"checkpoint '{path}' does not hold a model ({record['config']['model']['_target_']}).")
     module.load_state_dict(checkpoint["state_dict"])
     module.calibration = record.get("calibration")  # degrade-lab calibrate's result, if any
     return module.eval(), record

@@ -54,9 +54,9 @@ def _describe(accepted: tuple[type, ...]) -> str:
 
 def _hints(target: str) -> dict:
     try:
-        from hydra.utils import get_object
+        from degrade_lab.utils.trusted_targets import COMMAND_LINE, get_object
 
-        obj = get_object(target)
+        obj = get_object(target, origin=COMMAND_LINE)
         function = obj.__init__ if inspect.isclass(obj) else obj
         hints = typing.get_type_hints(function)
         names = set(inspect.signature(function).parameters)

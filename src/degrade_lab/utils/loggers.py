@@ -7,10 +7,10 @@ import time
 import uuid
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, open_dict
 
 from degrade_lab.utils.io import atomic_write_text
+from degrade_lab.utils.trusted_targets import COMMAND_LINE, instantiate
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -40,5 +40,5 @@ def instantiate_loggers(cfg: DictConfig | None, run_dir: Path, resuming: bool = 
                 conf.resume = "allow"
                 # offline unless the user chose a mode (WANDB_MODE=online to sync live)
                 conf.offline = os.environ.get("WANDB_MODE") is None
-        loggers.append(hydra.utils.instantiate(conf))
+        loggers.append(instantiate(conf, origin=COMMAND_LINE))
     return loggers

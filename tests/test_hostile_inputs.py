@@ -2,10 +2,14 @@
 reach outside their folder, inputs read as users have them, every bad value named in one line."""
 
 import ast
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
+from conftest import smooth_image
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.checkpoint import load_model, save_model_file
 from degrade_lab.utils.trusted_targets import MAX_NESTING, check_config, loading
@@ -114,3 +118,246 @@ def test_info_refuses_a_record_with_a_foreign_section(tmp_path):
     save_model_file(crafted, _weights(), _record({"model": DNCNN, "callbacks": {"a": BASIC_CONFIG}}))
     result = cli("info", str(crafted))
     assert result.returncode == 2 and "may be unsafe" in result.stderr
+
+
+# ---- 2. output containment -------------------------------------------------------------------------------------
+def _hashes(root: Path) -> dict:
+    """Every entry under ``root`` (links as their target text, never followed) and its content's hash."""
+    import hashlib
+    import os
+
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                found[str(path)] = "link:" + os.readlink(path)
+            elif path.is_file():
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                found[str(path)] = "dir"
+    return found
+
+
+def _refused(result, *needles):
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for needle in needles:
+        assert needle in result.stderr, (needle, result.stderr[-2000:])
+
+
+def test_a_link_inside_the_output_folder_is_never_written_through(tiny_folders, dncnn_ckpt, tmp_path):
+    inputs = tmp_path / "input"
+    (inputs / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        (inputs / name).write_bytes((tiny_folders / "test" / "degraded" / "v0.png").read_bytes())
+    before = _hashes(inputs)
+    out = tmp_path / "restored"
+    out.mkdir()
+    (out / "sub").symlink_to(inputs / "sub", target_is_directory=True)
+    _refused(cli("restore", f"ckpt={dncnn_ckpt}", f"input={inputs}", f"output={out}", "overwrite=true"),
+             "symbolic link", str(out / "sub"))
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "degraded").symlink_to(inputs, target_is_directory=True)
+    _refused(cli("synthesize", "degrader=awgn", f"input={inputs}", f"output={pairs}", "overwrite=true"),
+             "symbolic link")
+    assert _hashes(inputs) == before
+
+
+def test_a_planted_lock_file_is_refused_not_followed(tiny_folders, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "pairs"
+    out.mkdir()
+    (out / ".degrade_lab.lock").symlink_to(victim)
+    args = ["synthesize", "degrader=awgn", f"input={tiny_folders / 'source'}", f"output={out}"]
+    _refused(cli(*args), "lock file", "symbolic link")
+    assert victim.read_text() == "precious"
+    (out / ".degrade_lab.lock").unlink()
+    (out / ".degrade_lab.lock").mkdir()
+    _refused(cli(*args), "lock file", "a folder")
+
+
+def test_a_folder_of_the_users_files_is_refused_unless_overwrite(tiny_folders, dncnn_ckpt, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "v0.png").write_bytes(b"my own picture")
+    args = ["restore", f"ckpt={dncnn_ckpt}", f"input={tiny_folders / 'test' / 'degraded'}", f"output={out}"]
+    _refused(cli(*args), str(out / "v0.png"), "overwrite=true")
+    assert (out / "v0.png").read_bytes() == b"my own picture" and not (out / "manifest.json").exists()
+    pairs = tmp_path / "pairs"
+    (pairs / "clean").mkdir(parents=True)
+    (pairs / "clean" / "notes.txt").write_text("mine")
+    _refused(cli("synthesize", "degrader=awgn", f"input={tiny_folders / 'source'}", f"output={pairs}"), "notes.txt")
+    result = cli(*args, "overwrite=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "v0.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli(*args).returncode == 0  # now it holds a manifest of ours: a rerun completes it
+
+
+def test_only_the_temporaries_a_killed_run_recorded_are_removed(tiny_folders, tmp_path):
+    from degrade_lab.utils.io import OWN_FILES
+
+    out = tmp_path / "pairs"
+    args = ["synthesize", "degrader=awgn", f"input={tiny_folders / 'source'}", f"output={out}"]
+    assert cli(*args).returncode == 0
+    tag = "0123456789abcdef"
+    theirs = out / "degraded" / f".s1.png.{tag}-k2j4x9_q.tmp"  # what a killed run with that tag left
+    mine = [out / "degraded" / ".s1.png.k2j4x9_q.tmp", out / ".notes.abcdefgh.tmp",  # a user's look-alikes
+            out / "degraded" / ".x.png.fedcba9876543210-k2j4x9_q.tmp"]  # another run's, not recorded
+    for path in (theirs, *mine):
+        path.write_bytes(b"half a png")
+    (out / ".degrade_lab.lock").write_text(json.dumps({"pid": 1, "host": "h", "temporaries": tag}))  # stale
+    (out / "degraded" / "s1.png").unlink()
+    result = cli(*args)
+    assert result.returncode == 0 and "taking it over" in result.stdout + result.stderr
+    assert not theirs.exists() and all(path.read_bytes() == b"half a png" for path in mine)
+    assert (out / "degraded" / "s1.png").is_file() and OWN_FILES.match(theirs.name)
+
+
+def _run_folder(tiny_folders):
+    from test_cli import TINY, last_line
+
+    return last_line(cli("train", *TINY, f"data.paired={tiny_folders / 'paired'}", "trainer.max_steps=1"))
+
+
+def test_resume_takes_only_a_training_run_folder(tiny_folders, tmp_path):
+    from test_cli import TINY
+
+    run = _run_folder(tiny_folders)
+    downloads = tmp_path / "home" / "Downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "model.ckpt").write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
+    (tmp_path / "home" / "summary.json").write_text("mine")
+    (tmp_path / "home" / ".x.abcdefgh.tmp").write_text("mine")
+    base = ["train", *TINY, f"data.paired={tiny_folders / 'paired'}", "trainer.max_steps=2"]
+    before = _hashes(tmp_path / "home")
+    _refused(cli(*base, f"resume={downloads / 'model.ckpt'}"), "resume= takes a training run folder")
+    exported = downloads / "checkpoints" / "model.safetensors"
+    exported.parent.mkdir()
+    assert cli("export", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"output={exported}").returncode == 0
+    before = _hashes(tmp_path / "home")
+    _refused(cli(*base, f"resume={exported}"), "resume= takes a training run folder")
+    _refused(cli(*base, f"resume={downloads}"), "does not exist")
+    assert _hashes(tmp_path / "home") == before
+    # a resume with another model is refused before Hydra rewrites the run's .hydra/ or its log
+    hydra_before = _hashes(run)
+    _refused(cli(*base, "model.net.channels=16", f"resume={run}"), "different model", "model.net.channels")
+    assert _hashes(run) == hydra_before
+
+
+def test_a_pipeline_name_is_a_plain_name(tmp_path):
+    from degrade_lab.resolvers import plain_name
+
+    _refused(cli("pipeline", "dncnn_demo", f"pipeline.name=../../../..{tmp_path}/elsewhere"), "not a plain name")
+    assert not (tmp_path / "elsewhere").exists()
+    assert plain_name("dncnn_demo.v2-b") == "dncnn_demo.v2-b"
+    for bad in ("..", "a/b", "", ".hidden", "a..b"):
+        with pytest.raises(UserInputError):
+            plain_name(bad)
+
+
+# ---- 3. inputs as users have them --------------------------------------------------------------------------------
+def _phone_photo(path: Path, orientation: int = 6) -> np.ndarray:
+    """A JPEG stored on its side with EXIF orientation ``orientation`` (a phone held upright); returns what Pillow's
+    ``ImageOps.exif_transpose`` (the reference) shows."""
+    from PIL import Image, ImageOps
+
+    stored = smooth_image(np.random.default_rng(3), 24, 40)  # 24 high, 40 wide as stored
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, quality=95, exif=exif)
+    with Image.open(path) as opened:
+        return np.asarray(ImageOps.exif_transpose(opened))
+
+
+def test_exif_orientation_is_applied_and_said(tiny_folders, dncnn_ckpt, tmp_path):
+    from PIL import Image
+
+    from degrade_lab.utils.io import image_size, orient, read_pixels
+
+    upright = _phone_photo(tmp_path / "phone" / "IMG_0001.jpg")
+    assert upright.shape[:2] == (40, 24)
+    assert image_size(tmp_path / "phone" / "IMG_0001.jpg") == (40, 24)
+    assert np.array_equal(read_pixels(tmp_path / "phone" / "IMG_0001.jpg"), upright)
+    result = cli("synthesize", "degrader=identity", f"input={tmp_path / 'phone'}", f"output={tmp_path / 'pairs'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "pairs" / "clean" / "IMG_0001.png")), upright)
+    manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
+    assert manifest["files"]["IMG_0001"]["exif_orientation"] == 6 and "EXIF" in manifest["orientation"]
+    result = cli("restore", f"ckpt={dncnn_ckpt}", f"input={tmp_path / 'phone'}", f"output={tmp_path / 'restored'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(tmp_path / "restored" / "IMG_0001.png").size == (24, 40)  # (width, height): upright
+    manifest = json.loads((tmp_path / "restored" / "manifest.json").read_text())
+    assert manifest["files"]["IMG_0001.png"]["exif_orientation"] == 6
+    # every orientation against Pillow's exif_transpose
+    for value in range(1, 9):
+        reference = _phone_photo(tmp_path / f"o{value}.jpg", value)
+        with Image.open(tmp_path / f"o{value}.jpg") as stored:
+            assert np.array_equal(orient(np.asarray(stored), value), reference), value
+
+
+def test_two_files_of_one_stem_are_refused_everywhere(tiny_folders, tmp_path):
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    source = tiny_folders / "source" / "s0.png"
+    (folder / "a.png").write_bytes(source.read_bytes())
+    from PIL import Image
+
+    Image.open(source).save(folder / "a.jpg")
+    _refused(cli("synthesize", "degrader=awgn", f"input={folder}", f"output={tmp_path / 'pairs'}"),
+             "a.png", "a.jpg")
+    assert not (tmp_path / "pairs").exists()
+    _refused(cli("prepare", "luma", f"data.root={folder}", f"output={tmp_path / 'luma'}"), "a.png", "a.jpg")
+
+
+def test_an_animation_says_which_frame_it_uses(tmp_path, caplog):
+    from PIL import Image
+
+    from degrade_lab.utils.io import read_image
+
+    frames = [Image.fromarray(np.full((8, 8, 3), value, np.uint8)) for value in (10, 200)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=True)
+    with caplog.at_level("WARNING"):
+        image = read_image(tmp_path / "anim.webp")
+    assert "holds 2 frames" in caplog.text and "first frame" in caplog.text
+    assert abs(float(image.mean()) * 255 - 10) < 1.5
+
+
+# ---- 4. every value checked before work starts -----------------------------------------------------------------
+BAD_VALUES = [
+    ("train", ["data.batch_size=-1"], "data.batch_size=-1: expected an integer >= 1"),
+    ("train", ["data.crop_size=0"], "data.crop_size=0"),
+    ("train", ["seed=-5"], "seed=-5"),
+    ("train", ["model.optimizer.lr=fast"], "model.optimizer.lr='fast'"),
+    ("train", ["trainer.max_steps=-7"], "trainer.max_steps=-7: expected an integer >= -1"),
+    ("train", ["+model.net.foo=1"], "unknown setting 'model.net.foo'"),
+    ("train", ["model.net.chanels=3"], "did you mean 'model.net.channels'"),
+    ("train", ["data.batch_sise=3"], "did you mean 'data.batch_size'"),
+    ("train", ["model=dncnx"], "did you mean model=dncnn"),
+    ("train", ["hardware=gpu"], "no CUDA GPU"),
+    ("synthesize", ["degrader.sigma=abc"], "degrader.sigma='abc': expected a number or a list of numbers"),
+    ("synthesize", ["hardware=gpu"], "no CUDA GPU"),
+    ("restore", ["tile=big"], "tile='big': expected auto or an integer >= 0"),
+    ("restore", ["tile=32", "tile_margin=-5"], "tile_margin=-5"),
+    ("restore", ["hardware=gpu"], "no CUDA GPU"),
+]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="hardware=gpu is refused only where no GPU is visible")
+def test_every_bad_value_is_named_in_one_line_before_any_work(tiny_folders, dncnn_ckpt, tmp_path):
+    from test_cli import TINY
+
+    given = {"train": [*TINY, f"data.paired={tiny_folders / 'paired'}"],
+             "synthesize": ["degrader=awgn", f"input={tiny_folders / 'source'}"],
+             "restore": [f"ckpt={dncnn_ckpt}", f"input={tiny_folders / 'test' / 'degraded'}"]}
+    for number, (task, values, needle) in enumerate(BAD_VALUES):
+        out = tmp_path / f"out{number}"
+        extra = [] if task == "train" else [f"output={out}"]
+        result = cli(task, *given[task], *extra, *values)
+        _refused(result, needle)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line
+        assert not out.exists(), (values, sorted(out.rglob("*")))  # nothing written (no manifest.json)

@@ -60,10 +60,12 @@ def test_restore_writes_every_image_as_the_api_restores_it_and_resumes(compose, 
     assert run(compose, f"ckpt={dncnn_ckpt}", f"input={photos}", f"output={out}")["restored_now"] == 0
     before = (out / "a.png").stat().st_mtime_ns
     (out / "trip" / "b.png").unlink()
-    (out / "trip" / ".b.png.abcdefgh.tmp").write_bytes(b"half")
+    orphan = out / "trip" / ".b.png.0123456789abcdef-abcdefgh.tmp"  # named by the killed run's tag (its lock file)
+    orphan.write_bytes(b"half")
+    (out / ".degrade_lab.lock").write_text(json.dumps({"pid": 999999, "temporaries": "0123456789abcdef"}))
     again = run(compose, f"ckpt={dncnn_ckpt}", f"input={photos}", f"output={out}")
     assert again["restored_now"] == 1 and (out / "trip" / "b.png").is_file()
-    assert (out / "a.png").stat().st_mtime_ns == before and not (out / "trip" / ".b.png.abcdefgh.tmp").exists()
+    assert (out / "a.png").stat().st_mtime_ns == before and not orphan.exists()
     with pytest.raises(UserInputError, match="other settings"):
         run(compose, f"ckpt={dncnn_ckpt}", f"input={photos}", f"output={out}", "self_ensemble=true")
 

@@ -268,11 +268,14 @@ def test_random_states_survive_a_checkpoint_file(tmp_path):
 
 
 def test_a_killed_synthesis_leaves_no_temporary_after_the_rerun(tiny_folders, tmp_path):
+    """The temporaries of a killed run are the ones its lock file's tag names (a user's look-alike stays:
+    tests/test_hostile_inputs.py)."""
     out = tmp_path / "pairs"
     args = ["degrader=awgn", f"input={tiny_folders / 'source'}", f"output={out}"]
     last_line(cli("synthesize", *args))
-    orphan = out / "degraded" / ".s1.png.k2j4x9_q.tmp"
+    orphan = out / "degraded" / ".s1.png.00112233aabbccdd-k2j4x9_q.tmp"
     orphan.write_bytes(b"half a png")
+    (out / ".degrade_lab.lock").write_text(json.dumps({"pid": 999999, "temporaries": "00112233aabbccdd"}))
     (out / "degraded" / "s1.png").unlink()
     last_line(cli("synthesize", *args))
     assert not orphan.exists() and (out / "degraded" / "s1.png").is_file()

@@ -132,13 +132,15 @@ def test_synthesize_resumes_after_a_kill_without_duplicates(compose, tiny_folder
     reference = {p.name: p.read_bytes() for p in (out / "degraded").iterdir()}
     # simulate a kill: one image missing, one left half-written in a temp file, manifest short by one
     (out / "degraded" / "s2.png").unlink()
-    (out / "degraded" / ".s3.png.123.tmp").write_bytes(b"partial")
+    (out / "degraded" / ".s3.png.0123456789abcdef-12345678.tmp").write_bytes(b"partial")
+    (out / ".degrade_lab.lock").write_text(json.dumps({"pid": 999999, "temporaries": "0123456789abcdef"}))
     manifest = json.loads((out / "manifest.json").read_text())
     del manifest["files"]["s3"]
     (out / "manifest.json").write_text(json.dumps(manifest))
     summary = synthesize(compose("synthesize", overrides))
     assert summary["written_now"] == 2 and summary["pairs"] == 4
     assert {p.name: p.read_bytes() for p in (out / "degraded").glob("*.png")} == reference  # same pixels
+    assert not list((out / "degraded").glob(".*.tmp"))  # the killed run's temporary, named by its lock's tag
     with pytest.raises(UserInputError, match="other settings"):
         synthesize(compose("synthesize", [*overrides[:-2], "seed=5", "progress=false"]))
 

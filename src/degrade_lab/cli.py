@@ -49,16 +49,43 @@ def _fail(task: str, message: str) -> None:
 
 
 def _check_resume(task: str, args: list[str]) -> None:
-    """``resume=PATH`` must name a run folder with checkpoints/last.ckpt (or a checkpoint): checked before
-    Hydra creates the run folder, so a mistyped path leaves nothing behind."""
-    from pathlib import Path
-
+    """``resume=PATH`` must name a training run folder of degrade_lab (or a checkpoint inside one) whose checkpoint
+    reads safely and holds the model the command asks for: all checked before Hydra writes into the folder
+    (``.hydra/``, the log), so a refused resume leaves it as it was (:mod:`degrade_lab.utils.resume`)."""
     for arg in args:
-        if arg.startswith("resume=") and arg.split("=", 1)[1] not in ("", "null"):
-            path = Path(arg.split("=", 1)[1]).expanduser()
-            checkpoint = path if path.is_file() else path / "checkpoints" / "last.ckpt"
-            if not checkpoint.is_file():
-                _fail(task, f"cannot resume: checkpoint '{checkpoint}' does not exist.")
+        if not arg.startswith("resume=") or arg.split("=", 1)[1] in ("", "null", "auto"):
+            continue
+        from degrade_lab.errors import UserInputError
+        from degrade_lab.utils.checkpoint import read_checkpoint
+        from degrade_lab.utils.resume import check_same_model, resume_target
+
+        try:
+            _, checkpoint = resume_target(arg.split("=", 1)[1])
+            read_checkpoint(checkpoint)
+            model = _composed_model(task, args)
+            if model is not None:
+                check_same_model(checkpoint, model)
+        except UserInputError as err:
+            _fail(task, str(err))
+
+
+def _composed_model(task: str, args: list[str]) -> dict | None:
+    """The ``model`` section the command composes (resolved), or None when it cannot be composed here (a sweep, a
+    config error: Hydra reports those, and train checks the model again)."""
+    if task != "train" or any(a.startswith("-") for a in args):
+        return None
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from degrade_lab import resolvers  # noqa: F401  (registers the ${dl.*} resolvers)
+    from degrade_lab.paths import config_dir
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="resume_check"):
+            cfg = compose(config_name=task, overrides=list(args))
+        return OmegaConf.to_container(cfg.model, resolve=True)
+    except Exception:  # noqa: BLE001 (Hydra reports a config it cannot compose, with its own message)
+        return None
 
 
 def preset_groups(name: str) -> set[str] | None:
@@ -126,6 +153,34 @@ def _check_sweeper(task: str, args: list[str]) -> None:
                     "pip install -e '.[hparams]' (or pip install hydra-optuna-sweeper).")
 
 
+def composition_message(err: BaseException) -> str | None:
+    """One line for a config Hydra could not compose: an unknown setting (with the nearest valid keys, difflib) or an
+    unknown option of a group (with the options); None for anything else."""
+    import difflib
+    import re
+
+    cause = err.__cause__
+    parent, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    if type(err).__name__ == "ConfigCompositionException" and parent is not None and key is not None:
+        full_key = str(getattr(cause, "full_key", None) or key)
+        where = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+        keys = [str(k) for k in parent if not str(k).startswith("_") and str(k) != "hydra"]
+        near = difflib.get_close_matches(str(key), keys, n=3, cutoff=0.5)
+        return (f"unknown setting '{full_key}'"
+                + (f"; did you mean {' or '.join(repr(f'{where}.{k}' if where else k) for k in near)}?" if near else "")
+                + f" ({where or 'the command'} takes: {', '.join(keys[:24])}{', ...' if len(keys) > 24 else ''}; "
+                  f"+{full_key}=VALUE adds a new key on purpose).")
+    found = re.search(r"Could not find '([^']+)'", str(err))
+    if found and "Available options" in str(err):
+        group, _, option = found.group(1).rpartition("/")
+        options = re.findall(r"^\t(\S+)$", str(err).split("Config search path")[0], flags=re.M)
+        near = difflib.get_close_matches(option, options, n=3, cutoff=0.5)
+        return (f"{group}={option}: no such option"
+                + (f"; did you mean {' or '.join(f'{group}={o}' for o in near)}?" if near else "")
+                + f" ({group} options: {', '.join(options)}).")
+    return None
+
+
 def _run(task: str) -> None:
     import hydra
     from omegaconf import DictConfig
@@ -135,6 +190,9 @@ def _run(task: str) -> None:
     from degrade_lab.paths import config_dir
 
     started = []  # whether Hydra composed a config and called the task (else: a config error)
+    # Hydra raises instead of printing its own multi-line report: a config error becomes one line here (below), and an
+    # error inside a task is either the user's (one line, in main) or a bug (its whole traceback)
+    os.environ["HYDRA_FULL_ERROR"] = "1"
 
     def main(cfg: DictConfig):
         from contextlib import nullcontext
@@ -174,10 +232,19 @@ def _run(task: str) -> None:
     except Exception as err:  # HYDRA_FULL_ERROR=1: the composition error itself
         if started:
             raise
-        import traceback
-
-        traceback.print_exc()
-        _fail(task, f"the configuration cannot be composed: {err}")
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, UserInputError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # a resolver refusing a value (a pipeline name that is not plain)
+            _fail(task, str(cause))
+        marker = "UserInputError raised while resolving interpolation: "
+        if marker in str(err):  # OmegaConf keeps the resolver's message, not the exception, in its chain
+            _fail(task, str(err).split(marker, 1)[1].splitlines()[0])
+        message = composition_message(err)
+        if message is None:
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            message = f"the configuration cannot be composed: {' '.join(lines[:3]) or type(err).__name__}"
+        _fail(task, message)
 
 
 def _shell_completion(args: list[str]) -> str | None:

@@ -20,6 +20,20 @@ def _run_dir(resume, default):
     return str(resume)
 
 
+def plain_name(name) -> str:
+    """``name`` when it is a plain file name (letters, digits, ``.``, ``_``, ``-``; not ``.`` or ``..``): a pipeline's
+    name becomes its folder under ``logs/pipeline/``, which ``../..`` or a ``/`` would leave."""
+    import re
+
+    from degrade_lab.errors import UserInputError
+
+    text = str(name)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", text) or ".." in text:
+        raise UserInputError(f"pipeline name {text!r} is not a plain name (letters, digits, '.', '_', '-'; it names "
+                             "the pipeline's folder under logs/pipeline/).")
+    return text
+
+
 def _builtin(name, data_dir):
     from degrade_lab.data.builtin import ensure_builtin
 
@@ -43,6 +57,7 @@ def register() -> None:
         "dl.home": lambda: str(paths.home_dir()),
         "dl.run_dir": _run_dir,
         "dl.builtin": _builtin,
+        "dl.plain_name": plain_name,
         "dl.cpu_bf16_precision": cpu_bf16_precision,
     }.items():
         if not OmegaConf.has_resolver(name):

@@ -24,8 +24,8 @@ from degrade_lab.utils.io import (
     atomic_write_bytes,
     atomic_write_json,
     check_separate,
+    contained_path,
     png_bytes,
-    remove_stale_temporaries,
     sha256_bytes,
 )
 from degrade_lab.utils.lock import OutputLock
@@ -41,7 +41,7 @@ def _write(job: Job, target: Path) -> dict[str, dict]:
     entries = {}
     for relative, image in made.items():
         data = png_bytes(image, job.bits)
-        atomic_write_bytes(target / relative, data)
+        atomic_write_bytes(contained_path(target, relative), data)
         entries[relative] = {"source": job.source, "sha256": sha256_bytes(data), "bit_depth": job.bits,
                              "size": list(image.shape[-2:])}
     return entries
@@ -62,8 +62,14 @@ def prepare(cfg: DictConfig) -> dict:
     options = {k: v for k, v in OmegaConf.to_container(cfg.options, resolve=True).items() if v is not None}
     settings = {"recipe": recipe, "options": options, "seed": int(cfg.seed)}
     jobs = RECIPES[recipe](roots[0] if len(roots) == 1 else roots, seed=int(cfg.seed), **options)
+    writers: dict[str, str] = {}  # two sources that would write one file (a.png and a.jpg): refused, naming both
+    for job in jobs:
+        for relative in job.outputs:
+            if writers.setdefault(relative, str(job.source)) != str(job.source):
+                raise UserInputError(f"'{writers[relative]}' and '{job.source}' would both be written as "
+                                     f"'{relative}': rename or remove one.")
+            contained_path(target, relative)
     with OutputLock(target, what="output folder"):
-        remove_stale_temporaries(target)
         manifest_path = target / "manifest.json"
         done = load_manifest(manifest_path, settings, what="prepared files")
 

@@ -34,13 +34,15 @@ from degrade_lab.utils.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    check_foreign,
     check_separate,
+    contained_path,
     image_size,
     list_images,
+    orientation,
     png_bits,
     png_bytes,
     read_image_and_depth,
-    remove_stale_temporaries,
     sha256_bytes,
 )
 from degrade_lab.utils.lock import OutputLock, is_launcher_process
@@ -137,19 +139,21 @@ def restore(cfg: DictConfig) -> dict:
     bf16 = uses_bf16(device, cfg.precision)
     owner = is_launcher_process()  # not one of the processes Lightning starts for hardware=ddp
     with OutputLock(target, what="output folder") if owner else nullcontext():
-        if owner:
-            remove_stale_temporaries(target)
+        check_foreign(target, bool(cfg.overwrite))
         manifest_path = target / "manifest.json"
         done = load_manifest(manifest_path, settings, what="restored images")
         failed: dict[str, str] = {}
         leftovers, _ = merge_rank_manifests(manifest_path, settings, done, failed, what="restored images")
         names = _check_headers(_names(files, root), bool(cfg.skip_bad), failed)
+        for name in names:  # every file it will write lies inside the output folder, through no link
+            contained_path(target, name)
         todo = {n: f for n, f in names.items() if not (n in done and (target / n).is_file())}
 
         def save_manifest():
             atomic_write_json(manifest_path, {
                 "settings": settings, "input": str(root), "model": type(restorer.module.net).__name__,
                 "scale": restorer.scale, "precision": "bf16" if bf16 else "float32", "versions": package_versions(),
+                "orientation": "EXIF orientation applied on read (files rotated so: exif_orientation)",
                 "files": done, "failed": failed})
 
         if owner:
@@ -204,7 +208,7 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
     def read(item):
         name, file = item
         try:
-            return read_image_and_depth(file)
+            return (*read_image_and_depth(file), orientation(file))
         except UserInputError as err:
             if not cfg.skip_bad:
                 raise UserInputError(f"{err} (skip_bad=true restores the other images and lists this one)") from None
@@ -217,7 +221,7 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
             return None
         if restorer.device != device:
             restorer.to(device)
-        image, bits = data
+        image, bits, turned = data
         torch.manual_seed(image_seed(int(cfg.seed), name))  # a sampling restorer (VDIR) repeats itself
         tic = time.perf_counter()
         restored, tile = _restore_one(restorer, image, name, cfg)
@@ -226,12 +230,14 @@ def _run(cfg, restorer: Restorer, todo: dict[str, Path], target: Path, done: dic
         count["megapixels"] += image.shape[-2] * image.shape[-1] / 1e6
         entry = {"source": str(file), "size": list(image.shape[-2:]), "bits": out_bits, "tile": tile,
                  "seconds": round(time.perf_counter() - tic, 4)}
+        if turned != 1:  # read as the camera meant it (EXIF orientation applied), written upright
+            entry["exif_orientation"] = turned
         return restored, out_bits, entry
 
     def write(item, result):
         restored, out_bits, _ = result
         data = png_bytes(restored, out_bits)
-        atomic_write_bytes(target / item[0], data)
+        atomic_write_bytes(contained_path(target, item[0]), data)
         return sha256_bytes(data)
 
     def finished(item, result, sha):

@@ -30,13 +30,16 @@ from degrade_lab.tasks.common import output_dir, save_config, task_device
 from degrade_lab.utils.io import (
     atomic_write_bytes,
     atomic_write_json,
+    check_foreign,
     check_separate,
+    contained_path,
     image_size,
     list_images,
+    orientation,
     png_bits,
     png_bytes,
     read_image_and_depth,
-    remove_stale_temporaries,
+    relative_stems,
     sha256_bytes,
     write_png,
 )
@@ -74,6 +77,7 @@ def synthesize(cfg: DictConfig) -> dict:
         raise UserInputError(f"samples={samples}: give at least 1.")
     png_bits(cfg.get("bit_depth", "auto"), 8)  # check the option before any work
     files = list_images(source, "input folder")
+    relative_stems(files, source)  # a.png and a.jpg would both be written as a.png: refused, naming both
     degrader = instantiate(cfg.degrader, origin=COMMAND_LINE, _convert_="all")
     device = task_device(cfg)
     several = wants_several_processes(cfg.get("trainer") or {})  # each rank's device is Lightning's to choose
@@ -89,15 +93,20 @@ def synthesize(cfg: DictConfig) -> dict:
 
     owner = is_launcher_process()  # not one of the processes Lightning starts for hardware=ddp
     with OutputLock(target, what="output folder") if owner else nullcontext():
-        if owner:
-            remove_stale_temporaries(target)
+        check_foreign(target, bool(cfg.get("overwrite", False)))
+        for file in files:  # every file it will write lies inside the output folder, through no link
+            stem = file.relative_to(source).with_suffix("").as_posix()
+            for side in (given, made):
+                contained_path(target, f"{side}/{stem}.png")
         manifest_path = target / "manifest.json"
         done = load_manifest(manifest_path, settings)
         leftovers, _ = merge_rank_manifests(manifest_path, settings, done)  # a killed sharded run's files
 
         def save_manifest():
             atomic_write_json(manifest_path, {"settings": settings, "input": str(source),
-                                              "versions": package_versions(), "files": done})
+                                              "versions": package_versions(),
+                                              "orientation": "EXIF orientation applied on read (files rotated so: "
+                                                             "exif_orientation)", "files": done})
 
         if owner:
             save_manifest()  # before the first image: a second writer with other settings is refused
@@ -141,11 +150,11 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
     mine: dict = {}  # what this process wrote (a sharded run's rank manifest)
 
     def read(item):
-        return read_image_and_depth(item[0])
+        return (*read_image_and_depth(item[0]), orientation(item[0]))
 
     def compute(item, data, device):
         file, name, _ = item
-        clean, input_bits = data
+        clean, input_bits, turned = data
         bits = png_bits(cfg.get("bit_depth", "auto"), input_bits)
         height, width = clean.shape[-2:]
         clean = clean[:, : height - height % scale, : width - width % scale]
@@ -158,26 +167,29 @@ def _write_pairs(cfg, files, source, target, degrader, device, given, made, done
                 f"image '{file}' ({height}x{width}) could not be degraded ({type(err).__name__}: {err})."
             ) from err
         parameters = getattr(degrader, "last_parameters", {})  # per-image sigma, quality, level, ...
-        return clean, degraded, bits, {key: [float(v) for v in values] for key, values in parameters.items()}
+        parameters = {key: [float(v) for v in values] for key, values in parameters.items()}
+        return clean, degraded, bits, parameters, turned
 
     def write(item, result):
         _, _, names = item
-        clean, degraded, bits, _ = result
+        clean, degraded, bits, _, _ = result
         given_png = png_bytes(clean, bits)  # one encoding, written once per sample name
         shas = []
         for n, image in zip(names, degraded, strict=True):
-            atomic_write_bytes(target / given / f"{n}.png", given_png)
-            shas.append(sha256_bytes(write_png(target / made / f"{n}.png", image, bits)))
+            atomic_write_bytes(contained_path(target, f"{given}/{n}.png"), given_png)
+            shas.append(sha256_bytes(write_png(contained_path(target, f"{made}/{n}.png"), image, bits)))
         return sha256_bytes(given_png), shas
 
     def finished(item, result, written_shas):
         file, _, names = item
-        bits, parameters = result[2], result[3]
+        bits, parameters, turned = result[2], result[3], result[4]
         given_sha, made_shas = written_shas
         for k, (n, made_sha) in enumerate(zip(names, made_shas, strict=True)):
             entry = {"source": str(file), given: given_sha, made: made_sha, "bit_depth": bits}
             if parameters:
                 entry["parameters"] = {key: round(values[k], 6) for key, values in parameters.items()}
+            if turned != 1:  # read as the camera meant it (EXIF orientation applied), written upright
+                entry["exif_orientation"] = turned
             done[n] = mine[n] = entry
         written["inputs"] += 1
         save()

@@ -19,10 +19,11 @@ from degrade_lab.callbacks.step_timer import StepTimer
 from degrade_lab.errors import UserInputError
 from degrade_lab.lit.base import instantiate_model
 from degrade_lab.tasks.common import domain_files, output_dir, save_config
-from degrade_lab.utils.checkpoint import AtomicCheckpointIO, read_checkpoint
-from degrade_lab.utils.io import atomic_write_json, remove_stale_temporaries
+from degrade_lab.utils.checkpoint import AtomicCheckpointIO
+from degrade_lab.utils.io import atomic_write_json
 from degrade_lab.utils.lock import OutputLock, is_launcher_process
 from degrade_lab.utils.loggers import instantiate_loggers
+from degrade_lab.utils.resume import check_same_model, resume_target
 from degrade_lab.utils.runs import count_parameters, write_summary
 from degrade_lab.utils.trusted_targets import COMMAND_LINE, get_class, instantiate
 
@@ -42,32 +43,7 @@ def _resume_checkpoint(cfg: DictConfig, out: Path) -> str | None:
         return None
     if not cfg.get("resume"):
         return None
-    ckpt = Path(str(cfg.resume)).expanduser()
-    ckpt = ckpt if ckpt.is_file() else ckpt / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise UserInputError(f"cannot resume: checkpoint '{ckpt}' does not exist.")
-    return str(ckpt)
-
-
-def _differences(old, new, where: str = "model") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [line for key in sorted(old.keys() | new.keys(), key=str)
-                for line in _differences(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{where}.{key}")]
-    return [] if old == new else [f"{where}: {old!r} in the checkpoint, {new!r} now"]
-
-
-def _check_same_model(ckpt: str, cfg: DictConfig) -> None:
-    """A resumed run continues the same model: any change to ``model`` would not fit the stored weights
-    (or would silently train another model), so it stops before training with the keys that differ."""
-
-    stored = read_checkpoint(ckpt)["degrade_lab"]["config"].get("model")
-    changed = _differences(stored, OmegaConf.to_container(cfg.model, resolve=True))
-    if changed:
-        raise UserInputError(
-            f"cannot resume '{ckpt}' with a different model:\n  " + "\n  ".join(changed[:8])
-            + "\nresume with the run's own model settings, or start a new run (model.init_from=CKPT where the "
-              "model supports it)."
-        )
+    return str(resume_target(str(cfg.resume))[1])  # a run folder of degrade-lab train, or a checkpoint in one
 
 
 def _previous_wall_seconds(out: Path) -> float:
@@ -98,9 +74,8 @@ def train(cfg: DictConfig) -> dict:
     start = time.time()
     out = output_dir(cfg)
     owner = is_launcher_process()
+    # the lock removes the temporaries of a killed run (a checkpoint being written when it was killed)
     with OutputLock(out, what="run folder") if owner else nullcontext():
-        if owner:
-            remove_stale_temporaries(out)  # a checkpoint being written when the run was killed
         return _train(cfg, out, start)
 
 
@@ -172,7 +147,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
     _resolve_auto(cfg, out)
     ckpt_path = _resume_checkpoint(cfg, out)
     if ckpt_path:
-        _check_same_model(ckpt_path, cfg)
+        check_same_model(ckpt_path, OmegaConf.to_container(cfg.model, resolve=True))
     config = save_config(cfg, out, overwrite=ckpt_path is None)
 
     model = instantiate_model(cfg.model)

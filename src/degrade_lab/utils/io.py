@@ -11,7 +11,9 @@ import logging
 import math
 import os
 import re
+import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,8 +35,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 120_000_000
 _MAX_PIXELS_ENV = "DEGRADE_LAB_MAX_PIXELS"
 Image.MAX_IMAGE_PIXELS = None  # our own limit (below) applies, with a message naming the file and the option
-# what tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") creates: see atomic_write_bytes
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# The temporary files of atomic_write are named ``.NAME.<TAG>-<8 random characters>.tmp``. TAG is chosen once per
+# run (and inherited by the processes it starts: DDP ranks), and the run's lock file records it
+# (:class:`~degrade_lab.utils.lock.OutputLock`), so that a later run deletes exactly the temporaries of a killed run
+# whose lock it takes over, never a user's file that happens to look like one.
+_TAG_ENV = "DEGRADE_LAB_TEMP_TAG"
+if not re.fullmatch(r"[0-9a-f]{16}", os.environ.get(_TAG_ENV, "")):
+    os.environ[_TAG_ENV] = secrets.token_hex(8)
+TEMP_TAG = os.environ[_TAG_ENV]
+
+
+def _temporary_pattern(tag: str) -> re.Pattern:
+    return re.compile(rf"^\..+\.{re.escape(tag)}-[a-z0-9_]{{8}}\.tmp$")
 
 
 def file_mode() -> int:
@@ -114,29 +126,79 @@ def _png_bit_depth(path: Path) -> int:
     return head[24] if len(head) == 25 and head[:8] == b"\x89PNG\r\n\x1a\n" else 0
 
 
+#: EXIF / TIFF orientation tag
+ORIENTATION_TAG = 0x0112
+
+
+def orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``H x W (x C)`` pixels as the camera meant them to be seen, from their stored order and EXIF ``orientation``
+    (1-8, as Pillow's ``ImageOps.exif_transpose``: 6 is a phone held upright, stored rotated by 90 degrees)."""
+    transpose = (1, 0, *range(2, array.ndim))
+    return {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(transpose),
+        6: lambda a: a.transpose(transpose)[:, ::-1],
+        7: lambda a: a.transpose(transpose)[::-1, ::-1],
+        8: lambda a: a.transpose(transpose)[::-1],
+    }.get(int(orientation), lambda a: a)(array)
+
+
+def _warn_frames(path: Path, frames: int) -> None:
+    if frames > 1:
+        log.warning("image '%s' holds %d frames (an animation or a multi-page file): its first frame is used", path,
+                    frames)
+
+
 def _decode(path: Path) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
-            shape = tif.pages[0].shape
+            page = tif.pages[0]
+            shape = page.shape
             planar = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4)
             _check_pixels(path, *(shape[1:3] if planar else shape[:2]))
-            array = tif.asarray()
-        return np.moveaxis(array, 0, -1) if planar else array
+            _warn_frames(path, len(tif.pages))
+            tag = page.tags.get(ORIENTATION_TAG)
+            array = page.asarray()
+        array = np.moveaxis(array, 0, -1) if planar else array
+        return orient(array, int(tag.value) if tag is not None else 1)
     with Image.open(path) as im:
         _check_pixels(path, im.size[1], im.size[0])
+        _warn_frames(path, int(getattr(im, "n_frames", 1)))
+        orientation = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
         if im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
             # Pillow decodes 16-bit colour PNGs to 8 bits; libpng through imagecodecs keeps all 16
             import imagecodecs
 
-            return imagecodecs.png_decode(path.read_bytes())
+            return orient(imagecodecs.png_decode(path.read_bytes()), orientation)
         im.load()
         if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
             im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
         if im.mode.startswith("I"):  # 16-bit greyscale ("I;16*", or "I" in some Pillow versions)
-            return np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
-        return np.asarray(im)
+            return orient(np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16), orientation)
+        return orient(np.asarray(im), orientation)
+
+
+def orientation(path: str | Path) -> int:
+    """The EXIF (or TIFF) orientation of an image file, 1 (as stored) to 8, read from its header; every reader here
+    applies it (:func:`read_pixels`), as Pillow's ``ImageOps.exif_transpose`` does."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                tag = tif.pages[0].tags.get(ORIENTATION_TAG)
+            value = int(tag.value) if tag is not None else 1
+        else:
+            with Image.open(path) as im:
+                value = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
+    except Exception:  # an unreadable file is named by the reader itself
+        return 1
+    return value if 1 <= value <= 8 else 1
 
 
 def read_pixels(path: str | Path) -> np.ndarray:
@@ -160,7 +222,7 @@ def read_pixels(path: str | Path) -> np.ndarray:
         raise UserInputError(f"image '{path}' has unsupported pixel type {array.dtype}.")
     if np.issubdtype(array.dtype, np.floating) and array.dtype != np.float32:
         array = array.astype(np.float32)
-    array = _to_rgb(array, path)
+    array = np.ascontiguousarray(_to_rgb(array, path))
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise UserInputError(f"image '{path}' has zero size {array.shape[:2]}.")
     return array
@@ -208,7 +270,7 @@ def atomic_write(path: str | Path, write) -> None:
     never sees a half-written file, and a kill leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{TEMP_TAG}-", suffix=".tmp")
     os.close(fd)
     try:
         with open(tmp, "wb") as handle:  # by name, so the handle knows its path
@@ -313,15 +375,16 @@ def write_png(path: str | Path, image: torch.Tensor, bits: int = 8) -> bytes:
     return data
 
 
-def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete the temporary files (``.NAME.<8 random characters>.tmp``, as :func:`atomic_write_bytes` names
-    them) that a killed writer left under ``folder``.
-    Call it only while holding the folder's :class:`~degrade_lab.utils.lock.OutputLock`: another live
-    writer's temporaries would go too. Returns how many were removed."""
+def remove_stale_temporaries(folder: str | Path, tag: str | None) -> int:
+    """Delete the temporary files that a killed writer whose run tag was ``tag`` left under ``folder``
+    (``.NAME.<tag>-<8 random characters>.tmp``, as :func:`atomic_write` names them; the tag read from the killed run's
+    lock file); nothing else, whatever its name. :class:`~degrade_lab.utils.lock.OutputLock` calls it when it takes
+    over a stale lock. Returns how many were removed."""
     root = Path(folder)
-    if not root.is_dir():
+    if not tag or not re.fullmatch(r"[0-9a-f]{16}", str(tag)) or not root.is_dir():
         return 0
-    stale = [p for p in root.rglob(".*.tmp") if p.is_file() and _TEMPORARY.match(p.name)]
+    pattern = _temporary_pattern(str(tag))
+    stale = [p for p in root.rglob(f".*.{tag}-*.tmp") if pattern.match(p.name) and p.is_file() and not p.is_symlink()]
     for path in stale:
         path.unlink(missing_ok=True)
     if stale:
@@ -342,6 +405,48 @@ def check_separate(inputs: dict[str, str | Path], output: str | Path, what: str 
                 "would be overwritten or read back as new inputs); choose a separate folder."
             )
     return target
+
+
+def contained_path(root: Path, relative: str | Path) -> Path:
+    """``root / relative`` for a file a command writes into its output folder ``root``, refused unless it lies inside
+    ``root`` without passing through a symbolic link: ``relative`` has no ``..`` and is not absolute, and no folder
+    between ``root`` and the file is a link (or a file). A link at the file itself is replaced by the write (a
+    rename), never followed. Writing through a link could reach the inputs or any other folder."""
+    relative = Path(relative)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise UserInputError(f"'{relative}' would be written outside the output folder '{root}'.")
+    current = root
+    for part in relative.parts[:-1]:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            break  # created by the write, as a real folder
+        if stat.S_ISLNK(mode):
+            raise UserInputError(
+                f"'{current}' is a symbolic link inside the output folder '{root}': degrade_lab never writes through "
+                "links (they can lead into the inputs or anywhere else); remove it or choose another output folder.")
+        if not stat.S_ISDIR(mode):
+            raise UserInputError(f"'{current}' is a file where the output folder '{root}' needs a folder.")
+    return root / relative
+
+
+#: the files of an output folder that degrade_lab itself keeps there (beside what the manifest lists)
+OWN_FILES = re.compile(r"^(manifest(\.rank\d+)?\.json|\.degrade_lab\.lock|\..+\.[0-9a-f]{16}-[a-z0-9_]{8}\.tmp)$")
+
+
+def check_foreign(folder: Path, overwrite: bool, what: str = "output folder") -> None:
+    """Refuse a non-empty ``folder`` that holds no ``manifest.json`` of an earlier run into it (so degrade_lab did not
+    fill it): its files are the user's and would be overwritten. Names the first such file; ``overwrite=true`` writes
+    anyway (files of the same name are replaced, the others kept)."""
+    if overwrite or not folder.is_dir() or (folder / "manifest.json").is_file():
+        return
+    for entry in sorted(folder.rglob("*")):
+        if not OWN_FILES.match(entry.name) and not entry.is_dir():
+            raise UserInputError(
+                f"{what} '{folder}' already holds files that degrade_lab did not write there (first: '{entry}') and "
+                "no manifest.json of an earlier run: they could be overwritten. Choose an empty or new folder, or "
+                "give overwrite=true to write into it anyway.")
 
 
 def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
@@ -407,14 +512,18 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
             with tifffile.TiffFile(path) as tif:
                 shape = tif.pages[0].shape
+                tag = tif.pages[0].tags.get(ORIENTATION_TAG)
+                turned = tag is not None and int(tag.value) in (5, 6, 7, 8)
             planar = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4)
             height, width = (int(shape[1]), int(shape[2])) if planar else (int(shape[0]), int(shape[1]))
             _check_pixels(path, height, width)
-            return height, width
-        with Image.open(path) as im:
-            width, height = im.size
-        _check_pixels(path, height, width)
-        return height, width
+        else:
+            with Image.open(path) as im:
+                width, height = im.size
+                _check_pixels(path, height, width)  # from the header alone, before anything else is read
+                turned = int(im.getexif().get(ORIENTATION_TAG, 1) or 1) in (5, 6, 7, 8)
+        # as read (:func:`orient`): an image stored on its side (EXIF orientation 5 to 8) has height and width swapped
+        return (width, height) if turned else (height, width)
     except UserInputError:
         raise
     except FileNotFoundError as err:

@@ -3,7 +3,10 @@
 ``with OutputLock(folder, command):`` holds an exclusive ``flock`` on ``folder/.degrade_lab.lock`` for the
 duration and writes into it who holds it (host, pid, start time, command). A second run into the same
 folder stops at once with that information. The kernel releases the lock when its process dies (even by
-SIGKILL), so a lock file left by a killed run is recognised as stale, named in a message, and taken over.
+SIGKILL), so a lock file left by a killed run is recognised as stale, named in a message, and taken over; the
+temporary files that run left (its tag is in the lock file: :data:`~degrade_lab.utils.io.TEMP_TAG`) are removed then,
+and nothing else. The lock file is opened without following links and must be a regular file: a planted link cannot
+make a run overwrite another file.
 Written by hand: ``filelock`` would serve, but it cannot say who holds a lock or that one was stale.
 """
 
@@ -15,12 +18,13 @@ import json
 import logging
 import os
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
 
 from degrade_lab.errors import UserInputError
-from degrade_lab.utils.io import file_mode, writable_folder
+from degrade_lab.utils.io import TEMP_TAG, file_mode, remove_stale_temporaries, writable_folder
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".degrade_lab.lock"
@@ -71,7 +75,7 @@ class OutputLock:
             return self
         writable_folder(self.folder, self.what)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, file_mode())
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -98,13 +102,36 @@ class OutputLock:
         if self.previous:
             log.warning("%s '%s' was locked by a run that is no longer running (%s); taking it over.",
                         self.what, self.folder, _describe(self.previous))
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "command": self.command}
+            removed = remove_stale_temporaries(self.folder, self.previous.get("temporaries"))
+            if removed:
+                log.info("removed %d temporary file(s) that the interrupted run left under %s", removed, self.folder)
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "command": self.command,
+                  "temporaries": TEMP_TAG}
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(record).encode())
         os.fsync(fd)
         self._held[self.folder] = 1
         return self
+
+    def _open(self) -> int:
+        """The lock file, created if absent, never through a link (``O_NOFOLLOW``), and refused unless it is a
+        regular file."""
+        problem = None
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, file_mode())
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EACCES, errno.EPERM):
+                raise
+            problem = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a folder"}.get(err.errno, err.strerror)
+        else:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+            problem = "not a regular file"
+        raise UserInputError(
+            f"the lock file '{self.path}' of {self.what} '{self.folder}' is {problem}, not a lock file that degrade_lab "
+            "wrote; it was left as it is. Remove it (or choose another folder) and run again.")
 
     def release(self) -> None:
         depth = self._held.get(self.folder, 0)

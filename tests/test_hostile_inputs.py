@@ -361,3 +361,57 @@ def test_every_bad_value_is_named_in_one_line_before_any_work(tiny_folders, dncn
         _refused(result, needle)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line
         assert not out.exists(), (values, sorted(out.rglob("*")))  # nothing written (no manifest.json)
+
+
+# ---- after training: calibration fits any size, and a failure there never costs the run its summary ---------------
+def test_a_finished_training_ends_with_its_summary_whatever_the_image_sizes(compose, tiny_folders, tmp_path,
+                                                                             monkeypatch):
+    """A clean image of 51x46 (not a multiple of DeFlow's scale 4) used to stop the end-of-training calibration with
+    'image size ... is not divisible by the scale 4', exit 1 and no summary.json."""
+    from PIL import Image
+
+    from degrade_lab.tasks import calibrate as calibrate_task
+    from degrade_lab.tasks.train import train
+    from test_deflow import TINY as TINY_DEFLOW
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for index, file in enumerate(sorted((tiny_folders / "source").glob("*.png"))):
+        image = Image.open(file)
+        (image.resize((51, 46)) if index == 0 else image).save(source / file.name)
+    overrides = [*TINY_DEFLOW, f"data.source={source}", f"data.target={tiny_folders / 'target'}",
+                 f"data.test={tiny_folders / 'test'}", "trainer.max_steps=2"]
+    cfg = compose("train", overrides, run_dir=tmp_path / "run")
+    metrics = train(cfg)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "failed_after_training" not in summary and metrics["calibrated_temperature_last"] > 0
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something unforeseen after the last checkpoint")
+
+    monkeypatch.setattr(calibrate_task, "calibrate_checkpoint", broken)
+    train(compose("train", overrides, run_dir=tmp_path / "run2"))
+    summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
+    assert summary["global_step"] == 2 and "unforeseen" in summary["failed_after_training"]["calibration of last.ckpt"]
+    assert (tmp_path / "run2" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_tile_margin_narrower_than_the_receptive_field_is_warned_with_its_error(tiny_folders, dncnn_ckpt, tmp_path):
+    """TINY_DNCNN has 3 layers of 3x3 convolutions: its receptive-field radius is 3 px (closed form). A margin of 1
+    warns with the measured difference; a margin of 3 gives exactly the whole-image result, without a word."""
+    import degrade_lab
+    from degrade_lab.utils.tiling import receptive_radius
+
+    restorer = degrade_lab.load_restorer(dncnn_ckpt, device="cpu")
+    assert receptive_radius(restorer.network()) == (3, False)
+    photos = tiny_folders / "test" / "degraded"
+    runs = {}
+    for name, options in {"whole": ["tile=0"], "narrow": ["tile=16", "tile_margin=1"],
+                          "enough": ["tile=16", "tile_margin=3"]}.items():
+        result = cli("restore", f"ckpt={dncnn_ckpt}", f"input={photos}", f"output={tmp_path / name}", *options)
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[name] = result
+    assert "tile_margin=1 is narrower than the network's receptive field (radius 3 px" in runs["narrow"].stderr
+    assert "grey levels" in runs["narrow"].stderr and "narrower" not in runs["enough"].stderr
+    for file in ("v0.png", "v1.png"):
+        assert (tmp_path / "enough" / file).read_bytes() == (tmp_path / "whole" / file).read_bytes()

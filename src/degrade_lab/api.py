@@ -139,6 +139,31 @@ class Restorer:
                 out = restore(batch)
         return out.float()
 
+    def seams(self, image: torch.Tensor, tile: int, tile_margin: int, tile_multiple: int = 8, noise_level=None,
+              crop: int = 128) -> dict | None:
+        """What tiling with ``tile_margin`` costs on ``image`` (``3 x H x W``), or None when the margin covers the
+        network's receptive field (:func:`~degrade_lab.utils.tiling.receptive_radius`, from its gradient): then tiles
+        give exactly the whole-image result. Else the largest difference, in 8-bit grey levels, between a centre
+        crop of ``image`` restored whole and in tiles of ``min(tile, crop)`` px with that margin (fp32)."""
+        from degrade_lab.utils.tiling import receptive_radius
+
+        network = self.network(noise_level)
+        self.module.to(memory_format=torch.contiguous_format)
+        self._layout = torch.contiguous_format
+        radius, reached = receptive_radius(network, size=97, scale=self.scale, device=self.device)
+        if int(tile_margin) >= radius and not reached:
+            return None
+        small = max(16, min(int(tile), crop))
+        height, width = image.shape[-2:]
+        top, left = max(0, (height - 3 * small) // 2), max(0, (width - 3 * small) // 2)
+        window = image[None, :, top : top + 3 * small, left : left + 3 * small]
+        whole = self.restore_batch(window, tile=0, precision="32").clamp(0, 1)
+        tiles = self.restore_batch(window, tile=small, tile_margin=int(tile_margin), tile_multiple=tile_multiple,
+                                   precision="32").clamp(0, 1)
+        return {"receptive_radius": radius, "at_least": reached, "tile_margin": int(tile_margin),
+                "max_difference_grey_levels": round(float((whole - tiles).abs().max()) * 255, 3),
+                "crop": list(window.shape[-2:]), "tile": small}
+
     @staticmethod
     def tile_for(size, tile) -> int:
         """The tile size (0: whole image) for an image of ``size`` (H, W) under the ``tile`` option."""

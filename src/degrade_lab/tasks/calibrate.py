@@ -58,11 +58,28 @@ def describe_images(images: Images) -> str:
     return f"{len(files)} images under {os.path.commonpath([str(f) for f in files])}"
 
 
-def clean_crops(images: Images, count: int, crop: int) -> list[torch.Tensor]:
+def clean_crops(images: Images, count: int, crop: int, multiple: int = 1) -> list[torch.Tensor]:
     """Centre crops (``crop`` pixels, whole images where smaller) of up to ``count`` images spread evenly over
-    the sorted folder (or list of files)."""
+    the sorted folder (or list of files), each then cut at its bottom and right edges to a multiple of ``multiple``
+    (the model's scale: its clean operator, x4 bicubic, needs whole low-resolution pixels; the papers' data
+    preparation crops so too, MATLAB's ``modcrop``). Images smaller than ``multiple`` are left out."""
     files = spread(image_files(images, "clean folder"), count)
-    return [center_crop(read_image(file), crop).contiguous() for file in files]
+    crops, cut = [], 0
+    for file in files:
+        image = center_crop(read_image(file), crop)
+        height, width = image.shape[-2:]
+        if height < multiple or width < multiple:
+            log.warning("'%s' (%dx%d) is smaller than the scale %d: left out of the calibration", file, height, width,
+                        multiple)
+            continue
+        cut += bool(height % multiple or width % multiple)
+        crops.append(image[:, : height - height % multiple, : width - width % multiple].contiguous())
+    if cut:
+        log.info("calibration: %d of %d clean images cut at the bottom / right to a multiple of the scale %d",
+                 cut, len(crops), multiple)
+    if not crops:
+        raise UserInputError(f"no clean image of {describe_images(images)} is at least {multiple} pixels on each side.")
+    return crops
 
 
 def calibrate_checkpoint(ckpt: str | Path, source: Images | None = None, target: Images | None = None,
@@ -92,7 +109,8 @@ def calibrate_checkpoint(ckpt: str | Path, source: Images | None = None, target:
     degrader = get_class(module.degrader_target, origin=COMMAND_LINE)(module=module).to(device)  # a class attribute
     reference = (estimate_folder(target, progress=False) if isinstance(target, str | Path) else
                  estimate_folder(describe_images(target), progress=False, files=image_files(target, "degraded")))
-    clean = [image.to(device) for image in clean_crops(source, images, crop)]
+    scale = int(getattr(degrader, "scale", 1) or 1)
+    clean = [image.to(device) for image in clean_crops(source, images, crop, multiple=scale)]
     statistic = statistic or getattr(module, "calibration_statistic", "reading")
     result = calibration.calibrate(degrader, clean, reference, option, low, high, seed=seed, progress=progress,
                                    statistic=statistic)

@@ -17,6 +17,7 @@ and an image that runs out of memory whole is retried in tiles; both are said.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -94,6 +95,28 @@ def _check_headers(names: dict[str, Path], skip_bad: bool, failed: dict) -> dict
     return good
 
 
+def _check_seams(cfg: DictConfig, restorer: Restorer, todo: dict[str, Path]) -> dict | None:
+    """When some image will be restored in tiles and ``tile_margin`` is narrower than the network's receptive field,
+    warn with the difference it causes, measured on a crop of the first such image (:meth:`Restorer.seams`)."""
+    first = next(((name, file, tile) for name, file in todo.items()
+                  if (tile := Restorer.tile_for(image_size(file), cfg.tile))), None)
+    if first is None:
+        return None
+    name, file, tile = first
+    image = read_image_and_depth(file)[0].to(restorer.device)
+    seams = restorer.seams(image, tile, int(cfg.tile_margin), int(cfg.tile_multiple), cfg.get("noise_level"))
+    if seams and seams["max_difference_grey_levels"] > 0:
+        message = (f"tile_margin={seams['tile_margin']} is narrower than the network's receptive field (radius "
+                   f"{'at least ' if seams['at_least'] else ''}{seams['receptive_radius']} px, from its gradient): "
+                   f"tiles differ from restoring the image whole by up to {seams['max_difference_grey_levels']:.2f} "
+                   f"grey levels (measured on a {seams['crop'][0]}x{seams['crop'][1]} crop of '{name}' in tiles of "
+                   f"{seams['tile']} px); tile_margin={seams['receptive_radius']} or more"
+                   f"{'' if seams['at_least'] else ' removes them'}, tile=0 restores whole images.")
+        log.warning(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    return seams
+
+
 def _restore_one(restorer: Restorer, image: torch.Tensor, name: str, cfg: DictConfig) -> tuple[torch.Tensor, int]:
     """The restored image and the tile size used (0: whole); a whole image that runs out of memory is retried
     in tiles, halved until it fits."""
@@ -148,6 +171,7 @@ def restore(cfg: DictConfig) -> dict:
         for name in names:  # every file it will write lies inside the output folder, through no link
             contained_path(target, name)
         todo = {n: f for n, f in names.items() if not (n in done and (target / n).is_file())}
+        seams = _check_seams(cfg, restorer, todo) if owner else None
 
         def save_manifest():
             atomic_write_json(manifest_path, {
@@ -171,7 +195,7 @@ def restore(cfg: DictConfig) -> dict:
             times["images"] = entries
     summary = {"images": len(names), "restored": len(done), "restored_now": times["images"], "failed": len(failed),
                "output": str(target), "precision": "bf16" if bf16 else "float32", "processes": times["processes"],
-               "seconds": times}
+               "seconds": times, **({"tile_seams": seams} if seams else {})}
     write_summary(run_dir, task="restore", ckpt=str(cfg.ckpt), params=count_parameters(restorer.module),
                   global_step=restorer.record.get("global_step"), wall_seconds=round(time.time() - start, 2),
                   seed=int(cfg.seed), **summary)

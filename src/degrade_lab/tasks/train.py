@@ -133,8 +133,12 @@ def _calibrate_checkpoints(cfg: DictConfig, out: Path, model) -> dict[str, dict]
                 # the run's own images, read from the checkpoint's config (a split run: its two domains)
                 results[name] = calibrate_checkpoint(ckpt, seed=int(cfg.seed),
                                                      device=model.device)
-            except UserInputError as err:  # the training itself succeeded: say why, keep the run
-                log.warning("%s.ckpt was not calibrated: %s", name, err)
+            except Exception as err:  # noqa: BLE001 (the training itself succeeded: say why, keep the run)
+                if not isinstance(err, UserInputError):
+                    log.exception("%s.ckpt was not calibrated", name)
+                log.warning("%s.ckpt was not calibrated (%s: %s); the checkpoint is as trained: degrade-lab "
+                            "calibrate ckpt=%s tries again", name, type(err).__name__, err, ckpt)
+                results[name] = {"error": f"{type(err).__name__}: {err}"}
     atomic_write_json(out / "calibration.json", results)
     return results
 
@@ -184,9 +188,17 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
         _finish_wandb(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     params = count_parameters(model)  # as trained (calibration below freezes the weights it reads)
+    failures = {}  # what went wrong after the last checkpoint: said in the summary, never costing the run its summary
     if trainer.is_global_zero:
-        for name, result in _calibrate_checkpoints(cfg, out, model).items():
-            metrics[f"calibrated_{result['option']}_{name}"] = result["value"]
+        try:
+            for name, result in _calibrate_checkpoints(cfg, out, model).items():
+                if "error" in result:
+                    failures[f"calibration of {name}.ckpt"] = result["error"]
+                else:
+                    metrics[f"calibrated_{result['option']}_{name}"] = result["value"]
+        except Exception as err:  # noqa: BLE001 (the checkpoints are written: keep the run, say what failed)
+            log.exception("after training")
+            failures["after training"] = f"{type(err).__name__}: {err}"
     optimized = str(cfg.get("optimized_metric") or "auto")
     if optimized == "auto":  # what a sweeper optimises: the model's own validation metric at its best
         metrics["optimized"] = metrics.get(f"{model.monitor}_best")
@@ -204,6 +216,7 @@ def _train(cfg: DictConfig, out: Path, start: float) -> dict:
             seed=cfg.seed,
             metrics=metrics,
             resumed_from=ckpt_path,
+            **({"failed_after_training": failures} if failures else {}),
             **({"data_loading": datamodule.describe_loading()} if hasattr(datamodule, "describe_loading") else {}),
             **({"throughput": timers[0]} if timers else {}),
         )

@@ -190,7 +190,7 @@ LIMITS = {
     "tile_margin": _integer(0),
     "tile_multiple": _integer(1),
     "samples": _integer(1),
-    "io_threads": _integer(1),
+    "io_threads": _integer(0),
     "max_pixels": _integer(1),
     "images": _integer(1),
     "crop": _integer(1),

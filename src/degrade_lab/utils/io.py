@@ -441,12 +441,18 @@ def check_foreign(folder: Path, overwrite: bool, what: str = "output folder") ->
     anyway (files of the same name are replaced, the others kept)."""
     if overwrite or not folder.is_dir() or (folder / "manifest.json").is_file():
         return
-    for entry in sorted(folder.rglob("*")):
-        if not OWN_FILES.match(entry.name) and not entry.is_dir():
-            raise UserInputError(
-                f"{what} '{folder}' already holds files that degrade_lab did not write there (first: '{entry}') and "
-                "no manifest.json of an earlier run: they could be overwritten. Choose an empty or new folder, or "
-                "give overwrite=true to write into it anyway.")
+    foreign = None
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):  # a link is an entry, never entered
+        links = [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
+        for name in sorted(filenames + links):
+            if not OWN_FILES.match(name) or os.path.islink(os.path.join(dirpath, name)):
+                entry = Path(dirpath) / name
+                foreign = entry if foreign is None else min(foreign, entry)
+    if foreign is not None:
+        raise UserInputError(
+            f"{what} '{folder}' already holds files that degrade_lab did not write there (first: '{foreign}') and "
+            "no manifest.json of an earlier run: they could be overwritten. Choose an empty or new folder, or "
+            "give overwrite=true to write into it anyway.")
 
 
 def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
@@ -521,7 +527,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
             with Image.open(path) as im:
                 width, height = im.size
                 _check_pixels(path, height, width)  # from the header alone, before anything else is read
-                turned = int(im.getexif().get(ORIENTATION_TAG, 1) or 1) in (5, 6, 7, 8)
+                try:  # a PNG may keep its EXIF after the pixels: a truncated file is named when it is decoded
+                    turned = int(im.getexif().get(ORIENTATION_TAG, 1) or 1) in (5, 6, 7, 8)
+                except Exception:  # noqa: BLE001
+                    turned = False
         # as read (:func:`orient`): an image stored on its side (EXIF orientation 5 to 8) has height and width swapped
         return (width, height) if turned else (height, width)
     except UserInputError:

@@ -245,6 +245,11 @@ def test_resume_takes_only_a_training_run_folder(tiny_folders, tmp_path):
     hydra_before = _hashes(run)
     _refused(cli(*base, "model.net.channels=16", f"resume={run}"), "different model", "model.net.channels")
     assert _hashes(run) == hydra_before
+    # a link planted in a run folder is never written through by the resumed run
+    (run / "csv").rename(tmp_path / "csv_elsewhere")
+    (run / "csv").symlink_to(tmp_path / "home", target_is_directory=True)
+    _refused(cli(*base, f"resume={run}"), "symbolic link", str(run / "csv"))
+    assert _hashes(tmp_path / "home") == before
 
 
 def test_a_pipeline_name_is_a_plain_name(tmp_path):

@@ -41,6 +41,10 @@ def resume_target(value: str | Path) -> tuple[Path, Path]:
         raise UserInputError(
             f"cannot resume: '{run}' is not a run folder of degrade-lab train (no config.yaml of a training run "
             "beside checkpoints/); nothing was written there.")
+    for entry in sorted(run.iterdir()):  # a resumed run writes into these: never through a link out of the folder
+        if entry.is_symlink():
+            raise UserInputError(f"cannot resume: '{entry}' in the run folder is a symbolic link; degrade_lab never "
+                                 "writes through links (they can lead anywhere). Replace it with the real folder.")
     return run, checkpoint
 
 

@@ -43,6 +43,26 @@ def isolated_home(tmp_path_factory):
     yield root
 
 
+def tree_hashes(root: Path, skip: Path | None = None) -> dict[str, str]:
+    """Every entry under ``root`` but those under ``skip``: links as their target text (never followed), files by their
+    content's SHA-256, folders as ``dir``; to assert that a command changed nothing there."""
+    import hashlib
+
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if skip is not None and (path == skip or skip in path.parents):
+                continue
+            if path.is_symlink():
+                found[str(path)] = "link:" + os.readlink(path)
+            elif path.is_file():
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                found[str(path)] = "dir"
+    return found
+
+
 def save_rgb(path: Path, array: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)

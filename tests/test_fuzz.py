@@ -13,7 +13,6 @@ sizes, broken files, links inside and out, prepared output folders) and random o
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -26,6 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+from conftest import tree_hashes
 
 EXAMPLES = int(os.environ.get("DEGRADE_LAB_FUZZ_EXAMPLES", "100"))
 
@@ -145,22 +146,8 @@ def _build(root: Path, entries, output_state: str, paired: bool, seed: int) -> t
 
 
 def _snapshot(root: Path, output: Path) -> dict[str, str]:
-    """Every entry under ``root`` but inside the output folder: links as their target text (never followed), files
-    by their content's hash."""
-    outside = output.resolve() if output.is_dir() and not output.is_symlink() else None
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            if outside is not None and (path == outside or outside in path.parents):
-                continue
-            if path.is_symlink():
-                found[str(path)] = "link:" + os.readlink(path)
-            elif path.is_file():
-                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                found[str(path)] = "dir"
-    return found
+    """Every entry under ``root`` but inside the output folder (:func:`conftest.tree_hashes`)."""
+    return tree_hashes(root, output.resolve() if output.is_dir() and not output.is_symlink() else None)
 
 
 def _cli(args: list[str]) -> tuple[int, str]:

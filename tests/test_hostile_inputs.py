@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import smooth_image
+from conftest import smooth_image, tree_hashes
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.checkpoint import load_model, save_model_file
 from degrade_lab.utils.trusted_targets import MAX_NESTING, check_config, loading
 from test_cli import cli
+from test_safety import _failure
 
 SRC = Path(__file__).parents[1] / "src" / "degrade_lab"
 DNCNN = {"_target_": "degrade_lab.lit.restoration.RestorationModule",
@@ -76,7 +77,7 @@ def test_a_model_file_that_names_itself_is_refused_not_followed(tiny_folders, tm
     assert MAX_NESTING == 2
 
 
-def test_a_stored_key_that_interpolates_is_refused():
+def test_a_stored_key_that_interpolates_is_failure():
     with pytest.raises(UserInputError, match="interpolation"):
         check_config({"model": {**DNCNN, "${oc.env:HOME}": 1}}, "f.ckpt")
 
@@ -121,48 +122,23 @@ def test_info_refuses_a_record_with_a_foreign_section(tmp_path):
 
 
 # ---- 2. output containment -------------------------------------------------------------------------------------
-def _hashes(root: Path) -> dict:
-    """Every entry under ``root`` (links as their target text, never followed) and its content's hash."""
-    import hashlib
-    import os
-
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            if path.is_symlink():
-                found[str(path)] = "link:" + os.readlink(path)
-            elif path.is_file():
-                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                found[str(path)] = "dir"
-    return found
-
-
-def _refused(result, *needles):
-    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    for needle in needles:
-        assert needle in result.stderr, (needle, result.stderr[-2000:])
-
-
 def test_a_link_inside_the_output_folder_is_never_written_through(tiny_folders, dncnn_ckpt, tmp_path):
     inputs = tmp_path / "input"
     (inputs / "sub").mkdir(parents=True)
     for name in ("a.png", "sub/b.png"):
         (inputs / name).write_bytes((tiny_folders / "test" / "degraded" / "v0.png").read_bytes())
-    before = _hashes(inputs)
+    before = tree_hashes(inputs)
     out = tmp_path / "restored"
     out.mkdir()
     (out / "sub").symlink_to(inputs / "sub", target_is_directory=True)
-    _refused(cli("restore", f"ckpt={dncnn_ckpt}", f"input={inputs}", f"output={out}", "overwrite=true"),
+    _failure(cli("restore", f"ckpt={dncnn_ckpt}", f"input={inputs}", f"output={out}", "overwrite=true"),
              "symbolic link", str(out / "sub"))
     pairs = tmp_path / "pairs"
     pairs.mkdir()
     (pairs / "degraded").symlink_to(inputs, target_is_directory=True)
-    _refused(cli("synthesize", "degrader=awgn", f"input={inputs}", f"output={pairs}", "overwrite=true"),
+    _failure(cli("synthesize", "degrader=awgn", f"input={inputs}", f"output={pairs}", "overwrite=true"),
              "symbolic link")
-    assert _hashes(inputs) == before
+    assert tree_hashes(inputs) == before
 
 
 def test_a_planted_lock_file_is_refused_not_followed(tiny_folders, tmp_path):
@@ -172,11 +148,11 @@ def test_a_planted_lock_file_is_refused_not_followed(tiny_folders, tmp_path):
     out.mkdir()
     (out / ".degrade_lab.lock").symlink_to(victim)
     args = ["synthesize", "degrader=awgn", f"input={tiny_folders / 'source'}", f"output={out}"]
-    _refused(cli(*args), "lock file", "symbolic link")
+    _failure(cli(*args), "lock file", "symbolic link")
     assert victim.read_text() == "precious"
     (out / ".degrade_lab.lock").unlink()
     (out / ".degrade_lab.lock").mkdir()
-    _refused(cli(*args), "lock file", "a folder")
+    _failure(cli(*args), "lock file", "a folder")
 
 
 def test_a_folder_of_the_users_files_is_refused_unless_overwrite(tiny_folders, dncnn_ckpt, tmp_path):
@@ -184,12 +160,12 @@ def test_a_folder_of_the_users_files_is_refused_unless_overwrite(tiny_folders, d
     out.mkdir()
     (out / "v0.png").write_bytes(b"my own picture")
     args = ["restore", f"ckpt={dncnn_ckpt}", f"input={tiny_folders / 'test' / 'degraded'}", f"output={out}"]
-    _refused(cli(*args), str(out / "v0.png"), "overwrite=true")
+    _failure(cli(*args), str(out / "v0.png"), "overwrite=true")
     assert (out / "v0.png").read_bytes() == b"my own picture" and not (out / "manifest.json").exists()
     pairs = tmp_path / "pairs"
     (pairs / "clean").mkdir(parents=True)
     (pairs / "clean" / "notes.txt").write_text("mine")
-    _refused(cli("synthesize", "degrader=awgn", f"input={tiny_folders / 'source'}", f"output={pairs}"), "notes.txt")
+    _failure(cli("synthesize", "degrader=awgn", f"input={tiny_folders / 'source'}", f"output={pairs}"), "notes.txt")
     result = cli(*args, "overwrite=true")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "v0.png").read_bytes()[:4] == b"\x89PNG"
@@ -232,30 +208,30 @@ def test_resume_takes_only_a_training_run_folder(tiny_folders, tmp_path):
     (tmp_path / "home" / "summary.json").write_text("mine")
     (tmp_path / "home" / ".x.abcdefgh.tmp").write_text("mine")
     base = ["train", *TINY, f"data.paired={tiny_folders / 'paired'}", "trainer.max_steps=2"]
-    before = _hashes(tmp_path / "home")
-    _refused(cli(*base, f"resume={downloads / 'model.ckpt'}"), "resume= takes a training run folder")
+    before = tree_hashes(tmp_path / "home")
+    _failure(cli(*base, f"resume={downloads / 'model.ckpt'}"), "resume= takes a training run folder")
     exported = downloads / "checkpoints" / "model.safetensors"
     exported.parent.mkdir()
     assert cli("export", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"output={exported}").returncode == 0
-    before = _hashes(tmp_path / "home")
-    _refused(cli(*base, f"resume={exported}"), "resume= takes a training run folder")
-    _refused(cli(*base, f"resume={downloads}"), "does not exist")
-    assert _hashes(tmp_path / "home") == before
+    before = tree_hashes(tmp_path / "home")
+    _failure(cli(*base, f"resume={exported}"), "resume= takes a training run folder")
+    _failure(cli(*base, f"resume={downloads}"), "does not exist")
+    assert tree_hashes(tmp_path / "home") == before
     # a resume with another model is refused before Hydra rewrites the run's .hydra/ or its log
-    hydra_before = _hashes(run)
-    _refused(cli(*base, "model.net.channels=16", f"resume={run}"), "different model", "model.net.channels")
-    assert _hashes(run) == hydra_before
+    hydra_before = tree_hashes(run)
+    _failure(cli(*base, "model.net.channels=16", f"resume={run}"), "different model", "model.net.channels")
+    assert tree_hashes(run) == hydra_before
     # a link planted in a run folder is never written through by the resumed run
     (run / "csv").rename(tmp_path / "csv_elsewhere")
     (run / "csv").symlink_to(tmp_path / "home", target_is_directory=True)
-    _refused(cli(*base, f"resume={run}"), "symbolic link", str(run / "csv"))
-    assert _hashes(tmp_path / "home") == before
+    _failure(cli(*base, f"resume={run}"), "symbolic link", str(run / "csv"))
+    assert tree_hashes(tmp_path / "home") == before
 
 
 def test_a_pipeline_name_is_a_plain_name(tmp_path):
     from degrade_lab.resolvers import plain_name
 
-    _refused(cli("pipeline", "dncnn_demo", f"pipeline.name=../../../..{tmp_path}/elsewhere"), "not a plain name")
+    _failure(cli("pipeline", "dncnn_demo", f"pipeline.name=../../../..{tmp_path}/elsewhere"), "not a plain name")
     assert not (tmp_path / "elsewhere").exists()
     assert plain_name("dncnn_demo.v2-b") == "dncnn_demo.v2-b"
     for bad in ("..", "a/b", "", ".hidden", "a..b"):
@@ -313,10 +289,10 @@ def test_two_files_of_one_stem_are_refused_everywhere(tiny_folders, tmp_path):
     from PIL import Image
 
     Image.open(source).save(folder / "a.jpg")
-    _refused(cli("synthesize", "degrader=awgn", f"input={folder}", f"output={tmp_path / 'pairs'}"),
+    _failure(cli("synthesize", "degrader=awgn", f"input={folder}", f"output={tmp_path / 'pairs'}"),
              "a.png", "a.jpg")
     assert not (tmp_path / "pairs").exists()
-    _refused(cli("prepare", "luma", f"data.root={folder}", f"output={tmp_path / 'luma'}"), "a.png", "a.jpg")
+    _failure(cli("prepare", "luma", f"data.root={folder}", f"output={tmp_path / 'luma'}"), "a.png", "a.jpg")
 
 
 def test_an_animation_says_which_frame_it_uses(tmp_path, caplog):
@@ -363,7 +339,7 @@ def test_every_bad_value_is_named_in_one_line_before_any_work(tiny_folders, dncn
         out = tmp_path / f"out{number}"
         extra = [] if task == "train" else [f"output={out}"]
         result = cli(task, *given[task], *extra, *values)
-        _refused(result, needle)
+        _failure(result, needle)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line
         assert not out.exists(), (values, sorted(out.rglob("*")))  # nothing written (no manifest.json)
 

@@ -63,6 +63,32 @@ def tree_hashes(root: Path, skip: Path | None = None) -> dict[str, str]:
     return found
 
 
+def cli_in_process(args: list[str]) -> tuple[int, str]:
+    """``degrade-lab ARGS`` run in this process through the console script's own entry point (ten times faster than a
+    child process): (exit status, what it wrote to stderr). An exception that escapes is a traceback a user would
+    see, and fails the calling test."""
+    import contextlib
+    import io
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from degrade_lab import cli
+
+    stderr, argv = io.StringIO(), sys.argv
+    sys.argv = ["degrade-lab", *map(str, args)]
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    return code, stderr.getvalue()
+
+
 def save_rgb(path: Path, array: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)

@@ -12,11 +12,8 @@ sizes, broken files, links inside and out, prepared output folders) and random o
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import tree_hashes
+from conftest import cli_in_process, tree_hashes
 
 EXAMPLES = int(os.environ.get("DEGRADE_LAB_FUZZ_EXAMPLES", "100"))
 
@@ -150,29 +147,6 @@ def _snapshot(root: Path, output: Path) -> dict[str, str]:
     return tree_hashes(root, output.resolve() if output.is_dir() and not output.is_symlink() else None)
 
 
-def _cli(args: list[str]) -> tuple[int, str]:
-    """``degrade-lab ARGS`` in this process: (exit status, stderr). An exception that escapes is a failure of the
-    property (a traceback a user would see)."""
-    from degrade_lab import cli
-
-    stderr, stdout = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["degrade-lab", *args]
-    try:
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-            try:
-                cli.main()
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    finally:
-        sys.argv = argv
-        from hydra.core.global_hydra import GlobalHydra
-
-        GlobalHydra.instance().clear()
-    return code, stderr.getvalue()
-
-
 @pytest.fixture(scope="module")
 def fuzz_checkpoint(tmp_path_factory) -> Path:
     """A tiny DnCNN checkpoint (3 layers) trained for 2 steps on random pairs."""
@@ -185,7 +159,7 @@ def fuzz_checkpoint(tmp_path_factory) -> Path:
         Image.fromarray(clean).save(root / "pairs" / "clean" / f"p{index}.png")
         Image.fromarray(np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)).save(
             root / "pairs" / "degraded" / f"p{index}.png")
-    code, stderr = _cli(["train", "model=dncnn", "model.net.channels=4", "model.net.depth=3", "data=folders",
+    code, stderr = cli_in_process(["train", "model=dncnn", "model.net.channels=4", "model.net.depth=3", "data=folders",
                          f"data.paired={root / 'pairs'}", "data.crop_size=16", "data.batch_size=2",
                          "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2", "logger=none",
                          "callbacks=none", "model.val_lpips=null", "hardware=cpu", "calibrate=false",
@@ -220,7 +194,7 @@ def test_no_command_writes_outside_its_output_or_ends_in_a_traceback(fuzz_checkp
             args = ["evaluate", f"ckpt={ckpt}", "data=folders", f"data.test={inputs}", "metrics.lpips=null",
                     "progress=false", *overrides]
         before = _snapshot(root, output)
-        code, stderr = _cli(args)
+        code, stderr = cli_in_process(args)
         if os.environ.get("DEGRADE_LAB_FUZZ_LOG"):  # a long run's tally: task, exit status, the refusal
             with open(os.environ["DEGRADE_LAB_FUZZ_LOG"], "a") as tally:
                 said = [line for line in stderr.splitlines() if "error:" in line]

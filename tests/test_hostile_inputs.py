@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import smooth_image, tree_hashes
+from conftest import cli_in_process, smooth_image, tree_hashes
 from degrade_lab.errors import UserInputError
 from degrade_lab.utils.checkpoint import load_model, save_model_file
 from degrade_lab.utils.trusted_targets import MAX_NESTING, check_config, loading
@@ -338,10 +338,13 @@ def test_every_bad_value_is_named_in_one_line_before_any_work(tiny_folders, dncn
     for number, (task, values, needle) in enumerate(BAD_VALUES):
         out = tmp_path / f"out{number}"
         extra = [] if task == "train" else [f"output={out}"]
-        result = cli(task, *given[task], *extra, *values)
-        _failure(result, needle)
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line
+        code, stderr = cli_in_process([task, *given[task], *extra, *values])
+        assert code == 2 and needle in stderr and "Traceback" not in stderr, (values, stderr[-2000:])
+        assert len(stderr.strip().splitlines()) == 1, stderr  # one line
         assert not out.exists(), (values, sorted(out.rglob("*")))  # nothing written (no manifest.json)
+    result = cli("train", *given["train"], "data.batch_size=-1")  # and so in a process of its own
+    _failure(result, "data.batch_size=-1: expected an integer >= 1")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 # ---- after training: calibration fits any size, and a failure there never costs the run its summary ---------------

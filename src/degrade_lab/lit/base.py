@@ -48,7 +48,7 @@ def compile_parts(network: torch.nn.Module, mode: str = "default", prefix: str =
     return [name for name, _ in found]
 
 
-def instantiate_model(config, origin=None) -> DegradeLabModule:
+def instantiate_model(config) -> DegradeLabModule:
     """Build a LightningModule from its config (``_target_`` + arguments). ``compile`` (false, true or a
     torch.compile mode) is taken out first: it is how the networks run, not what they are, so every model takes it
     and checkpoints load the same with or without it (:meth:`DegradeLabModule.compile_networks`)."""
@@ -58,7 +58,7 @@ def instantiate_model(config, origin=None) -> DegradeLabModule:
 
     config = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else dict(config)
     mode = config.pop("compile", False)
-    module = instantiate(config, origin=origin or COMMAND_LINE)
+    module = instantiate(config, origin=COMMAND_LINE)
     if mode not in (False, None, "false", "none"):
         module.compile_networks(mode)
     return module

@@ -32,6 +32,7 @@ from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import markdown_table, output_dir, save_config, task_device
 from degrade_lab.utils.io import (
     IMAGE_SUFFIXES,
+    ORIENTATION_NOTE,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -177,7 +178,7 @@ def restore(cfg: DictConfig) -> dict:
             atomic_write_json(manifest_path, {
                 "settings": settings, "input": str(root), "model": type(restorer.module.net).__name__,
                 "scale": restorer.scale, "precision": "bf16" if bf16 else "float32", "versions": package_versions(),
-                "orientation": "EXIF orientation applied on read (files rotated so: exif_orientation)",
+                "orientation": ORIENTATION_NOTE,
                 "files": done, "failed": failed})
 
         if owner:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from degrade_lab.errors import UserInputError
 from degrade_lab.tasks.common import output_dir, save_config, task_device
 from degrade_lab.utils.io import (
+    ORIENTATION_NOTE,
     atomic_write_bytes,
     atomic_write_json,
     check_foreign,
@@ -104,9 +105,8 @@ def synthesize(cfg: DictConfig) -> dict:
 
         def save_manifest():
             atomic_write_json(manifest_path, {"settings": settings, "input": str(source),
-                                              "versions": package_versions(),
-                                              "orientation": "EXIF orientation applied on read (files rotated so: "
-                                                             "exif_orientation)", "files": done})
+                                              "versions": package_versions(), "orientation": ORIENTATION_NOTE,
+                                              "files": done})
 
         if owner:
             save_manifest()  # before the first image: a second writer with other settings is refused

@@ -175,9 +175,7 @@ def load_model(path: str | Path):
         if config.get("val_lpips"):
             config["val_lpips"] = None  # a validation-only metric: inference does not need its backbone
         config.pop("compile", None)  # a training choice (model.compile); inference compiles nothing by default
-        module = instantiate(config, origin=path)
-    if not isinstance(module, torch.nn.Module) or not hasattr(module, "load_state_dict"):
-        raise UserInputError(f"checkpoint '{path}' does not hold a model ({record['config']['model']['_target_']}).")
+        module = instantiate(config, origin=path)  # a LightningModule: read_checkpoint checked the class
     module.load_state_dict(checkpoint["state_dict"])
     module.calibration = record.get("calibration")  # degrade-lab calibrate's result, if any
     return module.eval(), record

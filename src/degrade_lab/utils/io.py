@@ -182,6 +182,10 @@ def _decode(path: Path) -> np.ndarray:
         return orient(np.asarray(im), orientation)
 
 
+#: what a manifest says of orientation (each rotated file's entry carries its ``exif_orientation``)
+ORIENTATION_NOTE = "EXIF orientation applied on read (each rotated file's entry gives its exif_orientation)"
+
+
 def orientation(path: str | Path) -> int:
     """The EXIF (or TIFF) orientation of an image file, 1 (as stored) to 8, read from its header; every reader here
     applies it (:func:`read_pixels`), as Pillow's ``ImageOps.exif_transpose`` does."""

@@ -185,7 +185,7 @@ def instantiate(config, *, origin: str | Path, **kwargs):
         if unexpected and target:
             raise UserInputError(f"{target.group(1).rsplit('.', 1)[-1]} takes no setting '{unexpected.group(1)}' "
                                  f"({target.group(1)}).") from None
-        if isinstance(cause, ValueError) and target and cause.__traceback__ is not None:
+        if isinstance(cause, ValueError) and target:
             # a constructor refusing a value it was given (DnCNN(depth=2)): the user's setting, named
             key = re.search(r"full_key: (\S+)", str(err))
             raise UserInputError(f"{key.group(1) + ': ' if key else ''}{cause} "
